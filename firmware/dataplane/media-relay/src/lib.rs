@@ -1,0 +1,1 @@
+//! Media relay data plane: pinned threads forwarding TURN traffic

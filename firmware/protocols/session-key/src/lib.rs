@@ -1,0 +1,1 @@
+//! Web conferencing session keys: minting and verification

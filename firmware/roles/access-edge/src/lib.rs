@@ -1,0 +1,1 @@
+//! Access Edge role: SIP edge proxy with federation policy

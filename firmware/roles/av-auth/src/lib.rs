@@ -1,0 +1,1 @@
+//! A/V Authentication Service role: relay credentials for internal users

@@ -1,0 +1,1 @@
+//! A/V Edge role: STUN/TURN control plane

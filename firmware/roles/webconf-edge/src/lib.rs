@@ -1,0 +1,1 @@
+//! Web Conferencing Edge role: session-key admission over TLS and QUIC

@@ -1,0 +1,201 @@
+//! Types of the local admin JSON API.
+//!
+//! edged serves this API on a Unix socket (and, later, the web admin page on the internal
+//! side); edgectl and the page are its clients. Keeping the types in one small crate means
+//! the daemon and its clients cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version prefix of every admin API path.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Which side of the perimeter a listener faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    External,
+    Internal,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::External => "external",
+            Side::Internal => "internal",
+        })
+    }
+}
+
+/// Transport of a listener as an operator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Mtls,
+    Quic,
+    Http,
+    Https,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Mtls => "mtls",
+            Transport::Quic => "quic",
+            Transport::Http => "http",
+            Transport::Https => "https",
+        })
+    }
+}
+
+/// One socket a role listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerInfo {
+    /// What the listener is for, e.g. "remote users" or "federation".
+    pub purpose: String,
+    pub side: Side,
+    pub transport: Transport,
+    /// The bound address (after binding, so port 0 shows the real port).
+    pub address: String,
+}
+
+/// Health of one role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "lowercase")]
+pub enum Health {
+    /// Serving.
+    Ready,
+    /// Serving, with a problem an operator should look at (e.g. no next hop reachable).
+    Degraded(String),
+    /// Not serving.
+    Down(String),
+    /// Turned off in the configuration.
+    Disabled,
+    /// Stopping: no new work accepted, in-flight work finishing.
+    Draining,
+}
+
+/// What `edgectl status` shows for one role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleStatus {
+    pub role: String,
+    pub health: Health,
+    pub listeners: Vec<ListenerInfo>,
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// `GET /api/v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub appliance: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub config_generation: u64,
+    pub roles: Vec<RoleStatus>,
+}
+
+/// One problem found in a configuration, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+/// `GET /api/v1/config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigDocument {
+    pub generation: u64,
+    /// The whole configuration as TOML, the form operators edit and export.
+    pub toml: String,
+}
+
+/// `PATCH /api/v1/config`: set one key (dotted path) to a value written as TOML
+/// (`5061`, `true`, `"text"`, `["a", "b"]`); a bare word is taken as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRequest {
+    pub key: String,
+    pub value: String,
+}
+
+/// `PUT /api/v1/config` and `POST /api/v1/config/validate` take the whole config as TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigUpload {
+    pub toml: String,
+}
+
+/// What applying a configuration did, per role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Changes now in effect.
+    pub applied: Vec<String>,
+    /// Changes stored but only in effect after a restart of edged, each with the reason.
+    pub restart_required: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn merge(&mut self, other: ApplyReport) {
+        self.applied.extend(other.applied);
+        self.restart_required.extend(other.restart_required);
+    }
+}
+
+/// Answer to a committed config change or a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitResult {
+    pub generation: u64,
+    pub report: ApplyReport,
+}
+
+/// `POST /api/v1/config/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateResult {
+    pub valid: bool,
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// `PUT /api/v1/log-level`: `role` empty sets the default level of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLevelRequest {
+    #[serde(default)]
+    pub role: Option<String>,
+    pub level: String,
+}
+
+/// The current log filter, as `GET /api/v1/log-level` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLevels {
+    pub default: String,
+    pub roles: BTreeMap<String, String>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub unix_time: u64,
+    /// Who did it: "edgectl", "web", "console", "provisioning", a role name.
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// Every error of the admin API: HTTP status plus this body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ConfigProblem>,
+}

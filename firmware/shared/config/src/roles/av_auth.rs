@@ -1,0 +1,109 @@
+//! `[av_auth]`: short-lived relay credentials for internal users.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::{default_certificate, side_address};
+use crate::{CertRef, ConfigErrors, NetworkConfig, Protocol, Side, SocketSpec, Transport};
+
+/// The MS-AVEDGEA default and maximum credential lifetime.
+pub const MAX_LIFETIME_MINUTES: u32 = 480;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AvAuthConfig {
+    pub enabled: bool,
+    pub certificate: String,
+    /// Internal side only: this service never listens on the external side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_address: Option<IpAddr>,
+    /// SIP SERVICE over mutual TLS (OCS: 5062).
+    pub sip_port: u16,
+    /// HTTPS REST endpoint (`GET /api/v1/turn-credentials`); 0 turns it off.
+    pub rest_port: u16,
+    pub default_lifetime_minutes: u32,
+    pub max_lifetime_minutes: u32,
+    /// Credentials one identity may obtain per minute.
+    pub issuance_per_minute: u32,
+    /// Identities allowed to obtain credentials: `*` wildcards, e.g. `*@example.com`.
+    pub allowed_identities: Vec<String>,
+    /// Origins allowed by CORS on the REST endpoint; empty: CORS off.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for AvAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            certificate: default_certificate(),
+            internal_address: None,
+            sip_port: 5062,
+            rest_port: 8443,
+            default_lifetime_minutes: MAX_LIFETIME_MINUTES,
+            max_lifetime_minutes: MAX_LIFETIME_MINUTES,
+            issuance_per_minute: 60,
+            allowed_identities: vec!["*".into()],
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl AvAuthConfig {
+    pub(crate) fn validate<'a>(&'a self, errs: &mut ConfigErrors, certs: &mut Vec<CertRef<'a>>) {
+        if !self.enabled {
+            return;
+        }
+        certs.push(CertRef {
+            key: "av_auth.certificate".into(),
+            name: &self.certificate,
+        });
+        if self.max_lifetime_minutes == 0 || self.max_lifetime_minutes > MAX_LIFETIME_MINUTES {
+            errs.push(
+                "av_auth.max_lifetime_minutes",
+                format!("must be from 1 to {MAX_LIFETIME_MINUTES}"),
+            );
+        }
+        if self.default_lifetime_minutes == 0 || self.default_lifetime_minutes > self.max_lifetime_minutes {
+            errs.push(
+                "av_auth.default_lifetime_minutes",
+                "must be from 1 to av_auth.max_lifetime_minutes",
+            );
+        }
+        if self.issuance_per_minute == 0 {
+            errs.push("av_auth.issuance_per_minute", "must be at least 1");
+        }
+        for (i, o) in self.cors_origins.iter().enumerate() {
+            if !(o.starts_with("https://") || o.starts_with("http://")) {
+                errs.push(format!("av_auth.cors_origins[{i}]"), format!("\"{o}\" is not an origin (scheme://host[:port])"));
+            }
+        }
+    }
+
+    pub(crate) fn sockets(&self, net: &NetworkConfig, out: &mut Vec<SocketSpec>) {
+        if !self.enabled {
+            return;
+        }
+        let int = side_address(net, Side::Internal, self.internal_address);
+        out.push(SocketSpec {
+            key: "av_auth.sip_port".into(),
+            owner: "av_auth",
+            purpose: "SIP SERVICE (MS-AVEDGEA)".into(),
+            side: Side::Internal,
+            protocol: Protocol::Tcp,
+            transport: Transport::Mtls,
+            addr: SocketAddr::new(int, self.sip_port),
+        });
+        if self.rest_port != 0 {
+            out.push(SocketSpec {
+                key: "av_auth.rest_port".into(),
+                owner: "av_auth",
+                purpose: "REST credentials".into(),
+                side: Side::Internal,
+                protocol: Protocol::Tcp,
+                transport: Transport::Https,
+                addr: SocketAddr::new(int, self.rest_port),
+            });
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `[av_edge]`: the STUN/TURN media relay.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+
+use super::{default_certificate, side_address};
+use crate::{CertRef, ConfigErrors, NetworkConfig, Protocol, Side, SocketSpec, Transport};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AvEdgeConfig {
+    pub enabled: bool,
+    pub certificate: String,
+    /// STUN realm of the long-term credentials.
+    pub realm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_address: Option<IpAddr>,
+    /// STUN/TURN over UDP on both sides (OCS: 3478).
+    pub udp_port: u16,
+    /// TURN over TCP and TLS on both sides, told apart by the first byte (OCS: 443).
+    pub tcp_port: u16,
+    /// TURN over TLS on its own port (RFC 8656: 5349); 0 turns it off.
+    pub tls_port: u16,
+    /// Address relayed media leaves from; defaults to the role's external address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_address: Option<IpAddr>,
+    pub relay_port_min: u16,
+    pub relay_port_max: u16,
+    /// Relay threads; 0 means one per core but core 0 (one thread on a single core).
+    pub relay_threads: usize,
+    /// Cores the relay threads are pinned to, in order; empty means automatic.
+    pub relay_cores: Vec<usize>,
+    /// Peer ranges (CIDR) the relay may reach although they are private: the internal
+    /// networks where the organisation's clients live. Everything private is denied otherwise.
+    pub allowed_peer_ranges: Vec<String>,
+    pub max_allocations: u32,
+    pub max_allocations_per_user: u32,
+    /// Per-allocation bandwidth cap in kbit/s (0: no cap).
+    pub allocation_bandwidth_kbps: u32,
+    /// Create a demo long-term user and print its credentials at start (loopback demos only).
+    pub demo_user: bool,
+}
+
+impl Default for AvEdgeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            certificate: default_certificate(),
+            realm: "edge".into(),
+            external_address: None,
+            internal_address: None,
+            udp_port: 3478,
+            tcp_port: 443,
+            tls_port: 0,
+            relay_address: None,
+            relay_port_min: 50000,
+            relay_port_max: 59999,
+            relay_threads: 0,
+            relay_cores: Vec::new(),
+            allowed_peer_ranges: Vec::new(),
+            max_allocations: 20_000,
+            max_allocations_per_user: 20,
+            allocation_bandwidth_kbps: 0,
+            demo_user: false,
+        }
+    }
+}
+
+impl AvEdgeConfig {
+    /// The relay address and its port range.
+    pub fn relay_range(&self, net: &NetworkConfig) -> (IpAddr, RangeInclusive<u16>) {
+        let ip = self
+            .relay_address
+            .unwrap_or_else(|| side_address(net, Side::External, self.external_address));
+        (ip, self.relay_port_min..=self.relay_port_max)
+    }
+
+    pub(crate) fn validate<'a>(&'a self, errs: &mut ConfigErrors, certs: &mut Vec<CertRef<'a>>) {
+        if !self.enabled {
+            return;
+        }
+        certs.push(CertRef {
+            key: "av_edge.certificate".into(),
+            name: &self.certificate,
+        });
+        if self.realm.is_empty() || self.realm.len() > 127 {
+            errs.push("av_edge.realm", "must be 1 to 127 characters");
+        }
+        if self.relay_port_min == 0 || self.relay_port_min > self.relay_port_max {
+            errs.push(
+                "av_edge.relay_port_min",
+                format!(
+                    "the relay range {}-{} is empty or starts at 0",
+                    self.relay_port_min, self.relay_port_max
+                ),
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (i, c) in self.relay_cores.iter().enumerate() {
+            if *c >= cores {
+                errs.push(
+                    format!("av_edge.relay_cores[{i}]"),
+                    format!("core {c} does not exist (this machine has {cores})"),
+                );
+            }
+        }
+        for (i, r) in self.allowed_peer_ranges.iter().enumerate() {
+            if let Err(reason) = parse_cidr(r) {
+                errs.push(format!("av_edge.allowed_peer_ranges[{i}]"), reason);
+            }
+        }
+        if self.max_allocations == 0 {
+            errs.push("av_edge.max_allocations", "must be at least 1");
+        }
+        if self.max_allocations_per_user == 0 {
+            errs.push("av_edge.max_allocations_per_user", "must be at least 1");
+        }
+    }
+
+    pub(crate) fn sockets(&self, net: &NetworkConfig, out: &mut Vec<SocketSpec>) {
+        if !self.enabled {
+            return;
+        }
+        for (side, ip) in [
+            (Side::External, side_address(net, Side::External, self.external_address)),
+            (Side::Internal, side_address(net, Side::Internal, self.internal_address)),
+        ] {
+            let mut add = |key: &str, purpose: &str, protocol, transport, port| {
+                out.push(SocketSpec {
+                    key: format!("av_edge.{key}"),
+                    owner: "av_edge",
+                    purpose: purpose.into(),
+                    side,
+                    protocol,
+                    transport,
+                    addr: SocketAddr::new(ip, port),
+                })
+            };
+            add("udp_port", "STUN/TURN", Protocol::Udp, Transport::Udp, self.udp_port);
+            add("tcp_port", "TURN over TCP/TLS", Protocol::Tcp, Transport::Tcp, self.tcp_port);
+            if self.tls_port != 0 {
+                add("tls_port", "TURN over TLS", Protocol::Tcp, Transport::Tls, self.tls_port);
+            }
+        }
+    }
+}
+
+/// Parses `addr/len`, checking the prefix length against the family.
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("\"{s}\" is not a CIDR range (address/prefix)"))?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("\"{s}\": \"{addr}\" is not an IP address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("\"{s}\": \"{len}\" is not a prefix length"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(format!("\"{s}\": prefix length must be at most {max}"));
+    }
+    Ok((addr, len))
+}

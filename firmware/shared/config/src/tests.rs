@@ -1,0 +1,141 @@
+use super::*;
+
+#[test]
+fn embedded_default_is_valid_and_round_trips() {
+    let c = Config::embedded_default();
+    assert_eq!(c.network.external.address.to_string(), "127.0.0.1");
+    let again = Config::from_toml(&c.to_toml()).expect("round trip");
+    assert_eq!(c, again);
+}
+
+#[test]
+fn production_defaults_are_the_ocs_ports() {
+    let c = Config::default();
+    assert_eq!(c.access_edge.remote_users_port, 443);
+    assert_eq!(c.access_edge.federation_port, 5061);
+    assert_eq!(c.access_edge.internal_port, 5061);
+    assert_eq!(c.webconf_edge.external_port, 443);
+    assert_eq!(c.webconf_edge.internal_port, 8057);
+    assert_eq!(c.av_edge.udp_port, 3478);
+    assert_eq!(c.av_edge.tcp_port, 443);
+    assert_eq!((c.av_edge.relay_port_min, c.av_edge.relay_port_max), (50000, 59999));
+    assert_eq!(c.av_auth.sip_port, 5062);
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let text = EMBEDDED_DEFAULT.replace("remote_users_port = 10443", "remote_users_port = \"ten\"");
+    let errs = Config::from_toml(&text).unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].key, "access_edge.remote_users_port");
+    assert!(errs.0[0].reason.contains("invalid type"), "{}", errs.0[0].reason);
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let text = EMBEDDED_DEFAULT.replace("[webconf_edge]\n", "[webconf_edge]\nexternal_prot = 1\n");
+    let errs = Config::from_toml(&text).unwrap_err();
+    assert!(errs.0[0].key.starts_with("webconf_edge"), "{errs}");
+    assert!(errs.0[0].reason.contains("unknown field"), "{errs}");
+}
+
+#[test]
+fn port_clash_names_both_keys() {
+    let text = EMBEDDED_DEFAULT.replace("external_port = 11443", "external_port = 10443");
+    let errs = Config::from_toml(&text).unwrap_err();
+    let line = errs.to_string();
+    assert!(line.contains("webconf_edge.external_port: port clash: TCP 127.0.0.1:10443"), "{line}");
+    assert!(line.contains("access_edge.remote_users_port"), "{line}");
+}
+
+#[test]
+fn wildcard_address_clashes_with_specific_address() {
+    let mut c = Config::embedded_default();
+    c.webconf_edge.external_address = Some("0.0.0.0".parse().unwrap());
+    c.webconf_edge.external_port = 10443;
+    let errs = c.validate().unwrap_err();
+    assert!(errs.to_string().contains("port clash"), "{errs}");
+}
+
+#[test]
+fn listener_inside_relay_range_is_refused() {
+    let mut c = Config::embedded_default();
+    c.webconf_edge.external_port = 50001;
+    let errs = c.validate().unwrap_err();
+    assert!(errs.to_string().contains("inside the relay port range"), "{errs}");
+}
+
+#[test]
+fn missing_certificate_file_names_the_key() {
+    let text = EMBEDDED_DEFAULT.replace(
+        "self_signed = true\nsans",
+        "cert_file = \"/nonexistent/edge.pem\"\nkey_file = \"/nonexistent/edge.key\"\nsans",
+    );
+    let errs = Config::from_toml(&text).unwrap_err();
+    let s = errs.to_string();
+    assert!(s.contains("certificates.default.cert_file: cannot read /nonexistent/edge.pem"), "{s}");
+    assert!(s.contains("certificates.default.key_file"), "{s}");
+}
+
+#[test]
+fn undefined_certificate_name_is_reported_per_role() {
+    let mut c = Config::embedded_default();
+    c.av_auth.certificate = "internal".into();
+    let errs = c.validate().unwrap_err();
+    assert_eq!(errs.0.len(), 1);
+    assert_eq!(errs.0[0].key, "av_auth.certificate");
+}
+
+#[test]
+fn several_problems_are_all_reported() {
+    let mut c = Config::embedded_default();
+    c.logging.level = "loud".into();
+    c.av_edge.relay_port_min = 60000;
+    c.access_edge.next_hops = vec!["director".into()];
+    let errs = c.validate().unwrap_err();
+    let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"logging.level"), "{keys:?}");
+    assert!(keys.contains(&"av_edge.relay_port_min"), "{keys:?}");
+    assert!(keys.contains(&"access_edge.next_hops[0]"), "{keys:?}");
+}
+
+#[test]
+fn set_and_get_by_path() {
+    let c = Config::embedded_default();
+    let c2 = c.with_value("access_edge.federation.discovery", "false").unwrap();
+    assert!(!c2.access_edge.federation.discovery);
+    assert_eq!(c2.get_value("access_edge.federation.discovery").unwrap(), "false");
+    let c3 = c2.with_value("appliance.name", "edge-01").unwrap();
+    assert_eq!(c3.appliance.name, "edge-01");
+    let c4 = c3.with_value("logging.roles.access_edge", "debug").unwrap();
+    assert_eq!(c4.logging.roles.get("access_edge").map(String::as_str), Some("debug"));
+    let c5 = c4.with_value("access_edge.next_hops", r#"["10.0.0.5:5061", "dir.corp.example:5061"]"#).unwrap();
+    assert_eq!(c5.access_edge.next_hops.len(), 2);
+}
+
+#[test]
+fn set_bad_value_fails_and_names_key() {
+    let c = Config::embedded_default();
+    let errs = c.with_value("access_edge.remote_users_port", "70000").unwrap_err();
+    assert_eq!(errs.0[0].key, "access_edge.remote_users_port");
+    let errs = c.with_value("access_edge.no_such_thing", "1").unwrap_err();
+    assert!(errs.to_string().contains("unknown field"), "{errs}");
+    let errs = c.with_value("appliance.name.inner", "1").unwrap_err();
+    assert_eq!(errs.0[0].key, "appliance.name");
+    assert!(c.get_value("nope").is_err());
+}
+
+#[test]
+fn disabled_roles_free_their_ports() {
+    let mut c = Config::embedded_default();
+    c.webconf_edge.enabled = false;
+    c.access_edge.remote_users_port = 11443;
+    c.validate().expect("webconf is off, so its port is free");
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let text = EMBEDDED_DEFAULT.replace("schema_version = 1", "schema_version = 2");
+    let errs = Config::from_toml(&text).unwrap_err();
+    assert_eq!(errs.0[0].key, "schema_version");
+}

@@ -1,0 +1,111 @@
+use std::sync::Arc;
+
+use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn setup() -> (tempfile::TempDir, Store, Config) {
+    install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    (dir, store, Config::embedded_default())
+}
+
+#[test]
+fn self_signed_certificate_is_stable_across_loads() {
+    let (_d, store, config) = setup();
+    let a = TlsMaterial::load(&config, &store).unwrap();
+    let b = TlsMaterial::load(&config, &store).unwrap();
+    assert_eq!(a.cert("default").unwrap().chain_pem, b.cert("default").unwrap().chain_pem);
+    assert!(a.ca_pem().is_some());
+}
+
+#[test]
+fn changing_sans_reissues() {
+    let (_d, store, mut config) = setup();
+    let a = TlsMaterial::load(&config, &store).unwrap();
+    config.certificates.get_mut("default").unwrap().sans.push("other.localhost".into());
+    let b = TlsMaterial::load(&config, &store).unwrap();
+    assert_ne!(a.cert("default").unwrap().chain_pem, b.cert("default").unwrap().chain_pem);
+    assert_eq!(a.ca_pem(), b.ca_pem(), "the CA stays");
+}
+
+#[test]
+fn mismatched_key_file_is_refused_with_its_key() {
+    let (dir, store, config) = setup();
+    let a = TlsMaterial::load(&config, &store).unwrap();
+    let other = issue_client_certificate(&store, "x", &["x.localhost".into()]).unwrap();
+    let cert_path = dir.path().join("c.pem");
+    let key_path = dir.path().join("k.pem");
+    std::fs::write(&cert_path, &a.cert("default").unwrap().chain_pem).unwrap();
+    std::fs::write(&key_path, &other.key_pem).unwrap();
+    let err = load_pem("certificates.files", &std::fs::read_to_string(&cert_path).unwrap(), &other.key_pem)
+        .err()
+        .unwrap();
+    assert!(err.to_string().starts_with("certificates.files: the key does not match"), "{err}");
+}
+
+#[test]
+fn garbage_pem_is_refused() {
+    let err = load_pem("certificates.x", "not pem", "not pem").err().unwrap();
+    assert!(err.to_string().contains("holds no certificate"), "{err}");
+}
+
+/// A real mutual-TLS handshake over loopback: the server demands an internal client
+/// certificate; a peer with a CA-issued certificate gets through, one without is refused.
+#[tokio::test]
+async fn mutual_tls_over_loopback() {
+    let (_d, store, config) = setup();
+    let m = TlsMaterial::load(&config, &store).unwrap();
+    let server = m.server_config("default", ClientAuth::Internal, &[b"sip"]).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    let srv = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            match acceptor.accept(tcp).await {
+                Ok(mut tls) => {
+                    let mut buf = [0u8; 4];
+                    tls.read_exact(&mut buf).await.unwrap();
+                    tls.write_all(&buf).await.unwrap();
+                    results.push(true);
+                }
+                Err(_) => results.push(false),
+            }
+        }
+        results
+    });
+    let peer = issue_client_certificate(&store, "director.localhost", &["director.localhost".into()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    add_pem_anchors(&mut roots, "test", &peer.ca_pem).unwrap();
+    let roots = Arc::new(roots);
+    let client_with = {
+        let cert = load_pem("peer", &peer.chain_pem, &peer.key_pem).unwrap();
+        let cfg = rustls::ClientConfig::builder()
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(cert.chain.clone(), cert.key_der.clone_key())
+            .unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    };
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = client_with.connect(name.clone(), tcp).await.unwrap();
+    tls.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tls.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping");
+
+    let without = m.client_config(roots, None, &[b"sip"]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let outcome = async {
+        let mut tls = tokio_rustls::TlsConnector::from(without).connect(name, tcp).await?;
+        tls.write_all(b"ping").await?;
+        let mut b = [0u8; 4];
+        tls.read_exact(&mut b).await?;
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    assert!(outcome.is_err(), "a client without certificate must be refused");
+    assert_eq!(srv.await.unwrap(), vec![true, false]);
+}

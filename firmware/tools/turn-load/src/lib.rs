@@ -1,0 +1,1 @@
+//! TURN load generator and media client for tests and benchmarks
