@@ -1,1 +1,206 @@
-fn main() {}
+//! edgectl: administer a running edged through its local admin API.
+//!
+//! Every error is one line on stderr and a non-zero exit; a refused change leaves the
+//! running configuration untouched (edged validates the whole document before committing).
+
+mod client;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edged_admin_api::{
+    CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest, Status, ValidateResult,
+};
+
+use crate::client::{Client, ClientError};
+
+#[derive(Debug, Parser)]
+#[command(name = "edgectl", version, about = "Administer a running edged appliance daemon")]
+struct Cli {
+    /// The admin socket of edged.
+    #[arg(long, env = "EDGED_ADMIN_SOCKET", default_value = "/run/edged/admin.sock", global = true)]
+    socket: PathBuf,
+    /// Print the API's JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Roles, listeners, health and counters.
+    Status,
+    /// Read, change, check, export or import the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Re-read the configuration file (if edged runs from one) and certificates, and apply.
+    Reload,
+    /// Show the log levels, or set the default level or one role's level.
+    LogLevel {
+        /// A role (access_edge, webconf_edge, av_edge, av_auth, media_relay, edged, store) or a level.
+        first: Option<String>,
+        /// The level when a role was given: error, warn, info, debug, trace, off.
+        second: Option<String>,
+    },
+    /// The newest entries of the audit log.
+    Audit {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// A role-specific query, e.g. `edgectl role access_edge domains`.
+    Role {
+        role: String,
+        what: String,
+        /// Run it as an action with this JSON argument (e.g. '{"domain":"partner.example"}').
+        #[arg(long)]
+        action: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// The whole configuration as TOML, or one key's value.
+    Get { key: Option<String> },
+    /// Set one key (dotted path) to a value written as TOML; a bare word is a string.
+    Set { key: String, value: String },
+    /// Check a TOML file without applying it.
+    Validate { file: PathBuf },
+    /// Write the running configuration as TOML (to a file, or stdout).
+    Export {
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Replace the whole configuration with a TOML file.
+    Import { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edgectl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<String, ClientError> {
+    std::fs::read_to_string(path).map_err(|e| ClientError::Local(format!("cannot read {}: {e}", path.display())))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, ClientError> {
+    let client = Client::new(cli.socket.clone());
+    let json = cli.json;
+    match cli.command {
+        Command::Status => {
+            let s: Status = client.get("/api/v1/status")?;
+            print_out(json, &s, render::status)
+        }
+        Command::Config(ConfigCommand::Get { key: None }) => {
+            let d: ConfigDocument = client.get("/api/v1/config")?;
+            if json {
+                println!("{}", pretty(&d));
+            } else {
+                print!("{}", d.toml);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Get { key: Some(key) }) => {
+            let v: serde_json::Value = client.get(&format!("/api/v1/config/value?key={}", client::encode(&key)))?;
+            if json {
+                println!("{}", pretty(&v));
+            } else {
+                println!("{}", v["value"].as_str().unwrap_or_default().trim_end());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Set { key, value }) => {
+            let r: CommitResult = client.send("PATCH", "/api/v1/config", &SetRequest { key, value })?;
+            print_out(json, &r, render::commit)
+        }
+        Command::Config(ConfigCommand::Validate { file }) => {
+            let toml = read_file(&file)?;
+            let r: ValidateResult = client.send("POST", "/api/v1/config/validate", &ConfigUpload { toml })?;
+            if json {
+                println!("{}", pretty(&r));
+            } else if r.valid {
+                println!("{}: valid", file.display());
+            } else {
+                for p in &r.problems {
+                    eprintln!("edgectl: {}: {p}", file.display());
+                }
+            }
+            Ok(if r.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Config(ConfigCommand::Export { output }) => {
+            let d: ConfigDocument = client.get("/api/v1/config")?;
+            match output {
+                Some(path) => std::fs::write(&path, &d.toml)
+                    .map_err(|e| ClientError::Local(format!("cannot write {}: {e}", path.display())))?,
+                None => print!("{}", d.toml),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Import { file }) => {
+            let toml = read_file(&file)?;
+            let r: CommitResult = client.send("PUT", "/api/v1/config", &ConfigUpload { toml })?;
+            print_out(json, &r, render::commit)
+        }
+        Command::Reload => {
+            let r: CommitResult = client.send("POST", "/api/v1/reload", &serde_json::Value::Null)?;
+            print_out(json, &r, render::commit)
+        }
+        Command::LogLevel { first: None, .. } => {
+            let l: LogLevels = client.get("/api/v1/log-level")?;
+            print_out(json, &l, render::levels)
+        }
+        Command::LogLevel {
+            first: Some(first),
+            second,
+        } => {
+            let req = match second {
+                Some(level) => LogLevelRequest {
+                    role: Some(first),
+                    level,
+                },
+                None => LogLevelRequest { role: None, level: first },
+            };
+            let l: LogLevels = client.send("PUT", "/api/v1/log-level", &req)?;
+            print_out(json, &l, render::levels)
+        }
+        Command::Audit { limit } => {
+            let entries: Vec<edged_admin_api::AuditEntry> = client.get(&format!("/api/v1/audit?limit={limit}"))?;
+            print_out(json, &entries, render::audit)
+        }
+        Command::Role { role, what, action } => {
+            let path = format!("/api/v1/roles/{}/{}", client::encode(&role), client::encode(&what));
+            let v: serde_json::Value = match action {
+                None => client.get(&path)?,
+                Some(arg) => {
+                    let arg: serde_json::Value = serde_json::from_str(&arg)
+                        .map_err(|e| ClientError::Local(format!("--action is not JSON: {e}")))?;
+                    client.send("POST", &path, &arg)?
+                }
+            };
+            println!("{}", pretty(&v));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn print_out<T: serde::Serialize>(json: bool, v: &T, text: fn(&T) -> String) -> Result<ExitCode, ClientError> {
+    if json {
+        println!("{}", pretty(v));
+    } else {
+        print!("{}", text(v));
+    }
+    Ok(ExitCode::SUCCESS)
+}

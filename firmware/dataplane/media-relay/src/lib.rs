@@ -1,1 +1,18 @@
-//! Media relay data plane: pinned threads forwarding TURN traffic
+//! Media relay data plane: pinned threads forwarding TURN traffic.
+//!
+//! Each relay thread owns an SO_REUSEPORT shard of every client-facing UDP listener, the
+//! relay sockets of the allocations installed on it and its shard of the allocation table.
+//! ChannelData, Send and Data are handled entirely on these threads with fixed buffers; the
+//! control plane (tokio) receives every other STUN message through a bounded queue and
+//! hands allocation, permission and channel changes back through lock-free SPSC queues.
+
+pub mod address;
+mod command;
+mod counters;
+mod forward;
+mod plane;
+mod table;
+mod worker;
+
+pub use command::{AllocationId, Command};
+pub use plane::{ControlPacket, PeerGuard, PlaneConfig, PlaneError, RelayPlane};

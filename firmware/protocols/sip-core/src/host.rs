@@ -38,24 +38,29 @@ impl fmt::Display for Host<'_> {
 pub fn parse_host(text: &str) -> Result<Host<'_>, ParseError> {
     if let Some(inner) = text.strip_prefix('[') {
         let inner = inner.strip_suffix(']').ok_or(ParseError::BadHost)?;
-        return inner.parse::<Ipv6Addr>().map(Host::V6).map_err(|_| ParseError::BadHost);
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(Host::V6)
+            .map_err(|_| ParseError::BadHost);
     }
     if text.is_empty() || text.len() > 255 {
         return Err(ParseError::BadHost);
     }
     let bytes = text.as_bytes();
     if bytes.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-        return text.parse::<Ipv4Addr>().map(Host::V4).map_err(|_| ParseError::BadHost);
+        return text
+            .parse::<Ipv4Addr>()
+            .map(Host::V4)
+            .map_err(|_| ParseError::BadHost);
     }
-    let labels_ok = text
-        .trim_end_matches('.')
-        .split('.')
-        .all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
+    let labels_ok = text.trim_end_matches('.').split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
     if labels_ok {
         Ok(Host::Domain(text))
     } else {
@@ -111,14 +116,25 @@ mod tests {
     #[test]
     fn hosts_of_every_kind() {
         assert_eq!(parse_host("example.com"), Ok(Host::Domain("example.com")));
-        assert_eq!(parse_host("192.0.2.1"), Ok(Host::V4(Ipv4Addr::new(192, 0, 2, 1))));
+        assert_eq!(
+            parse_host("192.0.2.1"),
+            Ok(Host::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        );
         assert!(matches!(parse_host("[2001:db8::10]"), Ok(Host::V6(_))));
         assert!(matches!(parse_host("[::ffff:192.0.2.10]"), Ok(Host::V6(_))));
     }
 
     #[test]
     fn bad_hosts_are_refused() {
-        for bad in ["", "[2001:db8:::192.0.2.1]", "2001:db8::10", "300.1.1.1", "a_b.com", "[::1", "-a.com"] {
+        for bad in [
+            "",
+            "[2001:db8:::192.0.2.1]",
+            "2001:db8::10",
+            "300.1.1.1",
+            "a_b.com",
+            "[::1",
+            "-a.com",
+        ] {
             assert!(parse_host(bad).is_err(), "{bad}");
         }
     }
@@ -135,7 +151,10 @@ mod tests {
 
     #[test]
     fn received_with_or_without_brackets() {
-        assert_eq!(parse_ip_loose("[2001:db8::9:255]"), parse_ip_loose("2001:db8::9:255"));
+        assert_eq!(
+            parse_ip_loose("[2001:db8::9:255]"),
+            parse_ip_loose("2001:db8::9:255")
+        );
         assert!(parse_ip_loose("2001:db8::9:255").is_some());
     }
 }

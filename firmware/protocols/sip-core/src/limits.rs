@@ -14,6 +14,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_size: 64 * 1024, max_headers: 128, max_line_len: 8 * 1024 }
+        Limits {
+            max_message_size: 64 * 1024,
+            max_headers: 128,
+            max_line_len: 8 * 1024,
+        }
     }
 }

@@ -93,7 +93,9 @@ pub fn parse_with<'a>(input: &'a [u8], limits: &Limits) -> Result<Message<'a>, P
     let content_length = single_content_length(&headers)?;
     let end = match content_length {
         Some(len) => {
-            let end = body_start.checked_add(len).ok_or(ParseError::BodyTooShort)?;
+            let end = body_start
+                .checked_add(len)
+                .ok_or(ParseError::BodyTooShort)?;
             if end > bytes.len() {
                 return Err(ParseError::BodyTooShort);
             }
@@ -101,10 +103,25 @@ pub fn parse_with<'a>(input: &'a [u8], limits: &Limits) -> Result<Message<'a>, P
         }
         None => bytes.len(),
     };
-    let parts = Parts { bytes: &bytes[..end], head, headers, headers_start, head_end, body_start };
-    let message = if start_line.as_bytes().first().is_some_and(|_| is_status_line(start_line)) {
+    let parts = Parts {
+        bytes: &bytes[..end],
+        head,
+        headers,
+        headers_start,
+        head_end: head_end + 2,
+        body_start,
+    };
+    let message = if start_line
+        .as_bytes()
+        .first()
+        .is_some_and(|_| is_status_line(start_line))
+    {
         let (code, reason) = parse_status_line(start_line)?;
-        Message::Response(Response { code, reason, parts })
+        Message::Response(Response {
+            code,
+            reason,
+            parts,
+        })
     } else {
         let (method, uri) = parse_request_line(start_line)?;
         Message::Request(Request { method, uri, parts })
@@ -128,26 +145,35 @@ impl<'a> Lines<'a> {
         if self.pos >= self.head.len() {
             return Ok(None);
         }
-        let rest = &self.head[self.pos..];
-        let len = rest.find("\r\n").ok_or(ParseError::BadHeaderLine)?;
-        let line = &rest[..len];
-        if line.len() > limits.max_line_len {
-            return Err(ParseError::LineTooLong);
-        }
-        if line.bytes().any(|b| b == b'\r' || b == b'\n') {
+        let rest = &self.head.as_bytes()[self.pos..];
+        // One pass: the first CR or LF must start the CRLF ending the line.
+        let len = rest
+            .iter()
+            .position(|b| *b == b'\r' || *b == b'\n')
+            .ok_or(ParseError::BadHeaderLine)?;
+        if rest[len] != b'\r' || rest.get(len + 1) != Some(&b'\n') {
             return Err(ParseError::BadHeaderLine);
         }
+        if len > limits.max_line_len {
+            return Err(ParseError::LineTooLong);
+        }
+        let line = &self.head[self.pos..self.pos + len];
         self.pos += len + 2;
         Ok(Some(line))
     }
 }
 
-fn collect_headers<'a>(lines: &mut Lines<'a>, limits: &Limits) -> Result<Vec<Header<'a>>, ParseError> {
+fn collect_headers<'a>(
+    lines: &mut Lines<'a>,
+    limits: &Limits,
+) -> Result<Vec<Header<'a>>, ParseError> {
     let head = lines.head;
     let mut headers: Vec<Header<'a>> = Vec::with_capacity(16);
     loop {
         let line_start = lines.pos;
-        let Some(line) = lines.next_line(limits)? else { break };
+        let Some(line) = lines.next_line(limits)? else {
+            break;
+        };
         if line.starts_with([' ', '\t']) {
             // A fold continues the previous field.
             let last = headers.last_mut().ok_or(ParseError::BadHeaderLine)?;
@@ -177,7 +203,10 @@ fn collect_headers<'a>(lines: &mut Lines<'a>, limits: &Limits) -> Result<Vec<Hea
 /// the `mcl01` torture case); a mismatch makes framing ambiguous.
 fn single_content_length(headers: &[Header<'_>]) -> Result<Option<usize>, ParseError> {
     let mut found = None;
-    for h in headers.iter().filter(|h| same_header(h.name, "Content-Length")) {
+    for h in headers
+        .iter()
+        .filter(|h| same_header(h.name, "Content-Length"))
+    {
         let len = parse_content_length(h.value)?;
         if found.is_some_and(|f| f != len) {
             return Err(ParseError::ConflictingContentLength);
@@ -190,7 +219,9 @@ fn single_content_length(headers: &[Header<'_>]) -> Result<Option<usize>, ParseE
 fn is_status_line(line: &str) -> bool {
     // A method is a token and cannot contain '/'; a status line starts with
     // the version, which does.
-    line.split(' ').next().is_some_and(|first| first.contains('/'))
+    line.split(' ')
+        .next()
+        .is_some_and(|first| first.contains('/'))
 }
 
 fn check_version(version: &str) -> Result<(), ParseError> {
@@ -206,14 +237,19 @@ fn check_version(version: &str) -> Result<(), ParseError> {
                 && major.bytes().all(|b| b.is_ascii_digit())
                 && minor.bytes().all(|b| b.is_ascii_digit())
         });
-    Err(if well_formed { ParseError::UnsupportedVersion } else { ParseError::BadVersion })
+    Err(if well_formed {
+        ParseError::UnsupportedVersion
+    } else {
+        ParseError::BadVersion
+    })
 }
 
 /// `Method SP Request-URI SP SIP-Version`, single spaces exactly (RFC 3261
 /// 7.1): extra or trailing white space is refused.
 fn parse_request_line(line: &str) -> Result<(&str, Uri<'_>), ParseError> {
     let mut fields = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+    let (Some(method), Some(uri), Some(version), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
     else {
         return Err(ParseError::BadStartLine);
     };
@@ -335,7 +371,10 @@ impl<'a> Iterator for HeaderValues<'_, 'a> {
             if let Some(item) = self.current.as_mut().and_then(Iterator::next) {
                 return Some(item);
             }
-            let field = self.fields.by_ref().find(|h| same_header(h.name, self.name))?;
+            let field = self
+                .fields
+                .by_ref()
+                .find(|h| same_header(h.name, self.name))?;
             if self.list {
                 self.current = Some(ListItems::new(field.value));
             } else {
@@ -378,17 +417,27 @@ impl<'a> Parts<'a> {
 
     /// Values of `name` (compact forms match), see [`HeaderValues`].
     pub fn header<'h>(&'h self, name: &'h str) -> HeaderValues<'h, 'a> {
-        HeaderValues { fields: self.headers.iter(), name, list: is_list_header(name), current: None }
+        HeaderValues {
+            fields: self.headers.iter(),
+            name,
+            list: is_list_header(name),
+            current: None,
+        }
     }
 
     /// Fields named `name`, whole and unsplit.
     pub fn header_fields<'h>(&'h self, name: &'h str) -> impl Iterator<Item = &'h Header<'a>> + 'h {
-        self.headers.iter().filter(move |h| same_header(h.name, name))
+        self.headers
+            .iter()
+            .filter(move |h| same_header(h.name, name))
     }
 
     /// Value of the first field named `name`.
     pub fn first(&self, name: &str) -> Option<&'a str> {
-        self.headers.iter().find(|h| same_header(h.name, name)).map(|h| h.value)
+        self.headers
+            .iter()
+            .find(|h| same_header(h.name, name))
+            .map(|h| h.value)
     }
 
     pub fn has_header(&self, name: &str) -> bool {
@@ -404,7 +453,8 @@ impl<'a> Parts<'a> {
     }
 
     pub fn from(&self) -> Option<NameAddr<'a>> {
-        self.first("From").and_then(|v| NameAddr::parse(v, "From").ok())
+        self.first("From")
+            .and_then(|v| NameAddr::parse(v, "From").ok())
     }
 
     pub fn to(&self) -> Option<NameAddr<'a>> {
@@ -420,11 +470,13 @@ impl<'a> Parts<'a> {
     }
 
     pub fn max_forwards(&self) -> Option<u8> {
-        self.first("Max-Forwards").and_then(|v| parse_max_forwards(v).ok())
+        self.first("Max-Forwards")
+            .and_then(|v| parse_max_forwards(v).ok())
     }
 
     pub fn content_length(&self) -> Option<usize> {
-        self.first("Content-Length").and_then(|v| parse_content_length(v).ok())
+        self.first("Content-Length")
+            .and_then(|v| parse_content_length(v).ok())
     }
 
     pub fn content_type(&self) -> Option<&'a str> {
@@ -432,15 +484,18 @@ impl<'a> Parts<'a> {
     }
 
     pub fn contacts(&self) -> impl Iterator<Item = NameAddr<'a>> + '_ {
-        self.header("Contact").filter_map(|v| NameAddr::parse(v, "Contact").ok())
+        self.header("Contact")
+            .filter_map(|v| NameAddr::parse(v, "Contact").ok())
     }
 
     pub fn routes(&self) -> impl Iterator<Item = NameAddr<'a>> + '_ {
-        self.header("Route").filter_map(|v| NameAddr::parse(v, "Route").ok())
+        self.header("Route")
+            .filter_map(|v| NameAddr::parse(v, "Route").ok())
     }
 
     pub fn record_routes(&self) -> impl Iterator<Item = NameAddr<'a>> + '_ {
-        self.header("Record-Route").filter_map(|v| NameAddr::parse(v, "Record-Route").ok())
+        self.header("Record-Route")
+            .filter_map(|v| NameAddr::parse(v, "Record-Route").ok())
     }
 
     pub fn require(&self) -> HeaderValues<'_, 'a> {
@@ -457,5 +512,123 @@ impl<'a> Parts<'a> {
 
     pub fn expires(&self) -> Option<u32> {
         self.first("Expires").and_then(|v| parse_expires(v).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "Via: SIP/2.0/TLS h;branch=z9hG4bK1\r\nv: SIP/2.0/TLS g;branch=z9hG4bK2, SIP/2.0/UDP f\r\n\
+        t: <sip:a@example.com>\r\nf: <sip:b@example.com>;tag=1\r\ni: c1\r\n";
+
+    fn message(start: &str, extra: &str) -> String {
+        format!("{start}\r\n{BASE}{extra}\r\n")
+    }
+
+    #[test]
+    fn list_headers_and_compact_forms() {
+        let text = message(
+            "OPTIONS sip:a@example.com SIP/2.0",
+            "CSeq: 1 OPTIONS\r\nDate: Sat, 15 Oct 2005 04:44:56 GMT\r\n",
+        );
+        let msg = parse(text.as_bytes()).unwrap();
+        assert_eq!(msg.header("via").count(), 3);
+        assert_eq!(msg.header_fields("VIA").count(), 2);
+        // Date is not a list header: its comma stays inside the value.
+        assert_eq!(
+            msg.header("date").collect::<Vec<_>>(),
+            ["Sat, 15 Oct 2005 04:44:56 GMT"]
+        );
+        assert_eq!(msg.call_id(), Some("c1"));
+        // No Content-Length on a datagram: empty body to the end.
+        assert!(msg.body().is_empty());
+        assert_eq!(msg.headers()[0].canonical_name(), "Via");
+        assert_eq!(msg.headers()[1].canonical_name(), "Via");
+    }
+
+    #[test]
+    fn leading_crlf_is_skipped_and_offsets_stay_consistent() {
+        let text = format!(
+            "\r\n\r\n{}",
+            message("OPTIONS sip:a@example.com SIP/2.0", "CSeq: 1 OPTIONS\r\n")
+        );
+        let msg = parse(text.as_bytes()).unwrap();
+        let first = &msg.headers()[0];
+        assert_eq!(
+            &msg.as_bytes()[first.line.clone()],
+            b"Via: SIP/2.0/TLS h;branch=z9hG4bK1\r\n"
+        );
+    }
+
+    #[test]
+    fn status_lines() {
+        let ok = message("SIP/2.0 180 Ringing", "CSeq: 1 INVITE\r\n");
+        let resp = parse(ok.as_bytes()).unwrap();
+        assert_eq!(
+            resp.as_response().map(|r| (r.code(), r.reason())),
+            Some((180, "Ringing"))
+        );
+        for (line, error) in [
+            ("SIP/2.0 099 Low", ParseError::BadStatusCode),
+            ("SIP/2.0 700 High", ParseError::BadStatusCode),
+            ("SIP/2.0 2000 Long", ParseError::BadStatusCode),
+            ("SIP/3.0 200 OK", ParseError::UnsupportedVersion),
+            ("SIP/two 200 OK", ParseError::BadVersion),
+        ] {
+            let text = message(line, "CSeq: 1 INVITE\r\n");
+            assert_eq!(parse(text.as_bytes()).unwrap_err(), error, "{line}");
+        }
+    }
+
+    #[test]
+    fn head_limits_and_structure() {
+        let limits = Limits {
+            max_message_size: 4096,
+            max_headers: 5,
+            max_line_len: 100,
+        };
+        let text = message("OPTIONS sip:a@example.com SIP/2.0", "CSeq: 1 OPTIONS\r\n");
+        assert_eq!(
+            parse_with(text.as_bytes(), &limits).unwrap_err(),
+            ParseError::TooManyHeaders
+        );
+        let long = message(
+            "OPTIONS sip:a@example.com SIP/2.0",
+            &format!("CSeq: 1 OPTIONS\r\nX: {}\r\n", "y".repeat(200)),
+        );
+        let limits = Limits {
+            max_headers: 64,
+            ..limits
+        };
+        assert_eq!(
+            parse_with(long.as_bytes(), &limits).unwrap_err(),
+            ParseError::LineTooLong
+        );
+        let big = Limits {
+            max_message_size: 50,
+            ..limits
+        };
+        assert_eq!(
+            parse_with(text.as_bytes(), &big).unwrap_err(),
+            ParseError::MessageTooLarge
+        );
+        assert_eq!(ParseError::MessageTooLarge.status(), 513);
+        assert_eq!(parse(b"\r\n").unwrap_err(), ParseError::Empty);
+        assert_eq!(
+            parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n").unwrap_err(),
+            ParseError::UnterminatedHead
+        );
+        let fold_first = "OPTIONS sip:a@b SIP/2.0\r\n folded: x\r\n\r\n";
+        assert_eq!(
+            parse(fold_first.as_bytes()).unwrap_err(),
+            ParseError::BadHeaderLine
+        );
+        let bare_lf = "OPTIONS sip:a@b SIP/2.0\r\nX: a\nb\r\n\r\n";
+        assert_eq!(
+            parse(bare_lf.as_bytes()).unwrap_err(),
+            ParseError::BadHeaderLine
+        );
     }
 }

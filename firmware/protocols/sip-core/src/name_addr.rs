@@ -52,7 +52,12 @@ impl<'a> NameAddr<'a> {
         let uri = Uri::parse(uri_text)?;
         let param_text = &rest[close + 1..];
         params::validate(param_text).map_err(|()| bad)?;
-        Ok(NameAddr { display_name, uri, angle_brackets: true, params: Params::new(param_text) })
+        Ok(NameAddr {
+            display_name,
+            uri,
+            angle_brackets: true,
+            params: Params::new(param_text),
+        })
     }
 
     /// A bare URI: it ends at the first `;` (what follows are header
@@ -63,12 +68,20 @@ impl<'a> NameAddr<'a> {
             Some(semi) => (trim_lws(&text[..semi]), &text[semi..]),
             None => (text, ""),
         };
-        if uri_text.bytes().any(|b| is_lws(b) || b == b'?' || b == b',' || b == b'"') {
+        if uri_text
+            .bytes()
+            .any(|b| is_lws(b) || b == b'?' || b == b',' || b == b'"')
+        {
             return Err(bad);
         }
         let uri = Uri::parse(uri_text)?;
         params::validate(param_text).map_err(|()| bad)?;
-        Ok(NameAddr { display_name: None, uri, angle_brackets: false, params: Params::new(param_text) })
+        Ok(NameAddr {
+            display_name: None,
+            uri,
+            angle_brackets: false,
+            params: Params::new(param_text),
+        })
     }
 
     pub fn params(&self) -> Params<'a> {
@@ -86,7 +99,11 @@ mod tests {
 
     #[test]
     fn quoted_display_name_with_escapes_and_folds() {
-        let na = NameAddr::parse("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8", "From").unwrap();
+        let na = NameAddr::parse(
+            "\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+            "From",
+        )
+        .unwrap();
         assert_eq!(na.display_name, Some("J Rosenberg \\\\\\\""));
         assert_eq!(na.tag(), Some("98asjd8"));
         assert_eq!(na.uri.as_sip().unwrap().user, Some("jdrosen"));
@@ -96,7 +113,8 @@ mod tests {
     fn token_display_name_and_addr_spec() {
         let na = NameAddr::parse("caller<sip:caller@example.com>;tag=323", "From").unwrap();
         assert_eq!(na.display_name, Some("caller"));
-        let bare = NameAddr::parse("sip:+19725552222@gw1.example.net;unknownparam", "Contact").unwrap();
+        let bare =
+            NameAddr::parse("sip:+19725552222@gw1.example.net;unknownparam", "Contact").unwrap();
         assert!(!bare.angle_brackets);
         assert!(bare.params().contains("unknownparam"));
         assert!(bare.uri.as_sip().unwrap().params.is_empty());
@@ -117,6 +135,10 @@ mod tests {
         ] {
             assert!(NameAddr::parse(bad, "To").is_err(), "{bad}");
         }
-        assert!(NameAddr::parse("<sip:user@example.com?Route=%3Csip:sip.example.com%3E>", "Contact").is_ok());
+        assert!(NameAddr::parse(
+            "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>",
+            "Contact"
+        )
+        .is_ok());
     }
 }

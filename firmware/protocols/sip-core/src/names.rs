@@ -40,11 +40,32 @@ pub fn same_header(a: &str, b: &str) -> bool {
 /// (Date, WWW-Authenticate, ...) may contain commas inside one value.
 pub fn is_list_header(name: &str) -> bool {
     const LISTS: &[&str] = &[
-        "Via", "Contact", "Route", "Record-Route", "Require", "Proxy-Require", "Supported",
-        "Unsupported", "Allow", "Accept", "Accept-Encoding", "Accept-Language",
-        "Content-Encoding", "Content-Language", "Allow-Events", "Path", "Service-Route",
-        "In-Reply-To", "Alert-Info", "Call-Info", "Error-Info", "Warning",
-        "P-Asserted-Identity", "Accept-Contact", "Reject-Contact", "Request-Disposition",
+        "Via",
+        "Contact",
+        "Route",
+        "Record-Route",
+        "Require",
+        "Proxy-Require",
+        "Supported",
+        "Unsupported",
+        "Allow",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Content-Encoding",
+        "Content-Language",
+        "Allow-Events",
+        "Path",
+        "Service-Route",
+        "In-Reply-To",
+        "Alert-Info",
+        "Call-Info",
+        "Error-Info",
+        "Warning",
+        "P-Asserted-Identity",
+        "Accept-Contact",
+        "Reject-Contact",
+        "Request-Disposition",
     ];
     let full = full_name(name);
     LISTS.iter().any(|l| l.eq_ignore_ascii_case(full))

@@ -48,7 +48,11 @@ impl<'a> Iterator for Params<'a> {
 /// Characters of an unquoted parameter value: token characters plus what
 /// hosts and IPv6 addresses need (`received=2001:db8::1`, `maddr=[::1]`).
 fn is_value_char(b: u8) -> bool {
-    is_token_char(b) || matches!(b, b':' | b'[' | b']' | b'/' | b'@' | b'?' | b'&' | b'=' | b'$')
+    is_token_char(b)
+        || matches!(
+            b,
+            b':' | b'[' | b']' | b'/' | b'@' | b'?' | b'&' | b'=' | b'$'
+        )
 }
 
 /// Parses the parameter at `pos`. `Ok(None)` at the end of the text;
@@ -94,7 +98,10 @@ pub(crate) fn next_param(text: &str, pos: usize) -> Result<Option<(Param<'_>, us
         if v_end < bytes.len() && !is_lws(bytes[v_end]) && bytes[v_end] != b';' {
             return Err(());
         }
-        let param = Param { name, value: Some(&text[v_start..v_end]) };
+        let param = Param {
+            name,
+            value: Some(&text[v_start..v_end]),
+        };
         return Ok(Some((param, v_end)));
     }
     if i < bytes.len() && !is_lws(bytes[i]) && bytes[i] != b';' {
@@ -139,7 +146,10 @@ mod tests {
 
     #[test]
     fn ipv6_values_are_accepted() {
-        assert_eq!(validate(";received=2001:db8::9:255;branch=z9hG4bKas3"), Ok(2));
+        assert_eq!(
+            validate(";received=2001:db8::9:255;branch=z9hG4bKas3"),
+            Ok(2)
+        );
         assert_eq!(
             Params::new(";received=[2001:db8::9:255]").get("received"),
             Some(Some("[2001:db8::9:255]"))

@@ -116,8 +116,7 @@ mod tests {
 
     #[test]
     fn list_items_respect_quotes_and_angles() {
-        let items: Vec<&str> =
-            ListItems::new(r#""a,b" <sip:x;p=1,2>, <sip:y> ,z"#).collect();
+        let items: Vec<&str> = ListItems::new(r#""a,b" <sip:x;p=1,2>, <sip:y> ,z"#).collect();
         assert_eq!(items, vec![r#""a,b" <sip:x;p=1,2>"#, "<sip:y>", "z"]);
     }
 

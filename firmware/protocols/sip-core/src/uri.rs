@@ -9,7 +9,10 @@ pub enum Uri<'a> {
     Sip(SipUri<'a>),
     /// Any other scheme (tel, http, ...): kept opaque, only its characters
     /// are checked so it cannot smuggle white space or delimiters.
-    Other { scheme: &'a str, raw: &'a str },
+    Other {
+        scheme: &'a str,
+        raw: &'a str,
+    },
 }
 
 impl<'a> Uri<'a> {
@@ -81,7 +84,11 @@ impl<'a> SipUri<'a> {
             .map(|(_, v)| v)
     }
 
-    fn parse_after_scheme(raw: &'a str, scheme: &'a str, rest: &'a str) -> Result<Self, ParseError> {
+    fn parse_after_scheme(
+        raw: &'a str,
+        scheme: &'a str,
+        rest: &'a str,
+    ) -> Result<Self, ParseError> {
         // '@' cannot appear unescaped after the userinfo, so the first one ends it.
         let (userinfo, after_user) = match rest.find('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
@@ -129,7 +136,16 @@ impl<'a> SipUri<'a> {
                 return Err(ParseError::BadUri);
             }
         }
-        Ok(SipUri { raw, scheme, user, password, host, port, params, headers })
+        Ok(SipUri {
+            raw,
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 }
 
@@ -140,7 +156,11 @@ fn is_scheme(s: &str) -> bool {
 }
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 fn is_user_char(b: u8) -> bool {
@@ -156,13 +176,21 @@ fn is_param_char(b: u8) -> bool {
 }
 
 fn is_header_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&')
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
 }
 
 /// Characters of an absolute URI of an unknown scheme (RFC 2396 uric plus
 /// `#`): printable ASCII without white space, quotes or angle brackets.
 fn is_opaque_char(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}')
+    b.is_ascii_graphic()
+        && !matches!(
+            b,
+            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+        )
 }
 
 /// True when every byte is allowed by `class` or is part of a `%HH` escape.
@@ -191,7 +219,8 @@ mod tests {
 
     #[test]
     fn sip_uri_parts() {
-        let uri = Uri::parse("sips:alice:pw@[2001:db8::1]:5061;transport=tls;lr?subject=x").unwrap();
+        let uri =
+            Uri::parse("sips:alice:pw@[2001:db8::1]:5061;transport=tls;lr?subject=x").unwrap();
         let sip = uri.as_sip().unwrap();
         assert!(sip.is_sips());
         assert_eq!(sip.user, Some("alice"));
@@ -209,7 +238,10 @@ mod tests {
         let sip = *Uri::parse(raw).unwrap().as_sip().unwrap();
         assert_eq!(sip.host, Host::Domain("example.com"));
         assert_eq!(sip.headers, None);
-        let semi = *Uri::parse("sip:user;par=u%40example.net@example.com").unwrap().as_sip().unwrap();
+        let semi = *Uri::parse("sip:user;par=u%40example.net@example.com")
+            .unwrap()
+            .as_sip()
+            .unwrap();
         assert_eq!(semi.user, Some("user;par=u%40example.net"));
     }
 
@@ -223,7 +255,16 @@ mod tests {
 
     #[test]
     fn malformed_uris_are_refused() {
-        for bad in ["sip:user@example.com; lr", "<sip:a@b>", "sip:%zz@b", "sip:@b", "sip:a@b;", "1x:y", "sip:a@b?", "tel:1 2"] {
+        for bad in [
+            "sip:user@example.com; lr",
+            "<sip:a@b>",
+            "sip:%zz@b",
+            "sip:@b",
+            "sip:a@b;",
+            "1x:y",
+            "sip:a@b?",
+            "tel:1 2",
+        ] {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }
     }

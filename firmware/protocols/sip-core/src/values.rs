@@ -15,7 +15,9 @@ impl<'a> CSeq<'a> {
     pub fn parse(value: &'a str) -> Result<Self, ParseError> {
         const BAD: ParseError = ParseError::BadHeaderValue("CSeq");
         let text = trim_lws(value);
-        let split = text.find(|c: char| c.is_ascii() && is_lws(c as u8)).ok_or(BAD)?;
+        let split = text
+            .find(|c: char| c.is_ascii() && is_lws(c as u8))
+            .ok_or(BAD)?;
         let number = parse_digits_u64(&text[..split])
             .filter(|n| *n < 1 << 31)
             .ok_or(BAD)?;
@@ -23,7 +25,10 @@ impl<'a> CSeq<'a> {
         if !is_token(method) {
             return Err(BAD);
         }
-        Ok(CSeq { number: u32::try_from(number).map_err(|_| BAD)?, method })
+        Ok(CSeq {
+            number: u32::try_from(number).map_err(|_| BAD)?,
+            method,
+        })
     }
 }
 
@@ -52,13 +57,15 @@ pub fn parse_expires(value: &str) -> Result<u32, ParseError> {
 /// Call-ID: `word ["@" word]` with the wide `word` alphabet of RFC 3261.
 pub fn validate_call_id(value: &str) -> Result<(), ParseError> {
     let text = trim_lws(value);
-    let is_word_char = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b)
-    };
+    let is_word_char =
+        |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b);
     let mut parts = text.split('@');
-    let ok = parts.next().is_some_and(|w| !w.is_empty() && w.bytes().all(is_word_char))
-        && parts.next().is_none_or(|w| !w.is_empty() && w.bytes().all(is_word_char))
+    let ok = parts
+        .next()
+        .is_some_and(|w| !w.is_empty() && w.bytes().all(is_word_char))
+        && parts
+            .next()
+            .is_none_or(|w| !w.is_empty() && w.bytes().all(is_word_char))
         && parts.next().is_none();
     if ok {
         Ok(())
@@ -79,7 +86,9 @@ pub fn validate_content_type(value: &str) -> Result<(), ParseError> {
     if !is_token(trim_lws(kind)) || !is_token(trim_lws(sub)) {
         return Err(BAD);
     }
-    crate::params::validate(params).map(|_| ()).map_err(|()| BAD)
+    crate::params::validate(params)
+        .map(|_| ())
+        .map_err(|()| BAD)
 }
 
 /// Date: an RFC 1123 date, which SIP requires to be in GMT (RFC 3261 20.17).
@@ -110,7 +119,13 @@ mod tests {
 
     #[test]
     fn cseq_with_fold_and_leading_zeros() {
-        assert_eq!(CSeq::parse("0009\r\n  INVITE"), Ok(CSeq { number: 9, method: "INVITE" }));
+        assert_eq!(
+            CSeq::parse("0009\r\n  INVITE"),
+            Ok(CSeq {
+                number: 9,
+                method: "INVITE"
+            })
+        );
         assert!(CSeq::parse("36893488147419103232 REGISTER").is_err());
         assert!(CSeq::parse("2147483648 INVITE").is_err());
         assert!(CSeq::parse("8").is_err());
@@ -122,7 +137,10 @@ mod tests {
         assert_eq!(parse_max_forwards(" 0068"), Ok(68));
         assert!(parse_max_forwards("300").is_err());
         assert_eq!(parse_content_length("150 "), Ok(150));
-        assert_eq!(parse_content_length("-999"), Err(ParseError::BadContentLength));
+        assert_eq!(
+            parse_content_length("-999"),
+            Err(ParseError::BadContentLength)
+        );
         assert_eq!(parse_expires(&"1".repeat(60)), Ok(u32::MAX));
         assert!(parse_expires("soon").is_err());
     }

@@ -1,7 +1,8 @@
 //! The Via header value (RFC 3261 20.42) with the RFC 3581 `rport` and the
 //! `received` forms of RFC 5118 4.5.
 
-use std::net::IpAddr;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::error::ParseError;
 use crate::host::{parse_host, parse_hostport, parse_ip_loose, Host};
@@ -54,7 +55,15 @@ impl<'a> Via<'a> {
         let (host, port) = parse_hostport(&raw[sent_by_start..end])?;
         let param_text = &raw[end..];
         params::validate(param_text).map_err(|()| BAD)?;
-        let via = Via { raw, protocol, version, transport, host, port, params: Params::new(param_text) };
+        let via = Via {
+            raw,
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params: Params::new(param_text),
+        };
         via.check_known_params()?;
         Ok(via)
     }
@@ -86,17 +95,23 @@ impl<'a> Via<'a> {
     /// True when the branch carries the RFC 3261 magic cookie, so it can be
     /// used as a transaction key on its own.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > 7)
+        self.branch()
+            .is_some_and(|b| b.starts_with("z9hG4bK") && b.len() > 7)
     }
 
     pub fn received(&self) -> Option<IpAddr> {
-        self.params.get("received").flatten().and_then(parse_ip_loose)
+        self.params
+            .get("received")
+            .flatten()
+            .and_then(parse_ip_loose)
     }
 
     /// `None`: no rport; `Some(None)`: rport requested (empty);
     /// `Some(Some(p))`: filled in by the previous hop.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     pub fn maddr(&self) -> Option<&'a str> {
@@ -105,7 +120,8 @@ impl<'a> Via<'a> {
 
     /// Default port of the transport when sent-by has none.
     pub fn default_port(&self) -> u16 {
-        if self.transport.eq_ignore_ascii_case("TLS") || self.transport.eq_ignore_ascii_case("WSS") {
+        if self.transport.eq_ignore_ascii_case("TLS") || self.transport.eq_ignore_ascii_case("WSS")
+        {
             5061
         } else {
             5060
@@ -121,13 +137,55 @@ impl<'a> Via<'a> {
             .flatten()
             .or(self.port)
             .unwrap_or_else(|| self.default_port());
-        ResponseTarget { host: self.host, ip, port }
+        ResponseTarget {
+            host: self.host,
+            ip,
+            port,
+        }
     }
 
     /// Whether a server must add `received` for a request that arrived from
     /// `source` (RFC 3261 18.2.1): sent-by differs from the packet source.
     pub fn needs_received(&self, source: IpAddr) -> bool {
         self.host.ip() != Some(source)
+    }
+
+    /// This value as a server stamps it on receipt from `source`: `received`
+    /// when sent-by differs (RFC 3261 18.2.1) or rport was asked for, and
+    /// `rport` filled with the source port (RFC 3581 4). Replace the top Via
+    /// with it through [`crate::MessageEditor::replace_top_value`].
+    pub fn stamped(&self, source: SocketAddr) -> String {
+        let mut out = String::with_capacity(self.raw.len() + 40);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            out,
+            "{}/{}/{} {}",
+            self.protocol, self.version, self.transport, self.host
+        );
+        if let Some(port) = self.port {
+            let _ = write!(out, ":{port}");
+        }
+        let wants_rport = self.rport().is_some();
+        for param in self.params() {
+            if param.name.eq_ignore_ascii_case("received") {
+                continue;
+            }
+            if param.name.eq_ignore_ascii_case("rport") {
+                let _ = write!(out, ";rport={}", source.port());
+                continue;
+            }
+            out.push(';');
+            out.push_str(param.name);
+            if let Some(value) = param.value {
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+        if wants_rport || self.needs_received(source.ip()) {
+            // RFC 3261 grammar: an IPv6 received is written without brackets.
+            let _ = write!(out, ";received={}", source.ip());
+        }
+        out
     }
 }
 
@@ -170,7 +228,9 @@ mod tests {
 
     #[test]
     fn rport_and_received_drive_the_response_target() {
-        let via = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport=40000;received=192.0.2.7").unwrap();
+        let via =
+            Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKx;rport=40000;received=192.0.2.7")
+                .unwrap();
         let target = via.response_target();
         assert_eq!(target.ip, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))));
         assert_eq!(target.port, 40000);
@@ -182,11 +242,40 @@ mod tests {
 
     #[test]
     fn ipv6_received_with_and_without_brackets() {
-        let a = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
-        let b = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3").unwrap();
+        let a =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
+        let b =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3")
+                .unwrap();
         assert_eq!(a.received(), b.received());
         assert!(a.received().is_some());
         assert!(a.needs_received(a.received().unwrap()));
+    }
+
+    #[test]
+    fn stamping_fills_rport_and_received() {
+        let via =
+            Via::parse("SIP/2.0/UDP 10.0.0.1:5062;rport;branch=z9hG4bKx;received=1.1.1.1").unwrap();
+        let source: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let stamped = via.stamped(source);
+        assert_eq!(
+            stamped,
+            "SIP/2.0/UDP 10.0.0.1:5062;rport=40000;branch=z9hG4bKx;received=192.0.2.7"
+        );
+        let reparsed = Via::parse(&stamped).unwrap();
+        assert_eq!(reparsed.response_target().port, 40000);
+
+        let same = Via::parse("SIP/2.0/TLS [2001:db8::1];branch=z9hG4bKy").unwrap();
+        let from_same: SocketAddr = "[2001:db8::1]:5061".parse().unwrap();
+        assert_eq!(
+            same.stamped(from_same),
+            "SIP/2.0/TLS [2001:db8::1];branch=z9hG4bKy"
+        );
+        let from_other: SocketAddr = "[2001:db8::2]:5061".parse().unwrap();
+        let stamped = same.stamped(from_other);
+        assert!(stamped.ends_with(";received=2001:db8::2"));
+        assert!(Via::parse(&stamped).unwrap().received().is_some());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn next_frame(buf: &[u8]) -> Result<Option<Frame>, FramerError> {
                 return Err(FramerError::BadStunLength(length));
             }
             let len = HEADER_LEN + length as usize;
-            Ok((buf.len() >= len && buf.len() >= 8).then_some(Frame::Stun { len }))
+            Ok((buf.len() >= len).then_some(Frame::Stun { len }))
         }
         PacketKind::ChannelData => {
             let Some(h) = buf.get(..CHANNEL_DATA_HEADER_LEN) else {

@@ -1,1 +1,303 @@
-//! Access Edge role: SIP edge proxy with federation policy
+//! Access Edge role: SIP edge proxy with federation policy.
+//!
+//! Three TLS listeners (remote users, federation with mutual TLS, the internal Director pool
+//! with mutual TLS) feed one transaction-stateful proxy ([`proxy`]). The federation policy
+//! ([`policy`]) and the per-address guard ([`guard`]) are sans-IO and tested without sockets.
+
+pub mod conn;
+pub mod guard;
+pub mod listener;
+pub mod next_hop;
+pub mod partner;
+pub mod policy;
+pub mod proxy;
+pub mod reply;
+pub mod route;
+pub mod scanner;
+pub mod tls_peer;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use edged_role::{
+    enabled_change, listener_changes, AdminError, ApplyReport, Config, Health, ListenerInfo, Role, RoleContext, RoleError,
+    RoleStatus, TlsMaterial,
+};
+use edged_store::{AuditRecord, Store};
+use tokio::net::TcpListener;
+
+pub use policy::DomainFigures;
+use policy::StoredDomain;
+use proxy::{OwnAddrs, Settings, Shared};
+
+const NAME: &str = "access_edge";
+
+/// The running Access Edge.
+pub struct AccessEdge {
+    shared: Arc<Shared>,
+    store: Store,
+    config: Mutex<Arc<Config>>,
+    listeners: Vec<ListenerInfo>,
+    draining: AtomicBool,
+}
+
+/// Binds the listeners, starts the proxy and returns the role.
+pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
+    Ok(start_edge(ctx).await?)
+}
+
+/// [`start`] returning the concrete type, for callers that want [`AccessEdge::domains`] and
+/// the other federation actions without going through the admin interface.
+pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> {
+    edged_tls::install_crypto_provider();
+    let cfg = &ctx.config.access_edge;
+    let tls = tls_peer::EdgeTls::build(&ctx.tls, &cfg.certificate)?;
+    let shared = Arc::new(Shared::new(cfg, tls, &ctx.metrics));
+
+    // Restore operator decisions and figures of partner domains.
+    let now = shared.now_ms();
+    for (key, value) in ctx.store.list(NAME)? {
+        let Some(domain) = key.strip_prefix("domain.") else { continue };
+        if let Ok(stored) = serde_json::from_slice::<StoredDomain>(&value) {
+            shared.policy.lock().unwrap_or_else(PoisonError::into_inner).restore(domain, stored, now);
+        }
+    }
+
+    let mut bound = Vec::new();
+    let mut infos = Vec::new();
+    for spec in ctx.config.sockets().into_iter().filter(|s| s.owner == NAME) {
+        let listener = TcpListener::bind(spec.addr).await.map_err(|source| RoleError::Bind {
+            key: spec.key.clone(),
+            addr: spec.addr,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| RoleError::Bind {
+            key: spec.key.clone(),
+            addr: spec.addr,
+            source,
+        })?;
+        let origin = match spec.key.as_str() {
+            "access_edge.remote_users_port" => conn::Origin::RemoteUser,
+            "access_edge.federation_port" => conn::Origin::Federation,
+            _ => conn::Origin::Internal,
+        };
+        infos.push(ListenerInfo {
+            purpose: spec.purpose.clone(),
+            side: spec.side,
+            transport: spec.transport,
+            address: addr.to_string(),
+        });
+        bound.push((origin, addr, listener));
+    }
+    let addr_of = |o: conn::Origin| bound.iter().find(|(x, _, _)| *x == o).map(|(_, a, _)| *a);
+    let (Some(remote_users), Some(federation), Some(internal)) = (
+        addr_of(conn::Origin::RemoteUser),
+        addr_of(conn::Origin::Federation),
+        addr_of(conn::Origin::Internal),
+    ) else {
+        return Err(RoleError::Config {
+            key: NAME.into(),
+            reason: "the role is not enabled or has no listeners".into(),
+        });
+    };
+    *shared.own.write().unwrap_or_else(PoisonError::into_inner) = Some(OwnAddrs {
+        remote_users,
+        federation,
+        internal,
+    });
+    *shared.listeners.write().unwrap_or_else(PoisonError::into_inner) = bound.iter().map(|(_, a, _)| *a).collect();
+    for (origin, addr, listener) in bound {
+        tracing::info!(target: "access_edge", %addr, ?origin, "listening");
+        tokio::spawn(listener::accept_loop(shared.clone(), listener, origin));
+    }
+    tokio::spawn(next_hop::health_loop(shared.clone()));
+    tokio::spawn(housekeeping(shared.clone(), ctx.store.clone()));
+
+    Ok(Arc::new(AccessEdge {
+        shared,
+        store: ctx.store.clone(),
+        config: Mutex::new(ctx.config.clone()),
+        listeners: infos,
+        draining: AtomicBool::new(false),
+    }))
+}
+
+/// Transaction timers every 250 ms; per-domain figures persisted every few seconds.
+async fn housekeeping(shared: Arc<Shared>, store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shared.closing.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        shared.sweep();
+        n += 1;
+        if n % 20 == 0 {
+            shared.persist_domains(&store);
+        }
+    }
+    shared.persist_domains(&store);
+}
+
+impl AccessEdge {
+    /// Live per-domain federation figures.
+    pub fn domains(&self) -> Vec<DomainFigures> {
+        self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner).figures()
+    }
+
+    /// Treats a domain as allow-listed from now on (persisted, audited).
+    pub fn promote(&self, domain: &str) -> Result<(), AdminError> {
+        self.operator_action(domain, "promoted", |p, d, now| p.promote(d, now))
+    }
+
+    /// Blocks a domain from now on (persisted, audited).
+    pub fn block(&self, domain: &str) -> Result<(), AdminError> {
+        self.operator_action(domain, "blocked", |p, d, now| p.block(d, now))
+    }
+
+    fn operator_action(
+        &self,
+        domain: &str,
+        verb: &str,
+        f: impl FnOnce(&mut policy::FederationPolicy, &str, u64) -> StoredDomain,
+    ) -> Result<(), AdminError> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !edged_config::roles::access_edge::is_domain(&domain) {
+            return Err(AdminError::BadRequest(format!("\"{domain}\" is not a domain name")));
+        }
+        let stored = {
+            let mut p = self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut p, &domain, self.shared.now_ms())
+        };
+        self.store
+            .write(|tx| {
+                tx.put_json(NAME, &format!("domain.{domain}"), &stored)?;
+                tx.audit(AuditRecord::new("admin", NAME, format!("federation partner {domain} {verb}")))?;
+                Ok(())
+            })
+            .map_err(|e| AdminError::Failed(e.to_string()))?;
+        tracing::info!(target: "access_edge", domain, action = verb, "federation partner changed by operator");
+        Ok(())
+    }
+}
+
+fn domain_arg(arg: &serde_json::Value) -> Result<String, AdminError> {
+    arg.get("domain")
+        .and_then(|d| d.as_str())
+        .or_else(|| arg.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| AdminError::BadRequest("expected {\"domain\": \"example.com\"}".into()))
+}
+
+#[async_trait::async_trait]
+impl Role for AccessEdge {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn status(&self) -> RoleStatus {
+        let s = &self.shared;
+        let mut counters: BTreeMap<String, u64> =
+            s.counters.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        counters.insert("connections_open".into(), s.connection_count() as u64);
+        counters.insert("transactions_pending".into(), s.pending_transactions() as u64);
+        let figures = self.domains();
+        counters.insert("federation_domains".into(), figures.len() as u64);
+        counters.insert("federation_domains_blocked".into(), figures.iter().filter(|f| f.kind == "blocked").count() as u64);
+        counters.insert("federation_domains_watched".into(), figures.iter().filter(|f| f.watched).count() as u64);
+        counters.insert("federation_messages".into(), figures.iter().map(|f| f.messages).sum());
+        let (healthy, total) = {
+            let hops = s.hops.lock().unwrap_or_else(PoisonError::into_inner);
+            (hops.healthy_count(), hops.addrs().len())
+        };
+        counters.insert("next_hops_healthy".into(), healthy as u64);
+        let health = if self.draining.load(Ordering::Relaxed) {
+            Health::Draining
+        } else if total == 0 {
+            Health::Degraded("no next hop configured (access_edge.next_hops)".into())
+        } else if healthy == 0 {
+            Health::Degraded("no next hop answers OPTIONS".into())
+        } else {
+            Health::Ready
+        };
+        RoleStatus {
+            role: NAME.into(),
+            health,
+            listeners: self.listeners.clone(),
+            counters,
+        }
+    }
+
+    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
+        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut report = ApplyReport {
+            restart_required: listener_changes(NAME, &old, &config),
+            ..ApplyReport::default()
+        };
+        if let Some(line) = enabled_change(NAME, old.access_edge.enabled, config.access_edge.enabled) {
+            report.restart_required.push(line);
+        }
+        let new = &config.access_edge;
+        match tls_peer::EdgeTls::build(&tls, &new.certificate) {
+            Ok(t) => {
+                *self.shared.tls.write().unwrap_or_else(PoisonError::into_inner) = t;
+                report.applied.push("access_edge: certificates and trust anchors apply to new connections".into());
+            }
+            Err(e) => report.restart_required.push(format!("access_edge.certificate: {e}; the previous TLS setup stays")),
+        }
+        *self.shared.settings.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Settings::from_config(new));
+        self.shared.guard.lock().unwrap_or_else(PoisonError::into_inner).set_limits(Settings::guard_limits(new));
+        self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner).set_config(new.federation.clone());
+        self.shared.hops.lock().unwrap_or_else(PoisonError::into_inner).reconfigure(&new.next_hops);
+        if old.access_edge.federation != new.federation {
+            report.applied.push("access_edge.federation: policy applied".into());
+        }
+        if old.access_edge.next_hops != new.next_hops {
+            report.applied.push("access_edge.next_hops: pool updated; established connections stay".into());
+        }
+        report.applied.push("access_edge: timeouts, limits and scanner list applied (connections opened from now on)".into());
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        report
+    }
+
+    async fn drain(&self, deadline: Duration) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.shared.accepting.cancel();
+        let until = Instant::now() + deadline;
+        while Instant::now() < until
+            && (self.shared.pending_transactions() > 0 || self.shared.in_flight.load(Ordering::Relaxed) > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.shared.closing.cancel();
+        self.shared.persist_domains(&self.store);
+        tracing::info!(target: "access_edge", "drained");
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|l| format!("access_edge: SIP over TLS ({}) on {}", l.purpose, l.address))
+            .collect()
+    }
+
+    async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
+        match what {
+            "domains" => serde_json::to_value(self.domains()).map_err(|e| AdminError::Failed(e.to_string())),
+            _ => Err(AdminError::NotFound(format!("access_edge has no \"{what}\" (try \"domains\")"))),
+        }
+    }
+
+    async fn action(&self, action: &str, arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+        let domain = domain_arg(&arg)?;
+        match action {
+            "promote" => self.promote(&domain)?,
+            "block" => self.block(&domain)?,
+            _ => return Err(AdminError::NotFound(format!("access_edge has no action \"{action}\" (promote, block)"))),
+        }
+        Ok(serde_json::json!({ "domain": domain, "action": action }))
+    }
+}

@@ -1,1 +1,16 @@
-//! A/V Edge role: STUN/TURN control plane
+//! A/V Edge role: the STUN/TURN relay.
+//!
+//! The tokio side (this crate) authenticates and answers requests and keeps the
+//! allocation table; the relay threads of `media-relay` forward UDP clients' media.
+//! TCP/TLS clients' media is forwarded by their connection tasks.
+
+mod allocation;
+pub mod credentials;
+pub mod policy;
+mod role;
+mod server;
+mod settings;
+mod stream;
+mod udp;
+
+pub use role::{start, AvEdge};

@@ -1,1 +1,29 @@
-//! Web Conferencing Edge role: session-key admission over TLS and QUIC
+//! Web Conferencing Edge role: session-key admission over TLS and QUIC.
+//!
+//! External meeting clients reach the external port over TLS/TCP or QUIC/UDP (same port,
+//! ALPN `edged-webconf/1`). Their first frame carries the conference id and a session key
+//! minted by the internal conferencing server; nothing goes inside before the key checks
+//! out. Conferencing servers connect *out* to the edge's internal port (QUIC with mutual
+//! TLS) and register their conferences; each admitted session becomes its own stream over
+//! that connection. The edge never opens a connection towards the internal network.
+//!
+//! Modules: [`settings`] (live settings), [`keys`] (session-key ring in the store),
+//! `admission` (first frame), `relay` (bytes of one session), `external` (client
+//! listeners), `internal` (server listener), [`pool`] (routing), [`limits`], [`metrics`],
+//! [`bundle`] (demo connector bundle), `role` (start, status, apply, drain).
+
+mod admission;
+pub mod bundle;
+mod external;
+mod internal;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod pool;
+mod relay;
+mod role;
+pub mod settings;
+mod shared;
+
+pub use role::{start, start_edge, WebconfEdge};
+pub use session_key::wire::{ALPN_CLIENT, ALPN_INTERNAL};

@@ -20,7 +20,7 @@ pub use certificates::{CertificateConfig, TlsTrust};
 pub use edged_admin_api::{Side, Transport};
 pub use error::{ConfigError, ConfigErrors};
 pub use listeners::{Protocol, SocketSpec};
-pub use logging::{parse_level, LoggingConfig};
+pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};
 pub use network::{NetworkConfig, SideConfig};
 pub use roles::{
     access_edge::AccessEdgeConfig, av_auth::AvAuthConfig, av_edge::AvEdgeConfig,

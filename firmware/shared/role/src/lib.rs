@@ -41,6 +41,34 @@ pub trait Role: Send + Sync + 'static {
     /// Stops accepting new work at once, lets in-flight work finish until `deadline`
     /// elapses, then closes what is left. Returns when the role is stopped.
     async fn drain(&self, deadline: Duration);
+
+    /// Lines telling an operator how to try the role by hand (printed by `make run`).
+    fn hints(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Role-specific admin query, `GET /api/v1/roles/<role>/<what>` (for example the
+    /// Access Edge's per-domain federation figures).
+    async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
+        Err(AdminError::NotFound(format!("{} has no \"{what}\"", self.name())))
+    }
+
+    /// Role-specific admin action, `POST /api/v1/roles/<role>/<action>` with a JSON argument
+    /// (for example promoting a federation partner, or rotating credential keys).
+    async fn action(&self, action: &str, _arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+        Err(AdminError::NotFound(format!("{} has no action \"{action}\"", self.name())))
+    }
+}
+
+/// Why a role-specific admin request failed; the admin API turns it into 404 or 400.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Why a role could not start.

@@ -28,7 +28,35 @@ pub struct AccessEdgeConfig {
     pub next_hops: Vec<String>,
     /// SIP domains of the organisation behind this edge.
     pub sip_domains: Vec<String>,
+    /// Host name this edge writes in Via, Record-Route and its trust header (empty: the
+    /// listener address).
+    pub fqdn: String,
+    /// Seconds a TLS handshake may take before the connection is closed.
+    pub handshake_timeout_secs: u64,
+    /// Seconds a connection may stay silent (no message, no keep-alive) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Largest SIP message accepted on a connection; a larger one closes it.
+    pub max_message_bytes: usize,
+    /// Seconds a forwarded request waits for a final answer before 408 (RFC 3261 Timer B/F).
+    pub transaction_timeout_secs: u64,
+    /// Seconds between OPTIONS health checks of each next hop.
+    pub health_check_interval_secs: u64,
+    /// New connections per second one remote address may open (burst of the same size).
+    pub connection_rate_per_ip: u32,
+    /// TLS handshakes per second one remote address may start (burst of the same size).
+    pub handshake_rate_per_ip: u32,
+    /// Open connections one remote address may hold.
+    pub max_connections_per_ip: u32,
+    /// User-Agent substrings (case-insensitive) of SIP scanners; their requests are dropped.
+    pub scanner_user_agents: Vec<String>,
     pub federation: FederationConfig,
+}
+
+fn default_scanner_user_agents() -> Vec<String> {
+    ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipsak", "iWar", "sundayddr", "VaxSIPUserAgent", "pplsip"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 impl Default for AccessEdgeConfig {
@@ -43,6 +71,16 @@ impl Default for AccessEdgeConfig {
             internal_port: 5061,
             next_hops: Vec::new(),
             sip_domains: Vec::new(),
+            fqdn: String::new(),
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            max_message_bytes: 64 * 1024,
+            transaction_timeout_secs: 32,
+            health_check_interval_secs: 10,
+            connection_rate_per_ip: 20,
+            handshake_rate_per_ip: 20,
+            max_connections_per_ip: 200,
+            scanner_user_agents: default_scanner_user_agents(),
             federation: FederationConfig::default(),
         }
     }
@@ -64,6 +102,14 @@ pub struct FederationConfig {
     pub suspicious_rate_per_sec: u32,
     /// Distinct internal addresses a discovered domain may contact before it is watched and blocked.
     pub watch_threshold: u32,
+    /// Failed share of a discovered domain's requests (percent, over at least
+    /// `suspicious_min_requests`) from which it is throttled to `suspicious_rate_per_sec`.
+    pub suspicious_failure_percent: u32,
+    pub suspicious_min_requests: u32,
+    /// Port used for an allow-listed edge written without one (OCS federation: 5061).
+    pub partner_port: u16,
+    /// DNS servers for partner discovery (`ip:port`); empty uses the system resolver.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for FederationConfig {
@@ -76,6 +122,10 @@ impl Default for FederationConfig {
             discovered_rate_per_sec: 20,
             suspicious_rate_per_sec: 1,
             watch_threshold: 1000,
+            suspicious_failure_percent: 50,
+            suspicious_min_requests: 20,
+            partner_port: 5061,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -146,6 +196,36 @@ impl AccessEdgeConfig {
         if f.watch_threshold == 0 {
             errs.push("access_edge.federation.watch_threshold", "must be at least 1");
         }
+        if f.suspicious_failure_percent == 0 || f.suspicious_failure_percent > 100 {
+            errs.push("access_edge.federation.suspicious_failure_percent", "must be from 1 to 100");
+        }
+        if f.partner_port == 0 {
+            errs.push("access_edge.federation.partner_port", "must not be 0");
+        }
+        for (i, d) in f.public_providers.iter().enumerate() {
+            if !is_domain(d) {
+                errs.push(format!("access_edge.federation.public_providers[{i}]"), format!("\"{d}\" is not a domain name"));
+            }
+        }
+        if !self.fqdn.is_empty() && !is_domain(&self.fqdn) {
+            errs.push("access_edge.fqdn", format!("\"{}\" is not a host name", self.fqdn));
+        }
+        for (key, v) in [
+            ("handshake_timeout_secs", self.handshake_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("transaction_timeout_secs", self.transaction_timeout_secs),
+            ("health_check_interval_secs", self.health_check_interval_secs),
+            ("connection_rate_per_ip", u64::from(self.connection_rate_per_ip)),
+            ("handshake_rate_per_ip", u64::from(self.handshake_rate_per_ip)),
+            ("max_connections_per_ip", u64::from(self.max_connections_per_ip)),
+        ] {
+            if v == 0 {
+                errs.push(format!("access_edge.{key}"), "must be at least 1");
+            }
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_message_bytes) {
+            errs.push("access_edge.max_message_bytes", "must be from 1024 to 1048576");
+        }
     }
 
     pub(crate) fn sockets(&self, net: &NetworkConfig, out: &mut Vec<SocketSpec>) {
@@ -200,4 +280,25 @@ pub fn is_domain(s: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn new_fields_default_and_validate_by_key() {
+        let c = Config::embedded_default();
+        assert_eq!(c.access_edge.max_message_bytes, 64 * 1024);
+        assert_eq!(c.access_edge.federation.partner_port, 5061);
+        assert!(c.access_edge.scanner_user_agents.iter().any(|u| u == "friendly-scanner"));
+        let errs = c
+            .with_value("access_edge.federation.suspicious_failure_percent", "0")
+            .unwrap_err();
+        assert_eq!(errs.0[0].key, "access_edge.federation.suspicious_failure_percent");
+        let errs = c.with_value("access_edge.idle_timeout_secs", "0").unwrap_err();
+        assert_eq!(errs.0[0].key, "access_edge.idle_timeout_secs");
+        let errs = c.with_value("access_edge.fqdn", "\"bad host\"").unwrap_err();
+        assert_eq!(errs.0[0].key, "access_edge.fqdn");
+    }
 }

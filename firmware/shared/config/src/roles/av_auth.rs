@@ -30,6 +30,14 @@ pub struct AvAuthConfig {
     pub allowed_identities: Vec<String>,
     /// Origins allowed by CORS on the REST endpoint; empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// Host name (or address) advertised for the A/V Edge's internal interface in relay
+    /// lists; default: the A/V Edge's internal address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_relay_host: Option<String>,
+    /// Host name (or address) advertised for the A/V Edge's external interface; default:
+    /// the A/V Edge's external address. Set it when that address is a wildcard or NATed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_relay_host: Option<String>,
 }
 
 impl Default for AvAuthConfig {
@@ -45,6 +53,8 @@ impl Default for AvAuthConfig {
             issuance_per_minute: 60,
             allowed_identities: vec!["*".into()],
             cors_origins: Vec::new(),
+            internal_relay_host: None,
+            external_relay_host: None,
         }
     }
 }
@@ -64,7 +74,9 @@ impl AvAuthConfig {
                 format!("must be from 1 to {MAX_LIFETIME_MINUTES}"),
             );
         }
-        if self.default_lifetime_minutes == 0 || self.default_lifetime_minutes > self.max_lifetime_minutes {
+        if self.default_lifetime_minutes == 0
+            || self.default_lifetime_minutes > self.max_lifetime_minutes
+        {
             errs.push(
                 "av_auth.default_lifetime_minutes",
                 "must be from 1 to av_auth.max_lifetime_minutes",
@@ -73,9 +85,30 @@ impl AvAuthConfig {
         if self.issuance_per_minute == 0 {
             errs.push("av_auth.issuance_per_minute", "must be at least 1");
         }
+        for (key, host) in [
+            ("av_auth.internal_relay_host", &self.internal_relay_host),
+            ("av_auth.external_relay_host", &self.external_relay_host),
+        ] {
+            if let Some(h) = host {
+                let bad = h.is_empty()
+                    || h.len() > 253
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+                if bad {
+                    errs.push(key, format!("\"{h}\" is not a host name or IP address"));
+                }
+            }
+        }
+        if self.allowed_identities.iter().any(|p| p.trim().is_empty()) {
+            errs.push("av_auth.allowed_identities", "patterns must not be empty");
+        }
         for (i, o) in self.cors_origins.iter().enumerate() {
             if !(o.starts_with("https://") || o.starts_with("http://")) {
-                errs.push(format!("av_auth.cors_origins[{i}]"), format!("\"{o}\" is not an origin (scheme://host[:port])"));
+                errs.push(
+                    format!("av_auth.cors_origins[{i}]"),
+                    format!("\"{o}\" is not an origin (scheme://host[:port])"),
+                );
             }
         }
     }

@@ -43,6 +43,15 @@ pub struct AvEdgeConfig {
     pub allocation_bandwidth_kbps: u32,
     /// Create a demo long-term user and print its credentials at start (loopback demos only).
     pub demo_user: bool,
+    /// Seconds a nonce stays valid before requests get 438 Stale Nonce.
+    pub nonce_lifetime_secs: u64,
+    /// Allocation lifetime granted when the client asks for none (RFC 8656: 600 s).
+    pub default_lifetime_secs: u32,
+    /// Longest allocation lifetime granted (RFC 8656: 3600 s).
+    pub max_lifetime_secs: u32,
+    /// Unauthenticated requests answered per second and source address; more are dropped
+    /// silently so the relay cannot be used as a reflector.
+    pub unauthenticated_rate_per_sec: u32,
 }
 
 impl Default for AvEdgeConfig {
@@ -66,6 +75,10 @@ impl Default for AvEdgeConfig {
             max_allocations_per_user: 20,
             allocation_bandwidth_kbps: 0,
             demo_user: false,
+            nonce_lifetime_secs: 600,
+            default_lifetime_secs: 600,
+            max_lifetime_secs: 3600,
+            unauthenticated_rate_per_sec: 50,
         }
     }
 }
@@ -118,6 +131,21 @@ impl AvEdgeConfig {
         }
         if self.max_allocations_per_user == 0 {
             errs.push("av_edge.max_allocations_per_user", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&self.nonce_lifetime_secs) {
+            errs.push("av_edge.nonce_lifetime_secs", "must be 1 to 86400 seconds");
+        }
+        if self.max_lifetime_secs < 60 {
+            errs.push("av_edge.max_lifetime_secs", "must be at least 60 seconds");
+        }
+        if self.default_lifetime_secs == 0 || self.default_lifetime_secs > self.max_lifetime_secs {
+            errs.push(
+                "av_edge.default_lifetime_secs",
+                "must be at least 1 and at most av_edge.max_lifetime_secs",
+            );
+        }
+        if self.unauthenticated_rate_per_sec == 0 {
+            errs.push("av_edge.unauthenticated_rate_per_sec", "must be at least 1");
         }
     }
 

@@ -1,6 +1,7 @@
 //! `[webconf_edge]`: admission of external meeting clients by conference session key.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ pub struct WebconfEdgeConfig {
     pub internal_address: Option<IpAddr>,
     /// External port for clients: TLS over TCP and QUIC over UDP (OCS: 443).
     pub external_port: u16,
-    /// Internal port the conferencing servers connect out to (OCS: 8057, mutual TLS).
+    /// Internal port the conferencing servers connect out to (OCS: 8057): QUIC over UDP
+    /// with mutual TLS, one stream per client session.
     pub internal_port: u16,
     /// A client that has not sent its first frame (conference id and key) by then is cut.
     pub first_frame_timeout_ms: u64,
@@ -28,6 +30,11 @@ pub struct WebconfEdgeConfig {
     pub max_sessions_per_conference: u32,
     /// Per-session bandwidth cap in kbit/s each way (0: no cap).
     pub session_bandwidth_kbps: u32,
+    /// Loopback demos and labs only: a directory where the edge writes what a reference
+    /// connector needs (CA, a connector certificate and key, the session-key ring).
+    /// Leave unset on an appliance: there the secrets are provisioned out of band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_bundle_dir: Option<PathBuf>,
 }
 
 impl Default for WebconfEdgeConfig {
@@ -44,6 +51,7 @@ impl Default for WebconfEdgeConfig {
             max_sessions_per_address: 64,
             max_sessions_per_conference: 1000,
             session_bandwidth_kbps: 0,
+            connector_bundle_dir: None,
         }
     }
 }
@@ -65,6 +73,14 @@ impl WebconfEdgeConfig {
         }
         if self.max_sessions_per_conference == 0 {
             errs.push("webconf_edge.max_sessions_per_conference", "must be at least 1");
+        }
+        if self.idle_timeout_secs == 0 || self.idle_timeout_secs > 86_400 {
+            errs.push("webconf_edge.idle_timeout_secs", "must be from 1 to 86400 s");
+        }
+        if let Some(dir) = &self.connector_bundle_dir {
+            if !dir.is_absolute() {
+                errs.push("webconf_edge.connector_bundle_dir", "must be an absolute path");
+            }
         }
     }
 
@@ -95,10 +111,10 @@ impl WebconfEdgeConfig {
         out.push(SocketSpec {
             key: "webconf_edge.internal_port".into(),
             owner: "webconf_edge",
-            purpose: "conferencing servers".into(),
+            purpose: "conferencing servers (QUIC, mutual TLS)".into(),
             side: Side::Internal,
-            protocol: Protocol::Tcp,
-            transport: Transport::Mtls,
+            protocol: Protocol::Udp,
+            transport: Transport::Quic,
             addr: SocketAddr::new(int, self.internal_port),
         });
     }

@@ -1,0 +1,105 @@
+# edged: the edge-server appliance firmware.
+#
+#   make run     start edged on loopback with the embedded default config (all roles up)
+#   make test    everything CI checks: format, lints, unit and integration tests with the
+#                real peers (coturn, sipp, stunnel, haproxy...), fuzz smoke, benchmark
+#                smoke, the Buildroot tree check and the HIL suite against the image in qemu
+#
+# Each target installs what it needs (Debian packages through apt, Python packages in a
+# venv). Outputs live under target/ and images/out/, both git-ignored.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RUN_DIR ?= target/run
+
+# Debian packages the tests drive as real peers.
+APT_TEST := coturn sip-tester stunnel4 haproxy kamailio kamailio-tls-modules dnsutils iproute2 \
+            chromium python3-venv
+# Services those packages may start on a systemd machine; they would hold the ports edged
+# wants on loopback, so they are stopped and disabled.
+APT_SERVICES := coturn kamailio haproxy stunnel4
+
+.PHONY: run build test deps-test fmt-check clippy unit fuzz-smoke bench bench-smoke \
+        bench-turn bench-sip bench-webconf bench-auth image hil buildroot-check clean-run
+
+run: build
+	@mkdir -p $(RUN_DIR)
+	@echo "starting edged (data in $(RUN_DIR)); Ctrl-C stops it"
+	@exec target/debug/edged --data-dir $(RUN_DIR) --admin-socket $(RUN_DIR)/admin.sock --banner
+
+build:
+	$(CARGO) build -p edged -p edgectl
+
+clean-run:
+	rm -rf $(RUN_DIR)
+
+# ---------------------------------------------------------------------------- test
+test: deps-test fmt-check clippy unit fuzz-smoke bench-smoke buildroot-check hil
+	@echo "make test: all checks passed"
+
+deps-test:
+	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now $(APT_SERVICES) >/dev/null 2>&1 || true; fi; \
+	fi
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Builds every binary first: integration tests drive edged and edgectl as separate processes.
+unit:
+	$(CARGO) build --workspace --bins
+	EDGED_REQUIRE_TOOLS=1 $(CARGO) test --workspace
+
+# Short coverage-guided runs of the parsers (nightly + cargo-fuzz); the deterministic
+# mutation tests in `cargo test` cover the same parsers where nightly is absent.
+FUZZ_SECONDS ?= 15
+fuzz-smoke:
+	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  echo "fuzz-smoke: no nightly toolchain here; the parsers' mutation tests ran in 'cargo test'"; exit 0; fi; \
+	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked -q; \
+	for crate in firmware/protocols/sip-core firmware/protocols/stun-core; do \
+	  for t in $$(cd $$crate && $(CARGO) +nightly fuzz list); do \
+	    echo "fuzz $$crate $$t ($(FUZZ_SECONDS)s)"; \
+	    (cd $$crate && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2); \
+	  done; \
+	done
+
+# ---------------------------------------------------------------------------- benchmarks
+bench: bench-turn bench-sip bench-webconf bench-auth
+
+bench-smoke:
+	$(MAKE) bench-turn bench-sip bench-webconf bench-auth SMOKE=1
+
+BENCH_FLAGS = $(if $(SMOKE),--smoke,)
+
+bench-turn:
+	firmware/roles/av-edge/bench/bench-turn.sh $(BENCH_FLAGS)
+
+bench-sip:
+	firmware/roles/access-edge/bench/bench-sip.sh $(BENCH_FLAGS)
+
+bench-webconf:
+	firmware/roles/webconf-edge/bench/bench-webconf.sh $(BENCH_FLAGS)
+
+bench-auth:
+	firmware/roles/av-auth/bench/bench-auth.sh $(BENCH_FLAGS)
+
+# ---------------------------------------------------------------------------- appliance
+image:
+	images/build-image.sh
+
+hil: image
+	hil-tests/run.sh
+
+buildroot-check:
+	buildroot/check-tree.sh

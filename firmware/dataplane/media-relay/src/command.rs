@@ -1,0 +1,32 @@
+//! Changes the control plane hands to a relay thread.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+/// Identifies an allocation across both planes.
+pub type AllocationId = u64;
+
+/// One change to a relay thread's shard of the allocation table. Commands are applied in
+/// order, so a `Permit` queued after an `Install` always finds its allocation.
+#[derive(Debug)]
+pub enum Command {
+    /// A new allocation for a UDP client seen on `listener` of this shard; `relay` is the
+    /// bound, non-blocking relay socket the thread now owns.
+    Install {
+        id: AllocationId,
+        client: SocketAddr,
+        listener: usize,
+        relay: UdpSocket,
+        /// Bytes per second in each direction; 0 means no cap.
+        bandwidth_bytes_per_sec: u64,
+    },
+    /// A permission for a (normalised) peer IP; the control plane already checked policy.
+    Permit { id: AllocationId, peer: IpAddr },
+    Revoke { id: AllocationId, peer: IpAddr },
+    Bind {
+        id: AllocationId,
+        channel: u16,
+        peer: SocketAddr,
+    },
+    Unbind { id: AllocationId, channel: u16 },
+    Remove { id: AllocationId },
+}

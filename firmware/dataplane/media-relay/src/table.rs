@@ -1,0 +1,132 @@
+//! A relay thread's shard of the allocation table. Only its thread touches it, so there is
+//! no lock; lookups never allocate (inserts do, on the control path).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use crate::command::AllocationId;
+
+/// A token bucket in bytes; one second of burst.
+pub(crate) struct Bucket {
+    rate: u64,
+    tokens: u64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub fn new(rate: u64, now: Instant) -> Self {
+        Bucket {
+            rate,
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    /// Takes `bytes` if the cap allows it. A rate of 0 means uncapped.
+    #[inline]
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last);
+        let refill = (elapsed.as_nanos() as u64).saturating_mul(self.rate) / 1_000_000_000;
+        if refill > 0 {
+            self.tokens = (self.tokens + refill).min(self.rate);
+            self.last = now;
+        }
+        let need = bytes as u64;
+        if self.tokens >= need {
+            self.tokens -= need;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) struct Allocation {
+    pub id: AllocationId,
+    pub client: SocketAddr,
+    pub listener: usize,
+    pub relay: UdpSocket,
+    /// Few entries per allocation in practice, so a vector beats a map.
+    pub permissions: Vec<IpAddr>,
+    pub channels: Vec<(u16, SocketAddr)>,
+    pub to_peer: Bucket,
+    pub to_client: Bucket,
+}
+
+impl Allocation {
+    #[inline]
+    pub fn permits(&self, peer: IpAddr) -> bool {
+        self.permissions.contains(&peer)
+    }
+    #[inline]
+    pub fn channel_peer(&self, channel: u16) -> Option<SocketAddr> {
+        self.channels
+            .iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, p)| *p)
+    }
+    #[inline]
+    pub fn peer_channel(&self, peer: SocketAddr) -> Option<u16> {
+        self.channels
+            .iter()
+            .find(|(_, p)| *p == peer)
+            .map(|(c, _)| *c)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    slots: Vec<Option<Allocation>>,
+    free: Vec<usize>,
+    by_id: HashMap<AllocationId, usize>,
+    by_client: HashMap<(usize, SocketAddr), usize>,
+}
+
+impl Table {
+    /// Inserts and returns the slot (used as the relay socket's epoll token).
+    pub fn insert(&mut self, alloc: Allocation) -> usize {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        self.by_id.insert(alloc.id, slot);
+        self.by_client.insert((alloc.listener, alloc.client), slot);
+        self.slots[slot] = Some(alloc);
+        slot
+    }
+
+    pub fn remove(&mut self, id: AllocationId) -> Option<Allocation> {
+        let slot = self.by_id.remove(&id)?;
+        let alloc = self.slots.get_mut(slot)?.take()?;
+        self.by_client.remove(&(alloc.listener, alloc.client));
+        self.free.push(slot);
+        Some(alloc)
+    }
+
+    pub fn by_id_mut(&mut self, id: AllocationId) -> Option<&mut Allocation> {
+        let slot = *self.by_id.get(&id)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    #[inline]
+    pub fn by_client_mut(&mut self, listener: usize, client: SocketAddr) -> Option<&mut Allocation> {
+        let slot = *self.by_client.get(&(listener, client))?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    #[inline]
+    pub fn slot_mut(&mut self, slot: usize) -> Option<&mut Allocation> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+}

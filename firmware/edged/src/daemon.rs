@@ -1,0 +1,424 @@
+//! The daemon's life: configuration at start, roles up, privileges down, then serve until
+//! SIGTERM; SIGHUP reloads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use edged_admin_api::{ApplyReport, CommitResult, ConfigProblem};
+use edged_config::{Config, ConfigErrors, EMBEDDED_DEFAULT};
+use edged_metrics::Registry;
+use edged_role::{Role, RoleContext};
+use edged_store::{AuditRecord, Store};
+use edged_tls::TlsMaterial;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Args;
+use crate::logging::LogControl;
+use crate::{admin, logging, metrics_http, privileges, roles};
+
+pub enum RunError {
+    /// The configuration is invalid: one problem per line, each naming its key.
+    Config(ConfigErrors),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Other(e)
+    }
+}
+
+/// What the admin API and the signal handlers act on.
+pub struct Daemon {
+    pub store: Store,
+    pub metrics: Registry,
+    pub roles: Vec<Arc<dyn Role>>,
+    pub log: LogControl,
+    pub started: Instant,
+    pub config_file: Option<PathBuf>,
+    /// The running configuration; the lock also serialises changes, so two admins
+    /// committing at once cannot interleave validation, commit and apply.
+    current: tokio::sync::Mutex<Current>,
+}
+
+#[derive(Clone)]
+pub struct Current {
+    pub config: Arc<Config>,
+    pub tls: Arc<TlsMaterial>,
+    pub generation: u64,
+}
+
+/// Why a configuration change was refused; the running configuration is untouched.
+#[derive(Debug)]
+pub enum ChangeError {
+    Invalid(Vec<ConfigProblem>),
+    Failed(String),
+}
+
+impl From<ConfigErrors> for ChangeError {
+    fn from(e: ConfigErrors) -> Self {
+        ChangeError::Invalid(e.problems())
+    }
+}
+
+fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("edged.redb")
+}
+
+/// The configuration edged starts with, and its generation in the store.
+fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u64), RunError> {
+    let stored = store.config().context("reading the stored configuration")?;
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        let config = Config::from_toml(&text).map_err(RunError::Config)?;
+        let same = stored
+            .as_ref()
+            .and_then(|s| Config::from_toml(&s.toml).ok())
+            .is_some_and(|s| s == config);
+        if same || !commit {
+            return Ok((config, stored.map_or(0, |s| s.generation)));
+        }
+        let generation = store
+            .commit_config(
+                &config.to_toml(),
+                AuditRecord::new("config-file", "config", format!("loaded {}", path.display())),
+            )
+            .context("committing the configuration file to the store")?;
+        return Ok((config, generation));
+    }
+    match stored {
+        Some(s) => {
+            let config = Config::from_toml(&s.toml).map_err(RunError::Config)?;
+            Ok((config, s.generation))
+        }
+        None => {
+            let config = Config::embedded_default();
+            if !commit {
+                return Ok((config, 0));
+            }
+            let generation = store
+                .commit_config(
+                    &config.to_toml(),
+                    AuditRecord::new("edged", "config", "initialised from the embedded default"),
+                )
+                .context("storing the embedded default configuration")?;
+            Ok((config, generation))
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<(), RunError> {
+    if args.print_default_config {
+        print!("{EMBEDDED_DEFAULT}");
+        return Ok(());
+    }
+    edged_tls::install_crypto_provider();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    let store = Store::open(&store_path(&args.data_dir)).context("opening the store")?;
+    if args.check {
+        initial_config(&args, &store, false)?;
+        println!("configuration is valid");
+        return Ok(());
+    }
+    let (config, generation) = initial_config(&args, &store, true)?;
+    let log = logging::init(&config.logging);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("edged-control")
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args, store, config, generation, log))
+}
+
+async fn serve(args: Args, store: Store, config: Config, generation: u64, log: LogControl) -> Result<(), RunError> {
+    let tls = {
+        let (c, s) = (config.clone(), store.clone());
+        tokio::task::spawn_blocking(move || TlsMaterial::load(&c, &s))
+            .await
+            .map_err(|e| anyhow!("loading certificates: {e}"))?
+            .map_err(|e| anyhow!("{e}"))?
+    };
+    let tls = Arc::new(tls);
+    let config = Arc::new(config);
+    let metrics = Registry::new();
+    let ctx = RoleContext {
+        config: config.clone(),
+        tls: tls.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+    };
+    let roles = roles::start_all(&ctx).await.map_err(|e| anyhow!("{e}"))?;
+
+    let admin_listener = admin::bind(&args.admin_socket)?;
+    let metrics_listener = if config.metrics.enabled {
+        let addr = std::net::SocketAddr::new(config.network.internal.address, config.metrics.port);
+        Some(
+            metrics_http::bind(addr)
+                .await
+                .map_err(|e| anyhow!("metrics.port: cannot listen on {addr}: {e}"))?,
+        )
+    } else {
+        None
+    };
+
+    // Every socket is bound: root is no longer needed.
+    let socket_dir = args.admin_socket.parent().map(Path::to_path_buf);
+    let mut owned: Vec<&Path> = vec![args.data_dir.as_path()];
+    if let Some(d) = &socket_dir {
+        owned.push(d.as_path());
+    }
+    match privileges::drop_root(&config.appliance.user, &owned)? {
+        Some(d) => tracing::info!(target: "edged", user = %d.user, uid = d.uid, caps = d.effective_caps, "dropped root privileges"),
+        None => tracing::debug!(target: "edged", "not running as root; nothing to drop"),
+    }
+
+    let daemon = Arc::new(Daemon {
+        store,
+        metrics: metrics.clone(),
+        roles,
+        log,
+        started: Instant::now(),
+        config_file: args.config.clone(),
+        current: tokio::sync::Mutex::new(Current {
+            config: config.clone(),
+            tls,
+            generation,
+        }),
+    });
+    let stop = CancellationToken::new();
+    admin::serve(admin_listener, daemon.clone(), stop.clone());
+    if let Some(l) = metrics_listener {
+        metrics_http::serve(l, metrics, stop.clone());
+    }
+    let uptime = daemon.metrics.gauge("edged_config_generation", "Generation of the running configuration", &[]);
+    uptime.set(generation as i64);
+
+    tracing::info!(target: "edged", appliance = %config.appliance.name, generation, "all roles started");
+    if args.banner {
+        print_banner(&daemon, &args).await;
+    }
+    notify_systemd("READY=1");
+
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                match daemon.reload("signal").await {
+                    Ok(r) => tracing::info!(target: "edged", generation = r.generation,
+                        applied = ?r.report.applied, restart_required = ?r.report.restart_required, "reloaded"),
+                    Err(e) => tracing::error!(target: "edged", error = %describe(&e), "reload refused; running configuration unchanged"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    notify_systemd("STOPPING=1");
+    let deadline = Duration::from_secs(daemon.current().await.config.appliance.drain_timeout_secs);
+    tracing::info!(target: "edged", deadline_secs = deadline.as_secs(), "draining");
+    let drains = daemon.roles.iter().map(|r| r.drain(deadline));
+    // A role that overruns its own deadline does not hold the appliance hostage.
+    if tokio::time::timeout(deadline + Duration::from_secs(2), futures_join(drains)).await.is_err() {
+        tracing::warn!(target: "edged", "a role did not finish draining in time");
+    }
+    stop.cancel();
+    let _ = std::fs::remove_file(&args.admin_socket);
+    tracing::info!(target: "edged", "stopped");
+    Ok(())
+}
+
+async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.collect();
+    for f in handles {
+        f.await;
+    }
+}
+
+/// Tells systemd (when it started us with Type=notify) how far along we are.
+fn notify_systemd(state: &str) {
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
+        if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+            let _ = sock.send_to(state.as_bytes(), path);
+        }
+    }
+}
+
+pub fn describe(e: &ChangeError) -> String {
+    match e {
+        ChangeError::Invalid(p) => p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ChangeError::Failed(s) => s.clone(),
+    }
+}
+
+impl Daemon {
+    pub async fn current(&self) -> Current {
+        self.current.lock().await.clone()
+    }
+
+    /// Validates, commits and applies a new configuration. Nothing changes (neither the
+    /// store nor the running roles) unless every check passes.
+    pub async fn commit(&self, new: Config, audit: AuditRecord) -> Result<CommitResult, ChangeError> {
+        new.validate()?;
+        let mut cur = self.current.lock().await;
+        let tls = self.load_tls(&new).await?;
+        let store = self.store.clone();
+        let text = new.to_toml();
+        let generation = tokio::task::spawn_blocking(move || store.commit_config(&text, audit))
+            .await
+            .map_err(|e| ChangeError::Failed(e.to_string()))?
+            .map_err(|e| ChangeError::Failed(e.to_string()))?;
+        let new = Arc::new(new);
+        let report = self.apply(&cur.config, &new, &tls).await;
+        *cur = Current {
+            config: new,
+            tls,
+            generation,
+        };
+        self.metrics
+            .gauge("edged_config_generation", "Generation of the running configuration", &[])
+            .set(generation as i64);
+        Ok(CommitResult { generation, report })
+    }
+
+    /// SIGHUP and `edgectl reload`: re-read the configuration file (when edged runs from
+    /// one) and the certificate files, and apply them.
+    pub async fn reload(&self, actor: &str) -> Result<CommitResult, ChangeError> {
+        if let Some(path) = &self.config_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ChangeError::Failed(format!("cannot read {}: {e}", path.display())))?;
+            let new = Config::from_toml(&text)?;
+            if *self.current().await.config != new {
+                return self
+                    .commit(new, AuditRecord::new(actor, "reload", format!("reloaded {}", path.display())))
+                    .await;
+            }
+        }
+        let mut cur = self.current.lock().await;
+        let config = cur.config.clone();
+        let tls = self.load_tls(&config).await?;
+        let report = self.apply(&cur.config, &config, &tls).await;
+        cur.tls = tls;
+        Ok(CommitResult {
+            generation: cur.generation,
+            report,
+        })
+    }
+
+    async fn load_tls(&self, config: &Config) -> Result<Arc<TlsMaterial>, ChangeError> {
+        let (c, s) = (config.clone(), self.store.clone());
+        let tls = tokio::task::spawn_blocking(move || TlsMaterial::load(&c, &s))
+            .await
+            .map_err(|e| ChangeError::Failed(e.to_string()))?
+            .map_err(|e| match e {
+                edged_tls::TlsError::Certificate { key, reason } => ChangeError::Invalid(vec![ConfigProblem { key, reason }]),
+                other => ChangeError::Failed(other.to_string()),
+            })?;
+        Ok(Arc::new(tls))
+    }
+
+    /// Hands the new configuration to every role and collects what took effect.
+    async fn apply(&self, old: &Config, new: &Arc<Config>, tls: &Arc<TlsMaterial>) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        for (name, was, is) in [
+            ("access_edge", old.access_edge.enabled, new.access_edge.enabled),
+            ("webconf_edge", old.webconf_edge.enabled, new.webconf_edge.enabled),
+            ("av_edge", old.av_edge.enabled, new.av_edge.enabled),
+            ("av_auth", old.av_auth.enabled, new.av_auth.enabled),
+        ] {
+            if let Some(line) = edged_role::enabled_change(name, was, is) {
+                report.restart_required.push(line);
+            }
+        }
+        for role in &self.roles {
+            report.merge(role.apply(new.clone(), tls.clone()).await);
+        }
+        if old.logging != new.logging {
+            self.log.apply_config(&new.logging);
+            report.applied.push("logging: levels changed".into());
+        }
+        if old.metrics != new.metrics || old.network.internal != new.network.internal {
+            report
+                .restart_required
+                .push("metrics: the metrics listener changes after a restart of edged".into());
+        }
+        if old.appliance.user != new.appliance.user {
+            report
+                .restart_required
+                .push("appliance.user: the service account changes after a restart of edged".into());
+        }
+        if old.appliance.name != new.appliance.name || old.appliance.drain_timeout_secs != new.appliance.drain_timeout_secs {
+            report.applied.push("appliance: name and drain timeout".into());
+        }
+        report.applied.sort();
+        report.applied.dedup();
+        report.restart_required.sort();
+        report.restart_required.dedup();
+        report
+    }
+}
+
+async fn print_banner(daemon: &Daemon, args: &Args) {
+    let cur = daemon.current().await;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nedged {} is up: appliance \"{}\", configuration generation {}, store {}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        cur.config.appliance.name,
+        cur.generation,
+        store_path(&args.data_dir).display()
+    ));
+    for role in &daemon.roles {
+        let s = role.status();
+        out.push_str(&format!("  {:<13} {}\n", s.role, health_word(&s.health)));
+        for l in &s.listeners {
+            out.push_str(&format!(
+                "      {:<8} {:<5} {:<22} {}\n",
+                l.side.to_string(),
+                l.transport.to_string(),
+                l.address,
+                l.purpose
+            ));
+        }
+    }
+    if cur.config.metrics.enabled {
+        out.push_str(&format!(
+            "  {:<13} http://{}/metrics\n",
+            "metrics",
+            std::net::SocketAddr::new(cur.config.network.internal.address, cur.config.metrics.port)
+        ));
+    }
+    out.push_str("\nHow to try it:\n");
+    let edgectl = format!("edgectl --socket {}", args.admin_socket.display());
+    out.push_str(&format!("  {edgectl} status\n"));
+    if let Some(ca) = cur.tls.ca_pem() {
+        let ca_path = args.data_dir.join("appliance-ca.pem");
+        if std::fs::write(&ca_path, ca).is_ok() {
+            out.push_str(&format!("  the appliance CA (trust it in clients): {}\n", ca_path.display()));
+        }
+    }
+    for role in &daemon.roles {
+        for hint in role.hints() {
+            out.push_str(&format!("  {hint}\n"));
+        }
+    }
+    out.push_str("  Ctrl-C stops edged (it drains first).\n");
+    println!("{out}");
+}
+
+pub fn health_word(h: &edged_admin_api::Health) -> String {
+    match h {
+        edged_admin_api::Health::Ready => "ready".into(),
+        edged_admin_api::Health::Degraded(r) => format!("degraded: {r}"),
+        edged_admin_api::Health::Down(r) => format!("down: {r}"),
+        edged_admin_api::Health::Disabled => "disabled".into(),
+        edged_admin_api::Health::Draining => "draining".into(),
+    }
+}

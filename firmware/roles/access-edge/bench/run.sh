@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# `make bench-sip`: edged's Access Edge against Kamailio 5.6 as the same edge proxy, under
+# the same SIPp load (SIPp -> stunnel -> proxy over TLS -> stunnel -> SIPp as the Director).
+#
+#   bench/run.sh            full run (a few minutes): rate steps up to 2,000 calls/s, 10,000 idle TLS
+#   bench/run.sh --smoke    under a minute, for CI
+#
+# Measures per proxy: the highest offered rate with zero failed calls, CPU-seconds per call
+# (utime+stime of the proxy's processes from /proc, at the highest rate both passed), and
+# memory per 10,000 idle TLS connections (PSS growth). Prints a table and the ratios.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../../.." && pwd)
+SMOKE=0
+[[ "${1:-}" == "--smoke" || "${BENCH_SMOKE:-0}" == "1" ]] && SMOKE=1
+if [[ $SMOKE == 1 ]]; then
+    RATES=(100 200); STEP_SECS=3; CONNS=500
+else
+    RATES=(200 400 800 1200 1600 2000); STEP_SECS=8; CONNS=10000
+fi
+
+for tool in sipp stunnel4 kamailio python3; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "bench-sip: $tool not installed (Debian: sip-tester stunnel4 kamailio kamailio-tls-modules python3)" >&2
+        exit 2
+    fi
+done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+WORK=$(mktemp -d /tmp/bench-sip.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
+}
+
+# CPU ticks (utime+stime) of a process and its children.
+cpu_ticks() {
+    local total=0 p stat rest
+    for p in "$1" $(pgrep -P "$1" || true); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${stat##*) }
+        # shellcheck disable=SC2086
+        set -- $rest
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+
+# Proportional set size (KiB) of a process and its children.
+pss_kib() {
+    local total=0 p v
+    for p in "$1" $(pgrep -P "$1" || true); do
+        v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench-sip: $1:$2 never listened" >&2
+    exit 1
+}
+
+echo "building the edge (release)..." >&2
+(cd "$ROOT" && cargo build --release -q -p access-edge --example sip_bench_edge)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/sip_bench_edge"
+TICK=$(getconf CLK_TCK)
+
+# The Director: SIPp's UAS behind stunnel (mutual TLS with the appliance CA).
+UAS_PORT=$(free_port 127.0.0.2)
+DIR_TLS=$(free_port 127.0.0.2)
+mkdir -p "$WORK/edged"
+mkfifo "$WORK/edged.in"
+"$BIN" "$WORK/edged" "127.0.0.2:$DIR_TLS" <"$WORK/edged.in" >"$WORK/edged.out" 2>"$WORK/edged.err" &
+PIDS+=($!)
+exec 3>"$WORK/edged.in"
+for _ in $(seq 1 100); do grep -q READY "$WORK/edged.out" 2>/dev/null && break; sleep 0.1; done
+read -r _ EDGED_ADDR EDGED_PID <"$WORK/edged.out"
+CERTS="$WORK/edged"
+
+sipp -sn uas -t t1 -i 127.0.0.2 -p "$UAS_PORT" -nostdin -buff_size 4194304 -max_socket 100000 >/dev/null 2>&1 &
+PIDS+=($!)
+cat >"$WORK/director.conf" <<CONF
+foreground = yes
+pid =
+[director]
+accept = 127.0.0.2:$DIR_TLS
+connect = 127.0.0.2:$UAS_PORT
+cert = $CERTS/director.pem
+key = $CERTS/director.key
+CAfile = $CERTS/ca.pem
+verifyChain = yes
+CONF
+stunnel4 "$WORK/director.conf" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.2 "$DIR_TLS"
+
+# Kamailio as the same edge.
+K_IN=$(free_port 127.0.0.1)
+K_OUT=$(free_port 127.0.0.2)
+sed -e "s|@IN_PORT@|$K_IN|; s|@OUT_PORT@|$K_OUT|; s|@DIR@|$WORK|; s|@DIRECTOR_PORT@|$DIR_TLS|" "$HERE/kamailio.cfg.in" >"$WORK/kamailio.cfg"
+sed -e "s|@DIR@|$CERTS|g" "$HERE/kamailio-tls.cfg.in" >"$WORK/kamailio-tls.cfg"
+kamailio -f "$WORK/kamailio.cfg" -DD -E -m 1024 -M 32 >"$WORK/kamailio.log" 2>&1 &
+KAM_PID=$!
+PIDS+=($KAM_PID)
+wait_port 127.0.0.1 "$K_IN"
+
+# One stunnel client per proxy: SIPp speaks TCP to it, it speaks TLS to the proxy.
+client_tunnel() { # name target -> prints local port
+    local port
+    port=$(free_port 127.0.0.1)
+    cat >"$WORK/$1.conf" <<CONF
+foreground = yes
+pid =
+[$1]
+client = yes
+accept = 127.0.0.1:$port
+connect = $2
+CAfile = $CERTS/ca.pem
+verifyChain = yes
+CONF
+    stunnel4 "$WORK/$1.conf" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_port 127.0.0.1 "$port"
+    echo "$port"
+}
+
+# run_steps NAME PID TUNNEL_PORT -> writes "$WORK/NAME.steps": rate ok ticks calls
+run_steps() {
+    local name=$1 pid=$2 port=$3 rate calls before after rc
+    : >"$WORK/$name.steps"
+    for rate in "${RATES[@]}"; do
+        calls=$((rate * STEP_SECS))
+        before=$(cpu_ticks "$pid")
+        rc=0
+        timeout $((STEP_SECS * 4 + 30)) sipp -sn uac "127.0.0.1:$port" -t t1 -i 127.0.0.1 -r "$rate" -m "$calls" \
+            -nostdin -buff_size 4194304 -timeout $((STEP_SECS * 3 + 20))s >/dev/null 2>&1 || rc=$?
+        after=$(cpu_ticks "$pid")
+        echo "$rate $rc $((after - before)) $calls" >>"$WORK/$name.steps"
+        echo "  $name: $rate calls/s x ${STEP_SECS}s -> sipp exit $rc, $((after - before)) ticks" >&2
+        [[ $rc == 0 ]] || break
+        sleep 1
+    done
+}
+
+# idle_memory NAME PID HOST PORT -> KiB per connection x 10,000
+idle_memory() {
+    local before after up
+    sleep 1
+    before=$(pss_kib "$2")
+    python3 "$HERE/idle_tls.py" "$3" "$4" "$CERTS/ca.pem" "$CONNS" 30 >"$WORK/$1.idle" 2>/dev/null &
+    local ipid=$!
+    PIDS+=($ipid)
+    for _ in $(seq 1 300); do grep -q UP "$WORK/$1.idle" 2>/dev/null && break; sleep 0.1; done
+    sleep 2
+    after=$(pss_kib "$2")
+    up=$(awk '/UP/ {print $2}' "$WORK/$1.idle")
+    kill "$ipid" 2>/dev/null || true
+    wait "$ipid" 2>/dev/null || true
+    echo "${up:-0} $(( (after - before) ))"
+}
+
+echo "load: edged" >&2
+E_PORT=$(client_tunnel edged-client "$EDGED_ADDR")
+run_steps edged "$EDGED_PID" "$E_PORT"
+echo "load: kamailio" >&2
+K_PORT=$(client_tunnel kam-client "127.0.0.1:$K_IN")
+run_steps kamailio "$KAM_PID" "$K_PORT"
+
+echo "idle TLS connections: $CONNS each" >&2
+read -r E_UP E_KIB < <(idle_memory edged "$EDGED_PID" 127.0.0.1 "${EDGED_ADDR##*:}")
+read -r K_UP K_KIB < <(idle_memory kamailio "$KAM_PID" 127.0.0.1 "$K_IN")
+
+python3 - "$WORK/edged.steps" "$WORK/kamailio.steps" "$TICK" "$E_UP" "$E_KIB" "$K_UP" "$K_KIB" "$SMOKE" <<'PY'
+import sys
+e_steps, k_steps, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
+e_up, e_kib, k_up, k_kib, smoke = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8] == "1"
+
+def load(path):
+    rows = []
+    for line in open(path):
+        rate, rc, ticks, calls = map(int, line.split())
+        rows.append((rate, rc, ticks, calls))
+    return rows
+
+e, k = load(e_steps), load(k_steps)
+def best(rows):
+    ok = [r for r in rows if r[1] == 0]
+    return max((r[0] for r in ok), default=0)
+common = [r for r in (set(r[0] for r in e if r[1] == 0) & set(r[0] for r in k if r[1] == 0))]
+at = max(common) if common else None
+def cpu_ms(rows, rate):
+    for r in rows:
+        if r[0] == rate and r[3]:
+            return 1000.0 * r[2] / tick / r[3]
+    return float("nan")
+def per10k(up, kib):
+    return (kib / up * 10000 / 1024) if up else float("nan")
+e_ms, k_ms = (cpu_ms(e, at), cpu_ms(k, at)) if at else (float("nan"), float("nan"))
+e_mem, k_mem = per10k(e_up, e_kib), per10k(k_up, k_kib)
+print(f"bench-sip{' (smoke)' if smoke else ''}: SIPp uac/uas through each proxy over TLS (stunnel at both ends)")
+print()
+print(f"| proxy    | max clean calls/s | CPU ms/call @ {at} calls/s | calls per CPU-second | MiB per 10,000 idle TLS |")
+print( "|----------|-------------------|--------------------------|----------------------|-------------------------|")
+for name, rows, ms, mem in (("edged", e, e_ms, e_mem), ("kamailio", k, k_ms, k_mem)):
+    cps = 1000.0 / ms if ms == ms and ms > 0 else float("nan")
+    print(f"| {name:<8} | {best(rows):>17} | {ms:>24.3f} | {cps:>20.0f} | {mem:>23.1f} |")
+print()
+if e_ms == e_ms and k_ms == k_ms and e_ms > 0:
+    print(f"calls per CPU-second, edged / kamailio: {k_ms / e_ms:.2f}x  (target >= 2x)")
+if e_mem == e_mem and k_mem == k_mem and k_mem > 0:
+    print(f"memory per idle TLS connection, edged / kamailio: {e_mem / k_mem:.2f}  (target <= 0.25)")
+PY

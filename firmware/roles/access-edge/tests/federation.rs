@@ -1,0 +1,194 @@
+//! Two Access Edges as two companies' edges, federating over mutual TLS: by allow list and
+//! by DNS SRV discovery (a small DNS server runs in the test), with MESSAGE across.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use access_edge::AccessEdge;
+use common::*;
+use edged_config::roles::access_edge::AllowedPartner;
+use edged_role::Role;
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+/// Director of `site` connecting to the edge's internal listener with mutual TLS.
+async fn director_client(site: &Site, edge: &AccessEdge) -> SipPeer {
+    let cfg = site.client_config(Some(("director", &["127.0.0.2"])));
+    connect(cfg, listener(edge, "Director pool"), "127.0.0.2").await
+}
+
+fn message(from: &str, to: &str, branch: &str) -> String {
+    format!(
+        "MESSAGE sip:{to} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.2:5061;branch={branch}\r\nMax-Forwards: 70\r\nFrom: <sip:{from}>;tag=f{branch}\r\nTo: <sip:{to}>\r\nCall-ID: {branch}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    )
+}
+
+async fn next_request(dir: &mut SipPeer) -> String {
+    loop {
+        let m = dir.recv().await;
+        if header(&m, "Call-ID").is_some_and(|c| c.starts_with("hc")) {
+            dir.send(&respond(&m, 200, "OK", "")).await;
+            continue;
+        }
+        return m;
+    }
+}
+
+/// Makes two sites that trust each other's CA for federation.
+async fn two_companies() -> ((Site, Director), (Site, Director)) {
+    let a0 = Site::new(&["sip.a.test", "a.test", "127.0.0.1", "127.0.0.2"]);
+    let b0 = Site::new(&["sip.b.test", "b.test", "127.0.0.1", "127.0.0.2"]);
+    let (a_ca, b_ca) = (a0.ca_file(), b0.ca_file());
+    // Re-open the same stores so each site keeps the CA its partner now trusts.
+    let a = reuse(a0, "a.test", &b_ca).await;
+    let b = reuse(b0, "b.test", &a_ca).await;
+    (a, b)
+}
+
+async fn reuse(mut site: Site, domain: &str, partner_ca: &std::path::Path) -> (Site, Director) {
+    site.config.access_edge.sip_domains = vec![domain.to_owned()];
+    site.config.tls.federation_ca_files = vec![partner_ca.to_owned()];
+    let director = site.director().await;
+    site.config.access_edge.next_hops = vec![director.addr.to_string()];
+    (site, director)
+}
+
+async fn message_across(
+    a_site: &Site,
+    a: &AccessEdge,
+    b_dir: &Director,
+    expect_source: &str,
+) -> (SipPeer, SipPeer) {
+    let mut a_director = director_client(a_site, a).await;
+    a_director.send(&message("alice@a.test", "bob@b.test", "z9hG4bKfed1")).await;
+    let mut b_in = b_dir.accept().await;
+    let m = next_request(&mut b_in).await;
+    assert!(m.starts_with("MESSAGE sip:bob@b.test"), "{m}");
+    assert!(m.ends_with("hello"));
+    let trust = header(&m, "ms-edge-proxy-message-trust").unwrap_or_else(|| panic!("trust header: {m}"));
+    assert!(trust.contains(&format!("ms-source-type={expect_source}")), "{trust}");
+    assert!(trust.contains("ms-source-domain=a.test"), "{trust}");
+    assert_eq!(headers(&m, "Via").len(), 3, "{m}");
+    b_in.send(&respond(&m, 200, "OK", "")).await;
+    let ok = a_director.recv().await;
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    (a_director, b_in)
+}
+
+#[tokio::test]
+async fn allow_listed_partners_exchange_messages_both_ways_on_one_connection() {
+    let ((mut a_site, a_dir), (mut b_site, b_dir)) = two_companies().await;
+    b_site.config.access_edge.federation.allow = vec![AllowedPartner { domain: "a.test".into(), edge: None }];
+    let b = b_site.start().await;
+    let b_fed = listener(&b, "federation");
+    a_site.config.access_edge.federation.allow =
+        vec![AllowedPartner { domain: "b.test".into(), edge: Some(b_fed.to_string()) }];
+    a_site.config.access_edge.federation.discovery = false;
+    let a = a_site.start().await;
+
+    let (mut a_director, _b_in) = message_across(&a_site, &a, &b_dir, "AllowListedPartner").await;
+
+    // b.test answers back over the connection a.test opened (reuse both ways).
+    let connections_before = b.status().counters["connections"];
+    let mut b_director = director_client(&b_site, &b).await;
+    b_director.send(&message("bob@b.test", "alice@a.test", "z9hG4bKback1")).await;
+    let mut a_in = a_dir.accept().await;
+    let m = next_request(&mut a_in).await;
+    assert!(m.starts_with("MESSAGE sip:alice@a.test"), "{m}");
+    assert!(header(&m, "ms-edge-proxy-message-trust").is_some_and(|t| t.contains("AllowListedPartner")));
+    a_in.send(&respond(&m, 200, "OK", "")).await;
+    assert_eq!(status_of(&b_director.recv().await), 200);
+    // Only the Director's own connection is new on b.
+    assert_eq!(b.status().counters["connections"], connections_before + 1);
+
+    // A request whose From is not the authenticated domain is refused by b.
+    a_director.send(&message("mallory@c.test", "bob@b.test", "z9hG4bKspoof")).await;
+    let r = a_director.recv().await;
+    assert_eq!(status_of(&r), 403, "{r}");
+
+    // b's operator blocks a.test: refused from then on, and the figures show it.
+    b.block("a.test").unwrap_or_else(|e| panic!("{e}"));
+    a_director.send(&message("alice@a.test", "bob@b.test", "z9hG4bKblk")).await;
+    assert_eq!(status_of(&a_director.recv().await), 403);
+    let fig = b.domains().into_iter().find(|d| d.domain == "a.test").unwrap_or_else(|| panic!("figures"));
+    assert_eq!(fig.kind, "blocked");
+    assert!(fig.messages >= 1 && fig.blocked >= 1, "{fig:?}");
+    let q = b.query("domains").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(q.to_string().contains("a.test"));
+    // Persisted for restarts.
+    b.drain(Duration::from_millis(100)).await;
+    assert!(b_site.store.list("access_edge").unwrap_or_default().iter().any(|(k, _)| k == "domain.a.test"));
+
+    // a.test cannot reach an unlisted domain with discovery off.
+    a_director.send(&message("alice@a.test", "carol@c.test", "z9hG4bKnf")).await;
+    assert_eq!(status_of(&a_director.recv().await), 403);
+}
+
+/// Answers SRV for `_sipfederationtls._tcp.<domain>` and A for `sip.<domain>`.
+async fn dns_server(domain: &'static str, port: u16) -> SocketAddr {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = sock.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 1500];
+        let srv_name = Name::from_ascii(format!("_sipfederationtls._tcp.{domain}.")).unwrap_or_else(|e| panic!("{e}"));
+        let host = Name::from_ascii(format!("sip.{domain}.")).unwrap_or_else(|e| panic!("{e}"));
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else { return };
+            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let mut resp = Message::new();
+            resp.set_id(q.id());
+            resp.set_message_type(MessageType::Response);
+            resp.set_recursion_desired(q.recursion_desired());
+            resp.set_recursion_available(true);
+            resp.set_authoritative(true);
+            resp.add_queries(q.queries().to_vec());
+            let mut found = false;
+            for query in q.queries() {
+                let name = query.name();
+                if name == &srv_name && query.query_type() == RecordType::SRV {
+                    resp.add_answer(Record::from_rdata(name.clone(), 60, RData::SRV(SRV::new(0, 0, port, host.clone()))));
+                    found = true;
+                } else if name == &host {
+                    found = true;
+                    if query.query_type() == RecordType::A {
+                        resp.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A(Ipv4Addr::LOCALHOST))));
+                    }
+                }
+            }
+            if !found {
+                resp.set_response_code(ResponseCode::NXDomain);
+            }
+            if let Ok(bytes) = resp.to_vec() {
+                let _ = sock.send_to(&bytes, from).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn discovered_partner_is_found_by_dns_srv() {
+    let ((mut a_site, _a_dir), (b_site, b_dir)) = two_companies().await;
+    let b = b_site.start().await;
+    let dns = dns_server("b.test", listener(&b, "federation").port()).await;
+    a_site.config.access_edge.federation.dns_servers = vec![dns];
+    let a = a_site.start().await;
+    let _ = message_across(&a_site, &a, &b_dir, "DiscoveredPartner").await;
+    let fig = b.domains().into_iter().find(|d| d.domain == "a.test").unwrap_or_else(|| panic!("figures"));
+    assert_eq!((fig.kind.as_str(), fig.messages, fig.internal_addresses), ("discovered", 1, 1));
+    assert_eq!(b.status().counters["federation_domains"], 1);
+    let out = a.domains().into_iter().find(|d| d.domain == "b.test").unwrap_or_else(|| panic!("a figures"));
+    assert_eq!(out.kind, "discovered");
+
+    // An unknown domain has no SRV record: the edge answers 504 without connecting anywhere.
+    let mut a_director = director_client(&a_site, &a).await;
+    a_director.send(&message("alice@a.test", "x@nowhere.test", "z9hG4bKnx")).await;
+    let r = a_director.recv_within(Duration::from_secs(8)).await.unwrap_or_default();
+    assert_eq!(status_of(&r), 504, "{r}");
+    let _ = Arc::clone(&a);
+}

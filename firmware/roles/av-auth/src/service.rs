@@ -1,0 +1,16 @@
+//! What both endpoints share: the live configuration, the issuer and the API keys.
+
+use arc_swap::ArcSwap;
+use edged_config::Config;
+
+use crate::api_keys::ApiKeys;
+use crate::issuer::Issuer;
+use crate::metrics::Metrics;
+
+pub struct Service {
+    /// Replaced whole on reload; each request reads it once.
+    pub config: ArcSwap<Config>,
+    pub issuer: Issuer,
+    pub api_keys: ApiKeys,
+    pub metrics: Metrics,
+}

@@ -1,0 +1,168 @@
+//! Internal side only, key rotation, admin queries, reload and drain.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use av_auth::mras::{self, build_request, parse_response};
+use av_auth::relays::Location;
+use edged_role::{Health, Side};
+use relay_credentials::CredentialError;
+use support::*;
+
+#[tokio::test]
+async fn neither_endpoint_answers_on_the_external_address() {
+    let h = start(config([127, 0, 0, 1].into(), [127, 0, 0, 2].into())).await;
+    let status = h.role.status();
+    assert_eq!(status.listeners.len(), 2);
+    for l in &status.listeners {
+        assert_eq!(l.side, Side::Internal);
+        let addr: SocketAddr = l.address.parse().unwrap();
+        assert_eq!(addr.ip().to_string(), "127.0.0.2");
+        // The same port on the external address: nothing listens there.
+        let external = SocketAddr::new([127, 0, 0, 1].into(), addr.port());
+        let err = tokio::net::TcpStream::connect(external)
+            .await
+            .expect_err("external side must refuse");
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{external}"
+        );
+        // And the internal one serves.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    }
+    let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
+    let body = build_request("r", "alice@example.test", Location::Internet, None);
+    assert_eq!(
+        c.service(mras::CONTENT_TYPE, body.as_bytes())
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_credentials_for_the_overlap_only() {
+    let h = start(loopback_config()).await;
+    let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
+    let body = build_request("r", "alice@example.test", Location::Intranet, Some(480));
+    let (_, resp) = c
+        .service(mras::CONTENT_TYPE, body.as_bytes())
+        .await
+        .unwrap();
+    let old = parse_response(&body_of(&resp)).unwrap();
+
+    let keys = h.role.query("keys").await.unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(keys["keys"][0]["id"], "k1");
+    assert!(!keys.to_string().contains("secret"), "{keys}");
+
+    let rotated = h
+        .role
+        .action("rotate-key", serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(rotated["current"], "k2");
+    let ring = h.ring();
+    assert_eq!(ring.current().id, "k2");
+    let now = av_auth::keys::unix_now();
+    // Old credential: accepted within the overlap, refused after it.
+    assert_eq!(
+        ring.verify(&old.username, &old.password, now).unwrap(),
+        "k1"
+    );
+    let after_overlap = now + ring.overlap() + 1;
+    assert_eq!(
+        ring.verify(&old.username, &old.password, after_overlap),
+        Err(CredentialError::UnknownOrRetiredKey)
+    );
+
+    // New issuance uses the new key at once (the cached ring is dropped on rotation).
+    let body = build_request("r2", "alice@example.test", Location::Intranet, Some(10));
+    let (_, resp) = c
+        .service(mras::CONTENT_TYPE, body.as_bytes())
+        .await
+        .unwrap();
+    let new = parse_response(&body_of(&resp)).unwrap();
+    assert_eq!(
+        ring.verify(&new.username, &new.password, now).unwrap(),
+        "k2"
+    );
+
+    let keys = h.role.query("keys").await.unwrap();
+    let list = keys["keys"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list
+        .iter()
+        .any(|k| k["id"] == "k1" && k["retired_at"].is_u64() && k["current"] == false));
+    let audit = h.store.audit_tail(50).unwrap();
+    assert!(audit.iter().any(|e| e.action == "relay-key-rotated"));
+    // The ring the A/V Edge reads is the one this role signs with: a restart keeps it.
+    drop(c);
+}
+
+#[tokio::test]
+async fn reload_applies_policy_live_and_reports_listener_moves() {
+    let h = start(loopback_config()).await;
+    let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
+    let body = build_request("r", "alice@example.test", Location::Intranet, None);
+    assert_eq!(
+        c.service(mras::CONTENT_TYPE, body.as_bytes())
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+
+    let mut config = h.config.clone();
+    config.av_auth.allowed_identities = vec!["*@other.test".into()];
+    let report = h.role.apply(Arc::new(config.clone()), h.tls.clone()).await;
+    assert!(report.restart_required.is_empty(), "{report:?}");
+    assert!(!report.applied.is_empty());
+    // Same connection, new policy.
+    assert_eq!(
+        c.service(mras::CONTENT_TYPE, body.as_bytes())
+            .await
+            .unwrap()
+            .0,
+        403
+    );
+
+    config.av_auth.sip_port = 15062;
+    let report = h.role.apply(Arc::new(config), h.tls.clone()).await;
+    assert!(
+        report
+            .restart_required
+            .iter()
+            .any(|l| l.starts_with("av_auth.sip_port")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn drain_stops_accepting_and_finishes_connections() {
+    let h = start(loopback_config()).await;
+    let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
+    let role = h.role.clone();
+    let drained = tokio::spawn(async move { role.drain(Duration::from_secs(2)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.role.status().health, Health::Draining);
+    assert!(
+        tokio::net::TcpStream::connect(h.sip).await.is_err(),
+        "still accepting"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(h.rest).await.is_err(),
+        "still accepting"
+    );
+    tokio::time::timeout(Duration::from_secs(5), drained)
+        .await
+        .unwrap()
+        .unwrap();
+    // The idle connection was closed by the drain.
+    assert!(c.read_message().await.is_err());
+}

@@ -1,0 +1,314 @@
+//! Starting the role and the `Role` interface edged drives.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use edged_config::{Config, Protocol, Transport as ConfigTransport};
+use edged_role::{
+    AdminError, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
+    RoleStatus, TlsMaterial,
+};
+use edged_tls::ClientAuth;
+use media_relay::{PeerGuard, PlaneConfig, PlaneError, RelayPlane};
+use rand::RngCore;
+use tokio::net::TcpListener;
+
+use crate::credentials::Credentials;
+use crate::server::Server;
+use crate::settings::Settings;
+use crate::stream::{accept_loop, StreamKind};
+
+const NAME: &str = "av_edge";
+const CONTROL_QUEUE: usize = 8192;
+const SOCKET_BUFFER: usize = 4 << 20;
+
+pub struct AvEdge {
+    server: Arc<Server>,
+    listeners: Vec<ListenerInfo>,
+    config: Mutex<Arc<Config>>,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    secret: [u8; 32],
+    own_addresses: Vec<IpAddr>,
+    /// Stops accepting (listeners, control loop).
+    stop: DrainToken,
+    /// Closes established connections.
+    closing: DrainToken,
+    draining: std::sync::atomic::AtomicBool,
+    hints: Vec<String>,
+}
+
+fn tls_config(ctx_tls: &TlsMaterial, cert: &str) -> Result<Arc<rustls::ServerConfig>, RoleError> {
+    Ok(ctx_tls.server_config(cert, ClientAuth::None, &[])?)
+}
+
+/// Starts the A/V Edge: binds every listener, starts the relay threads and the control
+/// tasks on the current runtime.
+pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
+    let cfg = &ctx.config.av_edge;
+    let specs: Vec<_> = ctx
+        .config
+        .sockets()
+        .into_iter()
+        .filter(|s| s.owner == NAME)
+        .collect();
+    let (relay_ip, relay_ports) = cfg.relay_range(&ctx.config.network);
+    let mut own_addresses: Vec<IpAddr> = specs.iter().map(|s| s.addr.ip()).collect();
+    own_addresses.push(relay_ip);
+    own_addresses.sort();
+    own_addresses.dedup();
+
+    let udp_specs: Vec<_> = specs.iter().filter(|s| s.protocol == Protocol::Udp).collect();
+    let (control_tx, control_rx) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
+    let plane = RelayPlane::start(
+        PlaneConfig {
+            threads: cfg.relay_threads,
+            cores: cfg.relay_cores.clone(),
+            listeners: udp_specs.iter().map(|s| s.addr).collect(),
+            socket_buffer_bytes: SOCKET_BUFFER,
+            guard: PeerGuard {
+                own_addresses: own_addresses.clone(),
+                relay_ports: Some(relay_ports.clone()),
+            },
+            metrics: ctx.metrics.clone(),
+        },
+        control_tx,
+    )
+    .map_err(|e| match e {
+        PlaneError::Bind {
+            listener,
+            addr,
+            source,
+        } => RoleError::Bind {
+            key: udp_specs
+                .get(listener)
+                .map_or_else(|| "av_edge.udp_port".into(), |s| s.key.clone()),
+            addr,
+            source,
+        },
+        other => RoleError::Other(format!("av_edge relay threads: {other}")),
+    })?;
+    let plane = Arc::new(plane);
+    let udp_bound: Vec<SocketAddr> = plane.listener_addrs().to_vec();
+
+    let mut listeners: Vec<ListenerInfo> = udp_specs
+        .iter()
+        .zip(&udp_bound)
+        .map(|(s, addr)| ListenerInfo {
+            purpose: s.purpose.clone(),
+            side: s.side,
+            transport: edged_role::Transport::Udp,
+            address: addr.to_string(),
+        })
+        .collect();
+    let mut tcp = Vec::new();
+    for s in specs.iter().filter(|s| s.protocol == Protocol::Tcp) {
+        let l = TcpListener::bind(s.addr)
+            .await
+            .map_err(|source| RoleError::Bind {
+                key: s.key.clone(),
+                addr: s.addr,
+                source,
+            })?;
+        let bound = l.local_addr().map_err(|source| RoleError::Bind {
+            key: s.key.clone(),
+            addr: s.addr,
+            source,
+        })?;
+        let kind = if s.transport == ConfigTransport::Tls {
+            StreamKind::TlsOnly
+        } else {
+            StreamKind::Sniffed
+        };
+        listeners.push(ListenerInfo {
+            purpose: s.purpose.clone(),
+            side: s.side,
+            transport: if kind == StreamKind::TlsOnly {
+                edged_role::Transport::Tls
+            } else {
+                edged_role::Transport::Tcp
+            },
+            address: bound.to_string(),
+        });
+        tcp.push((l, kind));
+    }
+
+    let credentials = Credentials::open(ctx.store.clone())?;
+    let mut hints = Vec::new();
+    if cfg.demo_user {
+        let password = credentials.ensure_demo_user(&cfg.realm)?;
+        tracing::info!(target: "av_edge", realm = %cfg.realm, "demo relay user: demo / {password}");
+        if let Some(udp) = udp_bound.first() {
+            hints.push(format!(
+                "A/V Edge (TURN): turnutils_uclient -u demo -w {password} -r {realm} -p {port} -e 127.0.0.2 {ip}",
+                realm = cfg.realm,
+                port = udp.port(),
+                ip = udp.ip()
+            ));
+        }
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let settings = Settings::new(cfg, &secret, own_addresses.clone(), relay_ports.clone());
+    let server = Arc::new(Server::new(
+        settings,
+        credentials,
+        plane.clone(),
+        relay_ip,
+        relay_ports,
+        &ctx.metrics,
+    ));
+    let tls = Arc::new(ArcSwap::new(tls_config(&ctx.tls, &cfg.certificate)?));
+    let stop = DrainToken::new();
+    let closing = DrainToken::new();
+
+    tokio::spawn(crate::udp::run(
+        server.clone(),
+        control_rx,
+        udp_bound.clone(),
+        closing.clone(),
+    ));
+    for (l, kind) in tcp {
+        tokio::spawn(accept_loop(
+            server.clone(),
+            l,
+            kind,
+            tls.clone(),
+            stop.clone(),
+            closing.clone(),
+        ));
+    }
+    {
+        let server = server.clone();
+        let closing = closing.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => server.sweep(),
+                    _ = closing.cancelled() => break,
+                }
+            }
+        });
+    }
+    tracing::info!(target: "av_edge", udp = ?udp_bound, relay = %relay_ip, threads = plane.shard_count(), "A/V Edge started");
+    Ok(Arc::new(AvEdge {
+        server,
+        listeners,
+        config: Mutex::new(ctx.config.clone()),
+        tls,
+        secret,
+        own_addresses,
+        stop,
+        closing,
+        draining: std::sync::atomic::AtomicBool::new(false),
+        hints,
+    }))
+}
+
+#[async_trait::async_trait]
+impl Role for AvEdge {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn status(&self) -> RoleStatus {
+        let c = &self.server.counters;
+        let mut counters = std::collections::BTreeMap::new();
+        counters.insert("allocations".into(), self.server.allocation_count() as u64);
+        counters.insert("allocations_created".into(), c.allocations_created.get());
+        counters.insert("requests".into(), c.requests.get());
+        counters.insert("auth_failures".into(), c.auth_failures.get());
+        counters.insert("forbidden_peers".into(), c.forbidden_peers.get());
+        counters.insert("quota_rejections".into(), c.quota_rejections.get());
+        counters.insert("bad_requests".into(), c.bad_requests.get());
+        counters.insert("relay_threads".into(), self.server.plane.shard_count() as u64);
+        let health = if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            Health::Draining
+        } else {
+            Health::Ready
+        };
+        RoleStatus {
+            role: NAME.into(),
+            health,
+            listeners: self.listeners.clone(),
+            counters,
+        }
+    }
+
+    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
+        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut report = ApplyReport::default();
+        report.restart_required = edged_role::listener_changes(NAME, &old, &config);
+        if let Some(line) = edged_role::enabled_change(NAME, old.av_edge.enabled, config.av_edge.enabled) {
+            report.restart_required.push(line);
+        }
+        let (o, n) = (&old.av_edge, &config.av_edge);
+        if o.relay_range(&old.network) != n.relay_range(&config.network) {
+            report.restart_required.push(
+                "av_edge.relay_address/relay_port_min/relay_port_max: relay sockets keep their addresses; restart edged to use the new range".into(),
+            );
+        }
+        if o.relay_threads != n.relay_threads || o.relay_cores != n.relay_cores {
+            report.restart_required.push(
+                "av_edge.relay_threads/relay_cores: the relay threads are placed at start; restart edged".into(),
+            );
+        }
+        let (_, relay_ports) = o.relay_range(&old.network);
+        let settings = Settings::new(n, &self.secret, self.own_addresses.clone(), relay_ports);
+        self.server.settings.store(Arc::new(settings));
+        report.applied.push(
+            "av_edge: realm, peer ranges, quotas, lifetimes, nonce lifetime and rate limit (new requests; established allocations keep relaying)".into(),
+        );
+        match tls_config(&tls, &n.certificate) {
+            Ok(c) => {
+                self.tls.store(c);
+                report.applied.push("av_edge.certificate: new TLS connections use the new certificate".into());
+            }
+            Err(e) => report.restart_required.push(format!("av_edge.certificate: {e}")),
+        }
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        report
+    }
+
+    async fn drain(&self, deadline: Duration) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.server.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.cancel();
+        // Media keeps flowing while allocations remain, until the deadline.
+        let until = tokio::time::Instant::now() + deadline;
+        while self.server.allocation_count() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.closing.cancel();
+        let plane = self.server.plane.clone();
+        let _ = tokio::task::spawn_blocking(move || plane.shutdown()).await;
+        tracing::info!(target: "av_edge", "A/V Edge stopped");
+    }
+
+    fn hints(&self) -> Vec<String> {
+        self.hints.clone()
+    }
+
+    async fn action(&self, action: &str, arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+        match action {
+            "add_user" => {
+                let field = |k: &str| {
+                    arg.get(k)
+                        .and_then(|v| v.as_str())
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| AdminError::BadRequest(format!("\"{k}\" (a non-empty string) is required")))
+                };
+                let (name, password) = (field("name")?, field("password")?);
+                let realm = self.server.settings.load().realm.clone();
+                self.server
+                    .credentials
+                    .put_user(name, &realm, password)
+                    .map_err(|e| AdminError::Failed(e.to_string()))?;
+                Ok(serde_json::json!({ "user": name, "realm": realm }))
+            }
+            other => Err(AdminError::NotFound(format!("av_edge has no action \"{other}\""))),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The parts of `[av_edge]` that change live on reload, in the form the request path uses.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+
+use edged_config::roles::av_edge::AvEdgeConfig;
+use stun_core::{NonceMinter, SecurityFeatures};
+
+use crate::policy::{Cidr, PeerPolicy};
+
+pub struct Settings {
+    pub realm: String,
+    pub policy: PeerPolicy,
+    pub nonces: NonceMinter,
+    pub max_allocations: u32,
+    pub max_allocations_per_user: u32,
+    pub default_lifetime: u32,
+    pub max_lifetime: u32,
+    /// Per allocation and direction; 0 means no cap.
+    pub bandwidth_bytes_per_sec: u64,
+    pub unauthenticated_rate: u32,
+}
+
+impl Settings {
+    pub fn new(
+        cfg: &AvEdgeConfig,
+        secret: &[u8],
+        own_addresses: Vec<IpAddr>,
+        relay_ports: RangeInclusive<u16>,
+    ) -> Settings {
+        // Validation already rejected bad ranges; anything unparsable is skipped here.
+        let allowed = cfg
+            .allowed_peer_ranges
+            .iter()
+            .filter_map(|s| Cidr::parse(s).ok())
+            .collect();
+        Settings {
+            realm: cfg.realm.clone(),
+            policy: PeerPolicy::new(allowed, own_addresses, relay_ports),
+            nonces: NonceMinter::new(
+                secret,
+                cfg.nonce_lifetime_secs,
+                SecurityFeatures::PASSWORD_ALGORITHMS,
+            ),
+            max_allocations: cfg.max_allocations,
+            max_allocations_per_user: cfg.max_allocations_per_user,
+            default_lifetime: cfg.default_lifetime_secs,
+            max_lifetime: cfg.max_lifetime_secs,
+            bandwidth_bytes_per_sec: u64::from(cfg.allocation_bandwidth_kbps) * 1000 / 8,
+            unauthenticated_rate: cfg.unauthenticated_rate_per_sec,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! TURN over TCP and TLS: accept loops (with first-byte sniffing on the shared port) and
+//! one task per connection that frames the stream, answers requests and forwards the
+//! connection's media between the stream and its relay socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use edged_role::DrainToken;
+use stun_core::framer::{next_frame, Frame};
+use stun_core::{attr, channel_data, Class, Message, MessageEncoder, Method, TransactionId};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+
+use crate::allocation::{ClientTransport, FiveTuple, Origin};
+use crate::server::Server;
+
+/// TLS records start with content type 22 (handshake); STUN and ChannelData never do.
+const TLS_HANDSHAKE: u8 = 0x16;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer that sends this much without completing a frame is not speaking TURN.
+const MAX_BUFFERED: usize = 70_000;
+
+/// Which kind of stream listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// TCP and TLS on one port, told apart by the first byte.
+    Sniffed,
+    TlsOnly,
+}
+
+pub async fn accept_loop(
+    server: Arc<Server>,
+    listener: TcpListener,
+    kind: StreamKind,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    stop: DrainToken,
+    closing: DrainToken,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(target: "av_edge", "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Some(server_addr) = local else { break };
+        let server = server.clone();
+        let tls = tls.load_full();
+        let closing = closing.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let is_tls = match kind {
+                StreamKind::TlsOnly => true,
+                StreamKind::Sniffed => {
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+                        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+                        _ => return,
+                    }
+                }
+            };
+            if is_tls {
+                let accepted = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    TlsAcceptor::from(tls).accept(stream),
+                )
+                .await;
+                match accepted {
+                    Ok(Ok(tls_stream)) => {
+                        let tuple = FiveTuple {
+                            transport: ClientTransport::Tls,
+                            client: peer,
+                            server: server_addr,
+                        };
+                        serve(server, tls_stream, tuple, closing).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(target: "av_edge", %peer, "TLS handshake failed: {e}")
+                    }
+                    Err(_) => tracing::debug!(target: "av_edge", %peer, "TLS handshake timed out"),
+                }
+            } else {
+                let tuple = FiveTuple {
+                    transport: ClientTransport::Tcp,
+                    client: peer,
+                    server: server_addr,
+                };
+                serve::<TcpStream>(server, stream, tuple, closing).await
+            }
+        });
+    }
+}
+
+/// One client connection: at most one allocation (one 5-tuple).
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    mut stream: S,
+    tuple: FiveTuple,
+    closing: DrainToken,
+) {
+    let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
+    let mut relay: Option<UdpSocket> = None;
+    let mut peer_buf = vec![0u8; 65_536];
+    let mut out = Vec::with_capacity(2048);
+    loop {
+        tokio::select! {
+            r = stream.read_buf(&mut inbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut relay, &mut out).await {
+                    Ok(()) => {}
+                    Err(why) => {
+                        tracing::debug!(target: "av_edge", client = %tuple.client, "closing stream: {why}");
+                        break;
+                    }
+                }
+            }
+            r = recv_relay(relay.as_ref(), &mut peer_buf) => {
+                let Ok((n, from)) = r else { continue };
+                if !server.stream_alive(&tuple) {
+                    relay = None;
+                    continue;
+                }
+                let from = media_relay::address::normalise(from);
+                let Ok(channel) = server.stream_from_peer(&tuple, from) else { continue };
+                out.clear();
+                match channel {
+                    Some(ch) => {
+                        out.resize(channel_data::frame_len(n, true), 0);
+                        if channel_data::encode(&mut out, ch, &peer_buf[..n], true).is_err() {
+                            continue;
+                        }
+                    }
+                    None => {
+                        let id = TransactionId(rand::random());
+                        let mut enc = MessageEncoder::new(&mut out, Method::DATA, Class::Indication, id);
+                        if enc
+                            .add_xor_address(attr::XOR_PEER_ADDRESS, from)
+                            .and_then(|e| e.add_raw(attr::DATA, &peer_buf[..n]))
+                            .is_err()
+                        {
+                            continue;
+                        }
+                    }
+                }
+                if stream.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            _ = closing.cancelled() => break,
+        }
+    }
+    server.stream_closed(&tuple);
+    let _ = stream.shutdown().await;
+}
+
+async fn recv_relay(
+    relay: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match relay {
+        Some(r) => r.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Handles every complete frame at the start of `inbuf`.
+async fn frames<S: AsyncWrite + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    inbuf: &mut Vec<u8>,
+    tuple: &FiveTuple,
+    relay: &mut Option<UdpSocket>,
+    _out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let mut consumed = 0;
+    loop {
+        let rest = &inbuf[consumed..];
+        let frame = match next_frame(rest) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let bytes = &rest[..frame.len()];
+        match frame {
+            Frame::Stun { .. } => {
+                if let Some((peer, data)) = send_indication(bytes) {
+                    if let (Some(peer), Some(r)) = (server.stream_send_peer(tuple, peer), relay.as_ref()) {
+                        let _ = r.try_send_to(data, peer);
+                    }
+                } else {
+                    let outcome = server.handle(bytes, *tuple, Origin::Stream);
+                    if let Some(sock) = outcome.stream_relay {
+                        match UdpSocket::from_std(sock) {
+                            Ok(s) => *relay = Some(s),
+                            Err(e) => tracing::warn!(target: "av_edge", "relay socket: {e}"),
+                        }
+                    }
+                    if let Some(reply) = outcome.reply {
+                        stream.write_all(&reply).await.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Frame::ChannelData { channel, payload_len, .. } => {
+                let payload = &bytes[channel_data::CHANNEL_DATA_HEADER_LEN..channel_data::CHANNEL_DATA_HEADER_LEN + payload_len];
+                if let (Some(peer), Some(r)) = (server.stream_channel_peer(tuple, channel), relay.as_ref()) {
+                    let _ = r.try_send_to(payload, peer);
+                }
+            }
+        }
+        consumed += frame.len();
+    }
+    inbuf.drain(..consumed);
+    if inbuf.len() > MAX_BUFFERED {
+        return Err("oversized frame".into());
+    }
+    Ok(())
+}
+
+fn send_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
+    let msg = Message::decode(bytes).ok()?;
+    if msg.method() != Method::SEND || msg.class() != Class::Indication {
+        return None;
+    }
+    Some((msg.address(attr::XOR_PEER_ADDRESS).ok()??, msg.data()?))
+}

@@ -1,0 +1,188 @@
+//! Moves one admitted session's bytes: framed on the client leg, raw on the server stream.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use edged_role::DrainToken;
+use session_key::wire::{self, CLOSE, DATA, HEADER_LEN, MAX_PAYLOAD};
+use session_key::CloseCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::metrics::EdgeMetrics;
+
+/// Per-session parameters, fixed when the session is admitted.
+pub(crate) struct RelayParams {
+    pub idle_timeout: Duration,
+    pub bytes_per_sec: Option<u64>,
+}
+
+/// How a session ended, and who is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client sent CLOSE: confirm and finish the server stream.
+    ClientClosed,
+    /// The client's connection ended without CLOSE: nobody to tell on the client side.
+    ClientGone,
+    /// The server finished its stream: the session is over, normally.
+    ServerFinished,
+    /// Anything else, told to the client with this code.
+    Code(CloseCode),
+}
+
+/// Paces one direction to a byte rate: bursts up to one second's worth, then waits.
+struct Pacer {
+    rate: Option<u64>,
+    since: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            rate,
+            since: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    async fn pace(&mut self, n: usize) {
+        let Some(rate) = self.rate.filter(|&r| r > 0) else {
+            return;
+        };
+        let now = Instant::now();
+        // A session quiet for a while does not bank unlimited credit.
+        if now.duration_since(self.since) > Duration::from_secs(2) && self.bytes == 0 {
+            self.since = now - Duration::from_secs(1);
+        }
+        self.bytes += n as u64;
+        let due = self.since + Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        if due > now {
+            tokio::time::sleep_until(due).await;
+        } else if now.duration_since(due) > Duration::from_secs(1) {
+            self.since = now - Duration::from_secs(1);
+            self.bytes = rate;
+        }
+    }
+}
+
+/// Relays until either side ends, the session idles out or `close_all` fires, then tells
+/// the client why (CLOSE frame) and ends the server stream. Returns the close code and the
+/// client stream, so the caller can close its transport (QUIC: with that code).
+pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
+    client: C,
+    leftover: Vec<u8>,
+    mut to_server: quinn::SendStream,
+    mut from_server: quinn::RecvStream,
+    params: RelayParams,
+    metrics: &EdgeMetrics,
+    close_all: &DrainToken,
+) -> (CloseCode, C) {
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let started = Instant::now();
+    let last_activity_ms = AtomicU64::new(0);
+    let touch = || last_activity_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+
+    let upward = async {
+        let mut buf = leftover;
+        let mut chunk = vec![0u8; 32 * 1024];
+        let mut pacer = Pacer::new(params.bytes_per_sec);
+        loop {
+            let mut pos = 0;
+            loop {
+                match wire::decode(&buf[pos..], MAX_PAYLOAD) {
+                    Err(e) => return End::Code(e.close_code()),
+                    Ok(None) => break,
+                    Ok(Some((frame, used))) => {
+                        match frame.kind {
+                            DATA => {
+                                if to_server.write_all(frame.payload).await.is_err() {
+                                    return End::Code(CloseCode::ServerGone);
+                                }
+                                metrics.bytes_in.add(frame.payload.len() as u64);
+                                pacer.pace(frame.payload.len()).await;
+                            }
+                            CLOSE => return End::ClientClosed,
+                            _ => return End::Code(CloseCode::MalformedFrame),
+                        }
+                        pos += used;
+                    }
+                }
+            }
+            buf.drain(..pos);
+            match client_rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return End::ClientGone,
+                Ok(n) => {
+                    touch();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    };
+
+    let downward = async {
+        let mut frame = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        let mut pacer = Pacer::new(params.bytes_per_sec);
+        loop {
+            match from_server.read(&mut frame[HEADER_LEN..]).await {
+                Ok(Some(n)) => {
+                    // n <= MAX_PAYLOAD (16 KiB), so it fits the u16 length.
+                    frame[..HEADER_LEN].copy_from_slice(&wire::header(DATA, n as u16));
+                    if client_wr.write_all(&frame[..HEADER_LEN + n]).await.is_err() {
+                        return End::ClientGone;
+                    }
+                    touch();
+                    metrics.bytes_out.add(n as u64);
+                    pacer.pace(n).await;
+                }
+                Ok(None) => return End::ServerFinished,
+                Err(_) => return End::Code(CloseCode::ServerGone),
+            }
+        }
+    };
+
+    let idle_watch = async {
+        loop {
+            let last = Duration::from_millis(last_activity_ms.load(Ordering::Relaxed));
+            let due = started + last + params.idle_timeout;
+            if Instant::now() >= due {
+                return End::Code(CloseCode::IdleTimeout);
+            }
+            tokio::time::sleep_until(due).await;
+        }
+    };
+
+    let end = tokio::select! {
+        e = upward => e,
+        e = downward => e,
+        e = idle_watch => e,
+        _ = close_all.cancelled() => End::Code(CloseCode::Draining),
+    };
+
+    let (code, tell_client) = match end {
+        End::ClientClosed => (CloseCode::Normal, Some("closed")),
+        End::ClientGone => (CloseCode::Normal, None),
+        End::ServerFinished => (CloseCode::Normal, Some("the conferencing server ended the session")),
+        End::Code(CloseCode::ServerGone) => (CloseCode::ServerGone, Some("the conferencing server is gone")),
+        End::Code(CloseCode::IdleTimeout) => (CloseCode::IdleTimeout, Some("session idle")),
+        End::Code(CloseCode::Draining) => (CloseCode::Draining, Some("the edge is shutting down")),
+        End::Code(c) => (c, Some("protocol error")),
+    };
+    match end {
+        End::ClientClosed | End::ServerFinished => {
+            let _ = to_server.finish();
+        }
+        _ => {
+            let _ = to_server.reset(quinn::VarInt::from_u32(code.to_quic()));
+        }
+    }
+    let _ = from_server.stop(quinn::VarInt::from_u32(code.to_quic()));
+    if let Some(reason) = tell_client {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = client_wr.write_all(&wire::close_frame(code, reason)).await;
+            let _ = client_wr.flush().await;
+        })
+        .await;
+    }
+    (code, client_rd.unsplit(client_wr))
+}

@@ -1,0 +1,367 @@
+//! Starting the role, and the [`Role`] interface edged drives: status, apply, drain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use edged_config::{Config, Protocol};
+use edged_role::{
+    enabled_change, listener_changes, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
+    RoleStatus, Side, Transport,
+};
+use edged_store::Store;
+use edged_tls::{ClientAuth, TlsMaterial};
+use session_key::wire::{ALPN_CLIENT, ALPN_INTERNAL};
+use session_key::{CloseCode, KeyRing, ParticipantRole};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use crate::bundle::{self, BundleEndpoints};
+use crate::keys;
+use crate::limits::Limits;
+use crate::metrics::EdgeMetrics;
+use crate::pool::Pool;
+use crate::settings::Settings;
+use crate::shared::Shared;
+use crate::{external, internal};
+
+const NAME: &str = "webconf_edge";
+const EXTERNAL_KEY: &str = "webconf_edge.external_port";
+const INTERNAL_KEY: &str = "webconf_edge.internal_port";
+
+/// The running role.
+pub struct WebconfEdge {
+    shared: Arc<Shared>,
+    store: Store,
+    config: Mutex<Arc<Config>>,
+    external_addr: SocketAddr,
+    internal_addr: SocketAddr,
+    ext_quic: quinn::Endpoint,
+    int_quic: quinn::Endpoint,
+}
+
+/// Starts the role for edged.
+pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
+    let edge: Arc<dyn Role> = start_edge(ctx).await?;
+    Ok(edge)
+}
+
+fn socket(config: &Config, key: &str, protocol: Protocol) -> Result<SocketAddr, RoleError> {
+    config
+        .sockets()
+        .into_iter()
+        .find(|s| s.owner == NAME && s.key == key && s.protocol == protocol)
+        .map(|s| s.addr)
+        .ok_or_else(|| RoleError::Config {
+            key: key.into(),
+            reason: "no socket defined".into(),
+        })
+}
+
+fn bind_error(key: &str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> RoleError + '_ {
+    move |source| RoleError::Bind {
+        key: key.into(),
+        addr,
+        source,
+    }
+}
+
+fn external_transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    // One session per QUIC connection, on the client's first bidirectional stream.
+    t.max_concurrent_bidi_streams(1u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.max_idle_timeout(Some(quinn::VarInt::from_u32(60_000).into()));
+    Arc::new(t)
+}
+
+fn internal_transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    // Control streams only come from the server; session streams are opened by the edge.
+    t.max_concurrent_bidi_streams(16u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    // A conferencing server that vanishes (power cut, kill -9) is noticed within seconds,
+    // so its sessions are closed with "server gone" instead of hanging.
+    t.keep_alive_interval(Some(Duration::from_secs(2)));
+    t.max_idle_timeout(Some(quinn::VarInt::from_u32(8_000).into()));
+    Arc::new(t)
+}
+
+fn quic_server(tls: Arc<rustls::ServerConfig>, transport: Arc<quinn::TransportConfig>) -> Result<quinn::ServerConfig, RoleError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| RoleError::Other(format!("QUIC TLS configuration: {e}")))?;
+    let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    sc.transport_config(transport);
+    Ok(sc)
+}
+
+struct TlsConfigs {
+    acceptor: TlsAcceptor,
+    ext_quic: quinn::ServerConfig,
+    int_quic: quinn::ServerConfig,
+}
+
+fn tls_configs(tls: &TlsMaterial, cert: &str) -> Result<TlsConfigs, RoleError> {
+    let client_tls = tls.server_config(cert, ClientAuth::None, &[ALPN_CLIENT])?;
+    let internal_tls = tls.server_config(cert, ClientAuth::Internal, &[ALPN_INTERNAL])?;
+    Ok(TlsConfigs {
+        acceptor: TlsAcceptor::from(client_tls.clone()),
+        ext_quic: quic_server(client_tls, external_transport())?,
+        int_quic: quic_server(internal_tls, internal_transport())?,
+    })
+}
+
+/// Binds TCP and UDP on the same external port. With port 0 (tests) the TCP port is
+/// chosen first and UDP takes the same number, retried if that UDP port is taken.
+fn bind_external(addr: SocketAddr) -> Result<(std::net::TcpListener, std::net::UdpSocket), RoleError> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let tcp = std::net::TcpListener::bind(addr).map_err(bind_error(EXTERNAL_KEY, addr))?;
+        let bound = tcp.local_addr().map_err(bind_error(EXTERNAL_KEY, addr))?;
+        match std::net::UdpSocket::bind(bound) {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(e) => last = Some((bound, e)),
+        }
+    }
+    let (bound, e) = last.unwrap_or((addr, std::io::Error::other("no attempt")));
+    Err(RoleError::Bind {
+        key: EXTERNAL_KEY.into(),
+        addr: bound,
+        source: e,
+    })
+}
+
+/// Starts the role and returns its concrete type (tests and the benchmark use the extra
+/// methods; edged uses [`start`]).
+pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError> {
+    edged_tls::install_crypto_provider();
+    let cfg = &ctx.config.webconf_edge;
+    let ext_cfg = socket(&ctx.config, EXTERNAL_KEY, Protocol::Tcp)?;
+    let int_cfg = socket(&ctx.config, INTERNAL_KEY, Protocol::Udp)?;
+    let ring = keys::load_or_create(&ctx.store).map_err(|e| RoleError::Other(e.to_string()))?;
+    let configs = tls_configs(&ctx.tls, &cfg.certificate)?;
+
+    let (tcp, udp_ext) = bind_external(ext_cfg)?;
+    let external_addr = tcp.local_addr().map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
+    tcp.set_nonblocking(true).map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
+    let tcp = TcpListener::from_std(tcp).map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
+    let udp_int = std::net::UdpSocket::bind(int_cfg).map_err(bind_error(INTERNAL_KEY, int_cfg))?;
+    let internal_addr = udp_int.local_addr().map_err(bind_error(INTERNAL_KEY, int_cfg))?;
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let ext_quic = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(configs.ext_quic), udp_ext, runtime.clone())
+        .map_err(bind_error(EXTERNAL_KEY, external_addr))?;
+    let int_quic = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(configs.int_quic), udp_int, runtime)
+        .map_err(bind_error(INTERNAL_KEY, internal_addr))?;
+
+    if let Some(dir) = &cfg.connector_bundle_dir {
+        let server_name = ctx
+            .config
+            .certificates
+            .get(&cfg.certificate)
+            .and_then(|c| c.sans.first().cloned())
+            .unwrap_or_else(|| "localhost".into());
+        let endpoints = BundleEndpoints {
+            internal: internal_addr.to_string(),
+            external: external_addr.to_string(),
+            server_name,
+        };
+        match bundle::write(dir, &ctx.store, &ctx.tls, &ring, &endpoints) {
+            Ok(()) => tracing::info!(target: "webconf_edge", dir = %dir.display(),
+                "connector bundle written (demo): webconf-connector --bundle {}", dir.display()),
+            Err(e) => {
+                return Err(RoleError::Config {
+                    key: "webconf_edge.connector_bundle_dir".into(),
+                    reason: e,
+                })
+            }
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        settings: ArcSwap::from_pointee(Settings::from_config(cfg)),
+        keys: ArcSwap::from_pointee(ring),
+        tls_acceptor: ArcSwap::from_pointee(configs.acceptor),
+        metrics: EdgeMetrics::new(&ctx.metrics),
+        limits: Limits::default(),
+        pool: Pool::default(),
+        stop_accepting: DrainToken::new(),
+        close_all: DrainToken::new(),
+        sessions: TaskTracker::new(),
+        next_session: AtomicU64::new(1),
+        next_server: AtomicU64::new(1),
+    });
+    tokio::spawn(external::tls_accept_loop(tcp, shared.clone()));
+    tokio::spawn(external::quic_accept_loop(ext_quic.clone(), shared.clone()));
+    tokio::spawn(internal::accept_loop(int_quic.clone(), shared.clone()));
+    tracing::info!(target: "webconf_edge", external = %external_addr, internal = %internal_addr,
+        "web conferencing edge listening (TLS+QUIC external, QUIC mutual TLS internal)");
+    Ok(Arc::new(WebconfEdge {
+        shared,
+        store: ctx.store.clone(),
+        config: Mutex::new(ctx.config.clone()),
+        external_addr,
+        internal_addr,
+        ext_quic,
+        int_quic,
+    }))
+}
+
+impl WebconfEdge {
+    /// The bound external address (TCP and UDP share the port).
+    pub fn external_addr(&self) -> SocketAddr {
+        self.external_addr
+    }
+
+    /// The bound internal address (QUIC, mutual TLS).
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal_addr
+    }
+
+    /// The key ring in use (what a conferencing server shares).
+    pub fn key_ring(&self) -> KeyRing {
+        KeyRing::clone(&self.shared.keys.load())
+    }
+
+    /// Mints a session key with the current key (tests and demos).
+    pub fn mint(&self, conference_id: &str, role: ParticipantRole, lifetime_secs: u64) -> Result<String, String> {
+        self.shared
+            .keys
+            .load()
+            .mint(conference_id, role, lifetime_secs, keys::unix_now())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Rotates the session key in the store and starts using it; older keys verify for
+    /// `overlap_secs` more.
+    pub fn rotate_keys(&self, overlap_secs: u64) -> Result<KeyRing, String> {
+        let ring = keys::rotate(&self.store, overlap_secs).map_err(|e| e.to_string())?;
+        self.shared.keys.store(Arc::new(ring.clone()));
+        Ok(ring)
+    }
+
+    /// Open per-address and per-conference entries (zero when no session is left).
+    pub fn open_limit_entries(&self) -> (usize, usize) {
+        (self.shared.limits.by_address.len(), self.shared.limits.by_conference.len())
+    }
+
+    /// How many sessions ended with `code` (refusals included).
+    pub fn close_count(&self, code: CloseCode) -> u64 {
+        self.shared.metrics.close_count(code)
+    }
+
+    pub fn connected_servers(&self) -> usize {
+        self.shared.pool.len()
+    }
+
+    fn listeners(&self) -> Vec<ListenerInfo> {
+        let ext = self.external_addr.to_string();
+        vec![
+            ListenerInfo {
+                purpose: "meeting clients".into(),
+                side: Side::External,
+                transport: Transport::Tls,
+                address: ext.clone(),
+            },
+            ListenerInfo {
+                purpose: "meeting clients".into(),
+                side: Side::External,
+                transport: Transport::Quic,
+                address: ext,
+            },
+            ListenerInfo {
+                purpose: "conferencing servers (mutual TLS)".into(),
+                side: Side::Internal,
+                transport: Transport::Quic,
+                address: self.internal_addr.to_string(),
+            },
+        ]
+    }
+}
+
+#[async_trait::async_trait]
+impl Role for WebconfEdge {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn status(&self) -> RoleStatus {
+        let health = if self.shared.stop_accepting.is_cancelled() {
+            Health::Draining
+        } else if self.shared.pool.is_empty() {
+            Health::Degraded("no conferencing server connected on the internal port".into())
+        } else {
+            Health::Ready
+        };
+        RoleStatus {
+            role: NAME.into(),
+            health,
+            listeners: self.listeners(),
+            counters: self.shared.metrics.snapshot(),
+        }
+    }
+
+    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
+        let old = {
+            let mut g = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *g, config.clone())
+        };
+        let mut report = ApplyReport::default();
+        report.restart_required.extend(listener_changes(NAME, &old, &config));
+        report.restart_required.extend(enabled_change(
+            NAME,
+            old.webconf_edge.enabled,
+            config.webconf_edge.enabled,
+        ));
+        if old.webconf_edge.connector_bundle_dir != config.webconf_edge.connector_bundle_dir {
+            report
+                .restart_required
+                .push("webconf_edge.connector_bundle_dir: written at start; restart edged".into());
+        }
+        let new_settings = Settings::from_config(&config.webconf_edge);
+        report.applied.extend(self.shared.settings.load().changes(&new_settings));
+        self.shared.settings.store(Arc::new(new_settings));
+        // Certificates may have been renewed: new handshakes use the new ones, established
+        // sessions keep theirs.
+        match tls_configs(&tls, &config.webconf_edge.certificate) {
+            Ok(c) => {
+                self.shared.tls_acceptor.store(Arc::new(c.acceptor));
+                self.ext_quic.set_server_config(Some(c.ext_quic));
+                self.int_quic.set_server_config(Some(c.int_quic));
+                report
+                    .applied
+                    .push("webconf_edge.certificate: in use for new handshakes".into());
+            }
+            Err(e) => report.restart_required.push(format!(
+                "webconf_edge.certificate: not applied ({e}); the previous certificate stays in use"
+            )),
+        }
+        match keys::load(&self.store) {
+            Ok(ring) if !ring.is_empty() => self.shared.keys.store(Arc::new(ring)),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(target: "webconf_edge", error = %e, "session keys not reloaded"),
+        }
+        report
+    }
+
+    async fn drain(&self, deadline: Duration) {
+        tracing::info!(target: "webconf_edge", ?deadline, "draining: no new clients");
+        self.shared.stop_accepting.cancel();
+        self.shared.sessions.close();
+        if tokio::time::timeout(deadline, self.shared.sessions.wait()).await.is_err() {
+            tracing::info!(target: "webconf_edge", left = self.shared.metrics.sessions_active.get(),
+                "drain deadline reached: closing the sessions left");
+            self.shared.close_all.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(3), self.shared.sessions.wait()).await;
+        }
+        let code = quinn::VarInt::from_u32(CloseCode::Draining.to_quic());
+        self.ext_quic.close(code, b"draining");
+        self.int_quic.close(code, b"draining");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ext_quic.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.int_quic.wait_idle()).await;
+        tracing::info!(target: "webconf_edge", "drained");
+    }
+}

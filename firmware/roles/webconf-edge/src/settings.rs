@@ -1,0 +1,64 @@
+//! The part of `[webconf_edge]` that can change while sessions run.
+
+use std::time::Duration;
+
+use edged_config::roles::webconf_edge::WebconfEdgeConfig;
+
+/// Limits and timeouts read on every new session; swapped whole on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub first_frame_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_sessions_per_address: u32,
+    pub max_sessions_per_conference: u32,
+    /// Bytes per second each way per session; none means no cap.
+    pub session_bytes_per_sec: Option<u64>,
+}
+
+impl Settings {
+    pub fn from_config(c: &WebconfEdgeConfig) -> Self {
+        Self {
+            first_frame_timeout: Duration::from_millis(c.first_frame_timeout_ms),
+            idle_timeout: Duration::from_secs(c.idle_timeout_secs),
+            max_sessions_per_address: c.max_sessions_per_address,
+            max_sessions_per_conference: c.max_sessions_per_conference,
+            session_bytes_per_sec: (c.session_bandwidth_kbps > 0).then(|| u64::from(c.session_bandwidth_kbps) * 1000 / 8),
+        }
+    }
+
+    /// Human-readable lines for what differs, for the apply report.
+    pub fn changes(&self, new: &Settings) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut note = |key: &str, old: String, new: String| {
+            if old != new {
+                out.push(format!("webconf_edge.{key}: {old} -> {new} for new sessions"));
+            }
+        };
+        note(
+            "first_frame_timeout_ms",
+            self.first_frame_timeout.as_millis().to_string(),
+            new.first_frame_timeout.as_millis().to_string(),
+        );
+        note(
+            "idle_timeout_secs",
+            self.idle_timeout.as_secs().to_string(),
+            new.idle_timeout.as_secs().to_string(),
+        );
+        note(
+            "max_sessions_per_address",
+            self.max_sessions_per_address.to_string(),
+            new.max_sessions_per_address.to_string(),
+        );
+        note(
+            "max_sessions_per_conference",
+            self.max_sessions_per_conference.to_string(),
+            new.max_sessions_per_conference.to_string(),
+        );
+        note(
+            "session_bandwidth_kbps",
+            format!("{:?}", self.session_bytes_per_sec),
+            format!("{:?}", new.session_bytes_per_sec),
+        );
+        out
+    }
+}

@@ -1,0 +1,31 @@
+//! State shared by every task of the role.
+
+use std::sync::atomic::AtomicU64;
+
+use arc_swap::ArcSwap;
+use edged_role::DrainToken;
+use session_key::KeyRing;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use crate::limits::Limits;
+use crate::metrics::EdgeMetrics;
+use crate::pool::Pool;
+use crate::settings::Settings;
+
+pub(crate) struct Shared {
+    pub settings: ArcSwap<Settings>,
+    pub keys: ArcSwap<KeyRing>,
+    pub tls_acceptor: ArcSwap<TlsAcceptor>,
+    pub metrics: EdgeMetrics,
+    pub limits: Limits,
+    pub pool: Pool,
+    /// Cancelled when draining starts: stop accepting clients.
+    pub stop_accepting: DrainToken,
+    /// Cancelled at the drain deadline: close every session that is left.
+    pub close_all: DrainToken,
+    /// Every client-session task, so drain can wait for them.
+    pub sessions: TaskTracker,
+    pub next_session: AtomicU64,
+    pub next_server: AtomicU64,
+}

@@ -1,0 +1,1 @@
+"""The qemu HIL rig: network namespaces, accelerator detection and the appliance console."""
