@@ -57,12 +57,12 @@ for c in $config_ins; do
         -e 's/^[[:space:]]*depends on[[:space:]]\{1,\}.*/&/p' "$c" | grep -o 'BR2_[A-Za-z0-9_]*' | sort -u)
 done
 
-for mk in $(find "$tree/package" -name '*.mk'); do
+while IFS= read -r mk; do
     while read -r path; do
         [ -e "$path" ] || problem "$(basename "$mk"): refers to missing $path"
     done < <(grep -o '\$(BR2_EXTERNAL_EDGE_PATH)/[^ );"]*' "$mk" | grep -v '/vendor$' | expand)
     grep -q '\$(eval \$(cargo-package))' "$mk" || problem "$(basename "$mk"): not a cargo-package"
-done
+done < <(find "$tree/package" -name '*.mk')
 
 # The board files the Buildroot path shares with the Debian path.
 for f in board/common/grub.cfg board/common/grub-embed.cfg board/common/rootfs-overlay/etc/rauc/system.conf \

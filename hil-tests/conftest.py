@@ -70,9 +70,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
-def rig():
+def rig(env):
     tag = os.environ["LG_RIG_NETNS"].rsplit("-", 1)[-1]
-    with netns.Rig(tag) as r:
+    # A real rig names the host interfaces cabled to the appliance (env/rig-example.yaml).
+    options = (env.config.data.get("options") or {}) if env else {}
+    inet_if, lan_if = options.get("rig_inet_interface"), options.get("rig_lan_interface")
+    with netns.Rig(tag, inet_if, lan_if) as r:
         # The internal side answers the relay's external address through the appliance.
         netns.sh("ip", "route", "add", "default", "via", r.lan.appliance, netns=r.lan.netns)
         yield r

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Functions shared by the image scripts (sourced, not run).
 
 log() { printf "==> [%s] %s\n" "$(date +%T)" "$*" >&2; }
@@ -32,13 +33,13 @@ build_edged() {
     rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
         rustup target add x86_64-unknown-linux-musl >&2
     if (cd "$repo" && CC_x86_64_unknown_linux_musl=musl-gcc \
-        cargo build --release --locked --target x86_64-unknown-linux-musl -p edged -p edgectl >&2); then
+        cargo build --release --target x86_64-unknown-linux-musl -p edged -p edgectl >&2); then
         echo "$target_dir/x86_64-unknown-linux-musl/release"
         return
     fi
     log "musl build failed; falling back to a static glibc build"
     (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
-        cargo build --release --locked --target x86_64-unknown-linux-gnu -p edged -p edgectl >&2) ||
+        cargo build --release --target x86_64-unknown-linux-gnu -p edged -p edgectl >&2) ||
         die "edged does not build"
     echo "$target_dir/x86_64-unknown-linux-gnu/release"
 }

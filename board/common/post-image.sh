@@ -20,7 +20,7 @@ mcopy -i "$efi" "$binaries/grubenv" ::EFI/BOOT/grubenv
 data="$binaries/data-root"
 rm -rf "$data" "$binaries/data.ext4"
 mkdir -p "$data/edged" "$data/rauc"
-for p in "$board/provisioning.toml"; do [ -f "$p" ] && cp "$p" "$data/provisioning.toml"; done
+if [ -f "$board/provisioning.toml" ]; then cp "$board/provisioning.toml" "$data/provisioning.toml"; fi
 mkfs.ext4 -q -L data -d "$data" "$binaries/data.ext4" 64M
 
 genimage --config "$board/genimage.cfg" --inputpath "$binaries" --outputpath "$binaries" \

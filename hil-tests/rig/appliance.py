@@ -11,6 +11,7 @@ import time
 
 READY = r"edge-health: all roles ready at ([0-9.]+)s"
 MARKED_GOOD = r"edge-health: slot ([AB]) marked good"
+MARK_GOOD_FAILED = r"edge-health: slot ([AB]) mark-good failed[^\r\n]*"
 
 
 def text(value) -> str:
@@ -54,8 +55,9 @@ class Appliance:
         """Waits until the appliance reports every role ready and its slot marked good.
         Returns (uptime the appliance reported, slot)."""
         uptime = float(text(self.expect(READY, timeout).group(1)))
-        slot = text(self.expect(MARKED_GOOD, 30).group(1))
-        return uptime, slot
+        _, _, match, _ = self.console.expect([MARKED_GOOD, MARK_GOOD_FAILED], timeout=60)
+        assert b"marked good" in match.group(0), f"the appliance could not confirm its slot: {text(match.group(0))}"
+        return uptime, text(match.group(1))
 
     # --- shell -------------------------------------------------------------------------------
     def shell(self):

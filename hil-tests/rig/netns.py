@@ -39,8 +39,11 @@ class Side:
 class Rig:
     """Creates the namespaces on enter and removes them on exit, whatever happened."""
 
-    def __init__(self, tag: str | None = None):
+    def __init__(self, tag: str | None = None, inet_if: str | None = None, lan_if: str | None = None):
+        """inet_if/lan_if: on a real rig, the host interfaces cabled to the appliance's ports;
+        they are moved into the namespaces instead of creating veths to a qemu."""
         tag = tag or str(os.getpid())
+        self.physical = {"inet": inet_if, "lan": lan_if} if inet_if and lan_if else None
         self.rig = f"{PREFIX}-rig-{tag}"
         self.inet = Side("inet", f"{PREFIX}-inet-{tag}", "198.51.100.20/24", "198.51.100.10")
         self.lan = Side("lan", f"{PREFIX}-lan-{tag}", "10.20.0.20/24", "10.20.0.10")
@@ -57,6 +60,9 @@ class Rig:
         self.destroy()
 
     def create(self) -> None:
+        if self.physical:
+            self._create_physical()
+            return
         for ns in (self.rig, self.inet.netns, self.lan.netns):
             sh("ip", "netns", "add", ns)
             sh("ip", "link", "set", "lo", "up", netns=ns)
@@ -73,7 +79,28 @@ class Rig:
             sh("ip", "addr", "add", side.address, "dev", "eth0", netns=side.netns)
             sh("ip", "link", "set", "eth0", "up", netns=side.netns)
 
+    def _create_physical(self) -> None:
+        for side in (self.inet, self.lan):
+            dev = self.physical[side.name]
+            sh("ip", "netns", "add", side.netns)
+            sh("ip", "link", "set", "lo", "up", netns=side.netns)
+            sh("ip", "link", "set", dev, "netns", side.netns)
+            # The same name inside as the veth of the qemu rig, so tests need not care.
+            sh("ip", "link", "set", dev, "name", "eth0", netns=side.netns)
+            sh("ip", "addr", "add", side.address, "dev", "eth0", netns=side.netns)
+            sh("ip", "link", "set", "eth0", "up", netns=side.netns)
+
+    def _release_physical(self) -> None:
+        # Give the interfaces back under their own names before the namespaces go.
+        for side in (self.inet, self.lan):
+            dev = self.physical[side.name]
+            sh("ip", "link", "set", "eth0", "down", netns=side.netns, check=False)
+            sh("ip", "link", "set", "eth0", "name", dev, netns=side.netns, check=False)
+            sh("ip", "link", "set", dev, "netns", "1", netns=side.netns, check=False)
+
     def destroy(self) -> None:
+        if self.physical:
+            self._release_physical()
         for ns in (self.inet.netns, self.lan.netns, self.rig):
             sh("ip", "netns", "del", ns, check=False)
 

@@ -25,13 +25,19 @@ pub enum ClientError {
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientError::Connect(m) | ClientError::Protocol(m) | ClientError::Local(m) => f.write_str(m),
+            ClientError::Connect(m) | ClientError::Protocol(m) | ClientError::Local(m) => {
+                f.write_str(m)
+            }
             ClientError::Api(e) if e.problems.is_empty() => f.write_str(&e.error),
             // One line even with several problems: each is "key: reason".
             ClientError::Api(e) => write!(
                 f,
                 "{}",
-                e.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                e.problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
         }
     }
@@ -63,12 +69,22 @@ impl Client {
         self.request("GET", path, None)
     }
 
-    pub fn send<B: Serialize, T: DeserializeOwned>(&self, method: &str, path: &str, body: &B) -> Result<T, ClientError> {
+    pub fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Local(e.to_string()))?;
         self.request(method, path, Some(&body))
     }
 
-    fn request<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<T, ClientError> {
+    fn request<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<T, ClientError> {
         let mut stream = UnixStream::connect(&self.socket).map_err(|e| {
             ClientError::Connect(format!(
                 "cannot reach edged at {}: {e} (is edged running? --socket or EDGED_ADMIN_SOCKET choose the socket)",
@@ -95,7 +111,8 @@ impl Client {
         stream.read_to_end(&mut raw).map_err(io)?;
         let (status, body) = parse_response(&raw)?;
         if (200..300).contains(&status) {
-            serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("unexpected answer from edged: {e}")))
+            serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Protocol(format!("unexpected answer from edged: {e}")))
         } else {
             match serde_json::from_slice::<ApiError>(&body) {
                 Ok(e) => Err(ClientError::Api(e)),
@@ -140,7 +157,9 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
     let body = if chunked {
         dechunk(rest).ok_or_else(|| bad("broken chunked body"))?
     } else if let Some(n) = length {
-        rest.get(..n).ok_or_else(|| bad("body shorter than Content-Length"))?.to_vec()
+        rest.get(..n)
+            .ok_or_else(|| bad("body shorter than Content-Length"))?
+            .to_vec()
     } else {
         rest.to_vec()
     };

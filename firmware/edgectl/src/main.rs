@@ -11,16 +11,26 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use edged_admin_api::{
-    CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest, Status, ValidateResult,
+    CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest, Status,
+    ValidateResult,
 };
 
 use crate::client::{Client, ClientError};
 
 #[derive(Debug, Parser)]
-#[command(name = "edgectl", version, about = "Administer a running edged appliance daemon")]
+#[command(
+    name = "edgectl",
+    version,
+    about = "Administer a running edged appliance daemon"
+)]
 struct Cli {
     /// The admin socket of edged.
-    #[arg(long, env = "EDGED_ADMIN_SOCKET", default_value = "/run/edged/admin.sock", global = true)]
+    #[arg(
+        long,
+        env = "EDGED_ADMIN_SOCKET",
+        default_value = "/run/edged/admin.sock",
+        global = true
+    )]
     socket: PathBuf,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
@@ -89,7 +99,8 @@ fn main() -> ExitCode {
 }
 
 fn read_file(path: &PathBuf) -> Result<String, ClientError> {
-    std::fs::read_to_string(path).map_err(|e| ClientError::Local(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", path.display())))
 }
 
 fn run(cli: Cli) -> Result<ExitCode, ClientError> {
@@ -110,7 +121,10 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Get { key: Some(key) }) => {
-            let v: serde_json::Value = client.get(&format!("/api/v1/config/value?key={}", client::encode(&key)))?;
+            let v: serde_json::Value = client.get(&format!(
+                "/api/v1/config/value?key={}",
+                client::encode(&key)
+            ))?;
             if json {
                 println!("{}", pretty(&v));
             } else {
@@ -119,12 +133,14 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Set { key, value }) => {
-            let r: CommitResult = client.send("PATCH", "/api/v1/config", &SetRequest { key, value })?;
+            let r: CommitResult =
+                client.send("PATCH", "/api/v1/config", &SetRequest { key, value })?;
             print_out(json, &r, render::commit)
         }
         Command::Config(ConfigCommand::Validate { file }) => {
             let toml = read_file(&file)?;
-            let r: ValidateResult = client.send("POST", "/api/v1/config/validate", &ConfigUpload { toml })?;
+            let r: ValidateResult =
+                client.send("POST", "/api/v1/config/validate", &ConfigUpload { toml })?;
             if json {
                 println!("{}", pretty(&r));
             } else if r.valid {
@@ -134,13 +150,18 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
                     eprintln!("edgectl: {}: {p}", file.display());
                 }
             }
-            Ok(if r.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if r.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Config(ConfigCommand::Export { output }) => {
             let d: ConfigDocument = client.get("/api/v1/config")?;
             match output {
-                Some(path) => std::fs::write(&path, &d.toml)
-                    .map_err(|e| ClientError::Local(format!("cannot write {}: {e}", path.display())))?,
+                Some(path) => std::fs::write(&path, &d.toml).map_err(|e| {
+                    ClientError::Local(format!("cannot write {}: {e}", path.display()))
+                })?,
                 None => print!("{}", d.toml),
             }
             Ok(ExitCode::SUCCESS)
@@ -151,7 +172,8 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             print_out(json, &r, render::commit)
         }
         Command::Reload => {
-            let r: CommitResult = client.send("POST", "/api/v1/reload", &serde_json::Value::Null)?;
+            let r: CommitResult =
+                client.send("POST", "/api/v1/reload", &serde_json::Value::Null)?;
             print_out(json, &r, render::commit)
         }
         Command::LogLevel { first: None, .. } => {
@@ -167,17 +189,25 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
                     role: Some(first),
                     level,
                 },
-                None => LogLevelRequest { role: None, level: first },
+                None => LogLevelRequest {
+                    role: None,
+                    level: first,
+                },
             };
             let l: LogLevels = client.send("PUT", "/api/v1/log-level", &req)?;
             print_out(json, &l, render::levels)
         }
         Command::Audit { limit } => {
-            let entries: Vec<edged_admin_api::AuditEntry> = client.get(&format!("/api/v1/audit?limit={limit}"))?;
+            let entries: Vec<edged_admin_api::AuditEntry> =
+                client.get(&format!("/api/v1/audit?limit={limit}"))?;
             print_out(json, &entries, render::audit)
         }
         Command::Role { role, what, action } => {
-            let path = format!("/api/v1/roles/{}/{}", client::encode(&role), client::encode(&what));
+            let path = format!(
+                "/api/v1/roles/{}/{}",
+                client::encode(&role),
+                client::encode(&what)
+            );
             let v: serde_json::Value = match action {
                 None => client.get(&path)?,
                 Some(arg) => {
@@ -196,7 +226,11 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-fn print_out<T: serde::Serialize>(json: bool, v: &T, text: fn(&T) -> String) -> Result<ExitCode, ClientError> {
+fn print_out<T: serde::Serialize>(
+    json: bool,
+    v: &T,
+    text: fn(&T) -> String,
+) -> Result<ExitCode, ClientError> {
     if json {
         println!("{}", pretty(v));
     } else {

@@ -29,7 +29,8 @@ pub fn status(s: &Status) -> String {
             ));
         }
         if !r.counters.is_empty() {
-            let counters: Vec<String> = r.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let counters: Vec<String> =
+                r.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
             out.push_str(&format!("  counters: {}\n", counters.join(" ")));
         }
     }
@@ -61,6 +62,11 @@ pub fn levels(l: &LogLevels) -> String {
 pub fn audit(entries: &Vec<AuditEntry>) -> String {
     entries
         .iter()
-        .map(|e| format!("{:>6} {:>10} {:<12} {:<14} {}\n", e.seq, e.unix_time, e.actor, e.action, e.detail))
+        .map(|e| {
+            format!(
+                "{:>6} {:>10} {:<12} {:<14} {}\n",
+                e.seq, e.unix_time, e.actor, e.action, e.detail
+            )
+        })
         .collect()
 }

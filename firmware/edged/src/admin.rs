@@ -41,7 +41,8 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         // A socket file left by a process that died without cleaning up.
         std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     // Owner and group only: the admin API is root-equivalent for the appliance.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting permissions of {}", path.display()))?;
@@ -51,13 +52,19 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 pub fn router(daemon: Shared) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
-        .route("/api/v1/config", get(get_config).put(put_config).patch(patch_config))
+        .route(
+            "/api/v1/config",
+            get(get_config).put(put_config).patch(patch_config),
+        )
         .route("/api/v1/config/value", get(get_value))
         .route("/api/v1/config/validate", post(validate))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/log-level", get(get_log_level).put(put_log_level))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1/roles/{role}/{what}", get(role_query).post(role_action))
+        .route(
+            "/api/v1/roles/{role}/{what}",
+            get(role_query).post(role_action),
+        )
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(daemon)
 }
@@ -90,7 +97,10 @@ fn change_err(e: ChangeError) -> Response {
         ChangeError::Invalid(problems) => (
             StatusCode::BAD_REQUEST,
             Json(ApiError {
-                error: format!("invalid configuration ({} problem(s)); nothing was changed", problems.len()),
+                error: format!(
+                    "invalid configuration ({} problem(s)); nothing was changed",
+                    problems.len()
+                ),
                 problems,
             }),
         )
@@ -144,7 +154,11 @@ async fn patch_config(State(d): State<Shared>, Json(req): Json<SetRequest>) -> R
         })
         .into_response();
     }
-    let audit = AuditRecord::new("admin-api", "config set", format!("{} = {}", req.key, req.value));
+    let audit = AuditRecord::new(
+        "admin-api",
+        "config set",
+        format!("{} = {}", req.key, req.value),
+    );
     match d.commit(new, audit).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => change_err(e),
@@ -229,7 +243,10 @@ fn admin_err(e: AdminError) -> Response {
     }
 }
 
-async fn role_query(State(d): State<Shared>, UrlPath((role, what)): UrlPath<(String, String)>) -> Response {
+async fn role_query(
+    State(d): State<Shared>,
+    UrlPath((role, what)): UrlPath<(String, String)>,
+) -> Response {
     let Some(r) = find_role(&d, &role) else {
         return err(StatusCode::NOT_FOUND, format!("no role \"{role}\""));
     };

@@ -19,7 +19,11 @@ pub struct Args {
     pub config: Option<PathBuf>,
 
     /// Unix socket of the local admin API (edgectl, web page).
-    #[arg(long, env = "EDGED_ADMIN_SOCKET", default_value = "/run/edged/admin.sock")]
+    #[arg(
+        long,
+        env = "EDGED_ADMIN_SOCKET",
+        default_value = "/run/edged/admin.sock"
+    )]
     pub admin_socket: PathBuf,
 
     /// Validate the configuration (file, or store) and exit: 0 when valid, 2 with one line

@@ -85,7 +85,11 @@ fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u
         let generation = store
             .commit_config(
                 &config.to_toml(),
-                AuditRecord::new("config-file", "config", format!("loaded {}", path.display())),
+                AuditRecord::new(
+                    "config-file",
+                    "config",
+                    format!("loaded {}", path.display()),
+                ),
             )
             .context("committing the configuration file to the store")?;
         return Ok((config, generation));
@@ -117,8 +121,12 @@ pub fn run(args: Args) -> Result<(), RunError> {
         return Ok(());
     }
     edged_tls::install_crypto_provider();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
     let store = Store::open(&store_path(&args.data_dir)).context("opening the store")?;
     if args.check {
         initial_config(&args, &store, false)?;
@@ -135,7 +143,17 @@ pub fn run(args: Args) -> Result<(), RunError> {
     runtime.block_on(serve(args, store, config, generation, log))
 }
 
-async fn serve(args: Args, store: Store, config: Config, generation: u64, log: LogControl) -> Result<(), RunError> {
+async fn serve(
+    args: Args,
+    store: Store,
+    config: Config,
+    generation: u64,
+    log: LogControl,
+) -> Result<(), RunError> {
+    // Handlers first: a SIGTERM that arrives while the roles start must drain, not kill.
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let tls = {
         let (c, s) = (config.clone(), store.clone());
         tokio::task::spawn_blocking(move || TlsMaterial::load(&c, &s))
@@ -173,7 +191,9 @@ async fn serve(args: Args, store: Store, config: Config, generation: u64, log: L
         owned.push(d.as_path());
     }
     match privileges::drop_root(&config.appliance.user, &owned)? {
-        Some(d) => tracing::info!(target: "edged", user = %d.user, uid = d.uid, caps = d.effective_caps, "dropped root privileges"),
+        Some(d) => {
+            tracing::info!(target: "edged", user = %d.user, uid = d.uid, caps = d.effective_caps, "dropped root privileges")
+        }
         None => tracing::debug!(target: "edged", "not running as root; nothing to drop"),
     }
 
@@ -195,7 +215,11 @@ async fn serve(args: Args, store: Store, config: Config, generation: u64, log: L
     if let Some(l) = metrics_listener {
         metrics_http::serve(l, metrics, stop.clone());
     }
-    let uptime = daemon.metrics.gauge("edged_config_generation", "Generation of the running configuration", &[]);
+    let uptime = daemon.metrics.gauge(
+        "edged_config_generation",
+        "Generation of the running configuration",
+        &[],
+    );
     uptime.set(generation as i64);
 
     tracing::info!(target: "edged", appliance = %config.appliance.name, generation, "all roles started");
@@ -204,9 +228,6 @@ async fn serve(args: Args, store: Store, config: Config, generation: u64, log: L
     }
     notify_systemd("READY=1");
 
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -226,7 +247,10 @@ async fn serve(args: Args, store: Store, config: Config, generation: u64, log: L
     tracing::info!(target: "edged", deadline_secs = deadline.as_secs(), "draining");
     let drains = daemon.roles.iter().map(|r| r.drain(deadline));
     // A role that overruns its own deadline does not hold the appliance hostage.
-    if tokio::time::timeout(deadline + Duration::from_secs(2), futures_join(drains)).await.is_err() {
+    if tokio::time::timeout(deadline + Duration::from_secs(2), futures_join(drains))
+        .await
+        .is_err()
+    {
         tracing::warn!(target: "edged", "a role did not finish draining in time");
     }
     stop.cancel();
@@ -253,7 +277,11 @@ fn notify_systemd(state: &str) {
 
 pub fn describe(e: &ChangeError) -> String {
     match e {
-        ChangeError::Invalid(p) => p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ChangeError::Invalid(p) => p
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
         ChangeError::Failed(s) => s.clone(),
     }
 }
@@ -265,7 +293,11 @@ impl Daemon {
 
     /// Validates, commits and applies a new configuration. Nothing changes (neither the
     /// store nor the running roles) unless every check passes.
-    pub async fn commit(&self, new: Config, audit: AuditRecord) -> Result<CommitResult, ChangeError> {
+    pub async fn commit(
+        &self,
+        new: Config,
+        audit: AuditRecord,
+    ) -> Result<CommitResult, ChangeError> {
         new.validate()?;
         let mut cur = self.current.lock().await;
         let tls = self.load_tls(&new).await?;
@@ -283,7 +315,11 @@ impl Daemon {
             generation,
         };
         self.metrics
-            .gauge("edged_config_generation", "Generation of the running configuration", &[])
+            .gauge(
+                "edged_config_generation",
+                "Generation of the running configuration",
+                &[],
+            )
             .set(generation as i64);
         Ok(CommitResult { generation, report })
     }
@@ -297,7 +333,10 @@ impl Daemon {
             let new = Config::from_toml(&text)?;
             if *self.current().await.config != new {
                 return self
-                    .commit(new, AuditRecord::new(actor, "reload", format!("reloaded {}", path.display())))
+                    .commit(
+                        new,
+                        AuditRecord::new(actor, "reload", format!("reloaded {}", path.display())),
+                    )
                     .await;
             }
         }
@@ -318,7 +357,9 @@ impl Daemon {
             .await
             .map_err(|e| ChangeError::Failed(e.to_string()))?
             .map_err(|e| match e {
-                edged_tls::TlsError::Certificate { key, reason } => ChangeError::Invalid(vec![ConfigProblem { key, reason }]),
+                edged_tls::TlsError::Certificate { key, reason } => {
+                    ChangeError::Invalid(vec![ConfigProblem { key, reason }])
+                }
                 other => ChangeError::Failed(other.to_string()),
             })?;
         Ok(Arc::new(tls))
@@ -328,8 +369,16 @@ impl Daemon {
     async fn apply(&self, old: &Config, new: &Arc<Config>, tls: &Arc<TlsMaterial>) -> ApplyReport {
         let mut report = ApplyReport::default();
         for (name, was, is) in [
-            ("access_edge", old.access_edge.enabled, new.access_edge.enabled),
-            ("webconf_edge", old.webconf_edge.enabled, new.webconf_edge.enabled),
+            (
+                "access_edge",
+                old.access_edge.enabled,
+                new.access_edge.enabled,
+            ),
+            (
+                "webconf_edge",
+                old.webconf_edge.enabled,
+                new.webconf_edge.enabled,
+            ),
             ("av_edge", old.av_edge.enabled, new.av_edge.enabled),
             ("av_auth", old.av_auth.enabled, new.av_auth.enabled),
         ] {
@@ -350,12 +399,16 @@ impl Daemon {
                 .push("metrics: the metrics listener changes after a restart of edged".into());
         }
         if old.appliance.user != new.appliance.user {
-            report
-                .restart_required
-                .push("appliance.user: the service account changes after a restart of edged".into());
+            report.restart_required.push(
+                "appliance.user: the service account changes after a restart of edged".into(),
+            );
         }
-        if old.appliance.name != new.appliance.name || old.appliance.drain_timeout_secs != new.appliance.drain_timeout_secs {
-            report.applied.push("appliance: name and drain timeout".into());
+        if old.appliance.name != new.appliance.name
+            || old.appliance.drain_timeout_secs != new.appliance.drain_timeout_secs
+        {
+            report
+                .applied
+                .push("appliance: name and drain timeout".into());
         }
         report.applied.sort();
         report.applied.dedup();
@@ -401,7 +454,10 @@ async fn print_banner(daemon: &Daemon, args: &Args) {
     if let Some(ca) = cur.tls.ca_pem() {
         let ca_path = args.data_dir.join("appliance-ca.pem");
         if std::fs::write(&ca_path, ca).is_ok() {
-            out.push_str(&format!("  the appliance CA (trust it in clients): {}\n", ca_path.display()));
+            out.push_str(&format!(
+                "  the appliance CA (trust it in clients): {}\n",
+                ca_path.display()
+            ));
         }
     }
     for role in &daemon.roles {

@@ -55,9 +55,12 @@ pub fn init(cfg: &LoggingConfig) -> LogControl {
     } else {
         None
     };
-    let stderr = journald
-        .is_none()
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(true));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(true)
+    });
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(journald)
@@ -71,13 +74,17 @@ pub fn init(cfg: &LoggingConfig) -> LogControl {
 
 impl LogControl {
     pub fn levels(&self) -> LogLevels {
-        self.levels.lock().map(|l| l.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.levels
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Sets the default level (`role` None) or one role's level.
     pub fn set(&self, role: Option<&str>, level: &str) -> Result<LogLevels, String> {
-        let level = parse_level(level)
-            .ok_or_else(|| format!("\"{level}\" is not one of error, warn, info, debug, trace, off"))?;
+        let level = parse_level(level).ok_or_else(|| {
+            format!("\"{level}\" is not one of error, warn, info, debug, trace, off")
+        })?;
         let mut guard = self.levels.lock().unwrap_or_else(|p| p.into_inner());
         match role {
             None | Some("") => guard.default = level.to_owned(),

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
             for p in &problems.0 {
                 eprintln!("edged: config: {p}");
             }
-            eprintln!("edged: refusing to start: {} configuration problem(s)", problems.0.len());
+            eprintln!(
+                "edged: refusing to start: {} configuration problem(s)",
+                problems.0.len()
+            );
             ExitCode::from(2)
         }
         Err(daemon::RunError::Other(e)) => {

@@ -19,7 +19,10 @@ pub fn serve(listener: TcpListener, registry: Registry, stop: CancellationToken)
             let registry = registry.clone();
             async move {
                 (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     registry.render(),
                 )
             }

@@ -35,7 +35,8 @@ pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>>
         }
     };
     for p in owned {
-        chown_tree(p, account.uid, account.gid).with_context(|| format!("handing {} to {name}", p.display()))?;
+        chown_tree(p, account.uid, account.gid)
+            .with_context(|| format!("handing {} to {name}", p.display()))?;
     }
     setgroups(&[account.gid]).context("setgroups")?;
     setgid(account.gid).context("setgid")?;
@@ -46,14 +47,21 @@ pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>>
     // of ours; it cannot violate Rust's invariants.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
-        return Err(anyhow!("prctl(PR_SET_NO_NEW_PRIVS) failed: {}", std::io::Error::last_os_error()));
+        return Err(anyhow!(
+            "prctl(PR_SET_NO_NEW_PRIVS) failed: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if Uid::effective().is_root() || setuid(Uid::from_raw(0)).is_ok() {
-        return Err(anyhow!("still able to act as root after dropping privileges"));
+        return Err(anyhow!(
+            "still able to act as root after dropping privileges"
+        ));
     }
     let caps = effective_caps().unwrap_or(u64::MAX);
     if caps != 0 {
-        return Err(anyhow!("capabilities remain after dropping privileges: {caps:#x}"));
+        return Err(anyhow!(
+            "capabilities remain after dropping privileges: {caps:#x}"
+        ));
     }
     Ok(Some(Dropped {
         user: name,

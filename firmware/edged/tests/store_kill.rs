@@ -12,7 +12,10 @@ use common::{bare_config, request, set, Edged};
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -46,16 +49,31 @@ fn sigkill_during_commits_loses_no_acknowledged_change() {
         let (code, doc) = request(&e.socket, "GET", "/api/v1/config", None).unwrap();
         assert_eq!(code, 200, "round {round}: config readable");
         let generation = doc["generation"].as_u64().unwrap();
-        let config = edged_config::Config::from_toml(doc["toml"].as_str().unwrap()).expect("stored config valid");
+        let config = edged_config::Config::from_toml(doc["toml"].as_str().unwrap())
+            .expect("stored config valid");
         if let Some((g, value)) = &last_ack {
-            assert!(generation >= *g, "round {round}: generation {generation} older than acknowledged {g}");
+            assert!(
+                generation >= *g,
+                "round {round}: generation {generation} older than acknowledged {g}"
+            );
             if generation == *g {
-                assert_eq!(&config.appliance.name, value, "round {round}: acknowledged value lost");
+                assert_eq!(
+                    &config.appliance.name, value,
+                    "round {round}: acknowledged value lost"
+                );
             } else {
                 // The change in flight at the kill committed without its answer arriving:
                 // allowed, but it must be exactly that change.
-                assert_eq!(generation, g + 1, "round {round}: more than one unacknowledged commit");
-                assert_eq!(Some(&config.appliance.name), pending.as_ref(), "round {round}: unexpected value after {value}");
+                assert_eq!(
+                    generation,
+                    g + 1,
+                    "round {round}: more than one unacknowledged commit"
+                );
+                assert_eq!(
+                    Some(&config.appliance.name),
+                    pending.as_ref(),
+                    "round {round}: unexpected value after {value}"
+                );
                 in_flight_seen += 1;
             }
         }
@@ -99,5 +117,8 @@ fn sigkill_during_commits_loses_no_acknowledged_change() {
     eprintln!(
         "{ROUNDS} kills, {acked_total} acknowledged commits, {in_flight_seen} unacknowledged commits found committed, final generation {generation}"
     );
-    assert!(acked_total >= ROUNDS as u64, "the kill points should fall among commits");
+    assert!(
+        acked_total >= ROUNDS as u64,
+        "the kill points should fall among commits"
+    );
 }

@@ -20,13 +20,24 @@ pub enum Command {
         bandwidth_bytes_per_sec: u64,
     },
     /// A permission for a (normalised) peer IP; the control plane already checked policy.
-    Permit { id: AllocationId, peer: IpAddr },
-    Revoke { id: AllocationId, peer: IpAddr },
+    Permit {
+        id: AllocationId,
+        peer: IpAddr,
+    },
+    Revoke {
+        id: AllocationId,
+        peer: IpAddr,
+    },
     Bind {
         id: AllocationId,
         channel: u16,
         peer: SocketAddr,
     },
-    Unbind { id: AllocationId, channel: u16 },
-    Remove { id: AllocationId },
+    Unbind {
+        id: AllocationId,
+        channel: u16,
+    },
+    Remove {
+        id: AllocationId,
+    },
 }

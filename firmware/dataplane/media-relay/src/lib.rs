@@ -7,6 +7,7 @@
 //! hands allocation, permission and channel changes back through lock-free SPSC queues.
 
 pub mod address;
+pub mod channel;
 mod command;
 mod counters;
 mod forward;

@@ -116,7 +116,11 @@ impl Table {
     }
 
     #[inline]
-    pub fn by_client_mut(&mut self, listener: usize, client: SocketAddr) -> Option<&mut Allocation> {
+    pub fn by_client_mut(
+        &mut self,
+        listener: usize,
+        client: SocketAddr,
+    ) -> Option<&mut Allocation> {
         let slot = *self.by_client.get(&(listener, client))?;
         self.slots.get_mut(slot)?.as_mut()
     }

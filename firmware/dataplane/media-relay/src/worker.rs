@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::channel;
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use nix::sys::eventfd::EventFd;
-use stun_core::channel_data::{self, classify, PacketKind};
 
 use crate::command::Command;
 use crate::counters::ThreadCounters;
@@ -84,10 +84,14 @@ impl Worker {
                     TOKEN_WAKE => {
                         let _ = self.wake.read();
                     }
-                    t if t >= RELAY_BASE => {
-                        self.from_peer((t - RELAY_BASE) as usize, &mut table, &mut buf, &mut ids, now)
-                    }
-                    t => self.from_client(t as usize, &mut table, &mut buf, now),
+                    t if t >= RELAY_BASE => self.on_peer_datagrams(
+                        (t - RELAY_BASE) as usize,
+                        &mut table,
+                        &mut buf,
+                        &mut ids,
+                        now,
+                    ),
+                    t => self.on_client_datagrams(t as usize, &mut table, &mut buf, now),
                 }
             }
         }
@@ -161,7 +165,7 @@ impl Worker {
 
     /// Datagrams on a listener shard: ChannelData and Send go out here, other STUN goes
     /// to the control plane.
-    fn from_client(&mut self, listener: usize, table: &mut Table, buf: &mut [u8], now: Instant) {
+    fn on_client_datagrams(&mut self, listener: usize, table: &mut Table, buf: &mut [u8], now: Instant) {
         let Some(sock) = self.listeners.get(listener) else {
             return;
         };
@@ -175,69 +179,92 @@ impl Worker {
             let Some(&first) = packet.first() else {
                 continue;
             };
-            match classify(first) {
-                PacketKind::ChannelData => {
-                    let Ok(cd) = channel_data::parse_datagram(packet) else {
-                        self.counters.dropped_malformed.inc();
-                        continue;
-                    };
+            if channel::is_channel_data(first) {
+                let Some((number, data)) = channel::parse_datagram(packet) else {
+                    self.counters.dropped_malformed.inc();
+                    continue;
+                };
+                let Some(alloc) = table.by_client_mut(listener, from) else {
+                    self.counters.dropped_no_allocation.inc();
+                    continue;
+                };
+                let Some(peer) = alloc.channel_peer(number) else {
+                    self.counters.dropped_no_permission.inc();
+                    continue;
+                };
+                if !alloc.permits(peer.ip()) {
+                    self.counters.dropped_no_permission.inc();
+                    continue;
+                }
+                if !alloc.to_peer.take(data.len(), now) {
+                    self.counters.dropped_bandwidth.inc();
+                    continue;
+                }
+                send(
+                    &alloc.relay,
+                    data,
+                    peer,
+                    &self.counters.to_peer_packets,
+                    &self.counters.to_peer_bytes,
+                    &self.counters.dropped_send_error,
+                );
+                continue;
+            }
+            if first >> 6 != 0 {
+                self.counters.dropped_malformed.inc();
+                continue;
+            }
+            match classify_stun(packet) {
+                ClientPacket::Send(peer, data) => {
+                    let peer = crate::address::normalise(peer);
                     let Some(alloc) = table.by_client_mut(listener, from) else {
                         self.counters.dropped_no_allocation.inc();
                         continue;
                     };
-                    let Some(peer) = alloc.channel_peer(cd.channel) else {
-                        self.counters.dropped_no_permission.inc();
-                        continue;
-                    };
-                    if !alloc.permits(peer.ip()) {
+                    if !alloc.permits(peer.ip()) || !self.guard.allows(peer) {
                         self.counters.dropped_no_permission.inc();
                         continue;
                     }
-                    if !alloc.to_peer.take(cd.data.len(), now) {
+                    if !alloc.to_peer.take(data.len(), now) {
                         self.counters.dropped_bandwidth.inc();
                         continue;
                     }
-                    send(&alloc.relay, cd.data, peer, &self.counters.to_peer_packets, &self.counters.to_peer_bytes, &self.counters.dropped_send_error);
+                    send(
+                        &alloc.relay,
+                        data,
+                        peer,
+                        &self.counters.to_peer_packets,
+                        &self.counters.to_peer_bytes,
+                        &self.counters.dropped_send_error,
+                    );
                 }
-                PacketKind::Stun => match classify_stun(packet) {
-                    ClientPacket::Send(peer, data) => {
-                        let peer = crate::address::normalise(peer);
-                        let Some(alloc) = table.by_client_mut(listener, from) else {
-                            self.counters.dropped_no_allocation.inc();
-                            continue;
-                        };
-                        if !alloc.permits(peer.ip()) || !self.guard.allows(peer) {
-                            self.counters.dropped_no_permission.inc();
-                            continue;
-                        }
-                        if !alloc.to_peer.take(data.len(), now) {
-                            self.counters.dropped_bandwidth.inc();
-                            continue;
-                        }
-                        send(&alloc.relay, data, peer, &self.counters.to_peer_packets, &self.counters.to_peer_bytes, &self.counters.dropped_send_error);
+                ClientPacket::BadSend => self.counters.dropped_malformed.inc(),
+                ClientPacket::Control => {
+                    let msg = ControlPacket {
+                        shard: self.index,
+                        listener,
+                        from,
+                        bytes: packet.to_vec(),
+                    };
+                    match self.control.try_send(msg) {
+                        Ok(()) => self.counters.control_forwarded.inc(),
+                        Err(_) => self.counters.control_queue_full.inc(),
                     }
-                    ClientPacket::BadSend => self.counters.dropped_malformed.inc(),
-                    ClientPacket::Control => {
-                        let msg = ControlPacket {
-                            shard: self.index,
-                            listener,
-                            from,
-                            bytes: packet.to_vec(),
-                        };
-                        match self.control.try_send(msg) {
-                            Ok(()) => self.counters.control_forwarded.inc(),
-                            Err(_) => self.counters.control_queue_full.inc(),
-                        }
-                    }
-                },
-                PacketKind::Other => self.counters.dropped_malformed.inc(),
+                }
             }
         }
     }
 
     /// Datagrams on a relay socket: to the client as ChannelData when a channel is bound,
     /// as a Data indication otherwise; nothing without a permission.
-    fn from_peer(&mut self, slot: usize, table: &mut Table, buf: &mut [u8], ids: &mut Ids, now: Instant) {
+    fn on_peer_datagrams(
+        &mut self,
+        slot: usize,
+        table: &mut Table,
+        buf: &mut [u8],
+        ids: &mut Ids,
+        now: Instant,
+    ) {
         let Some(alloc) = table.slot_mut(slot) else {
             return;
         };
@@ -260,9 +287,9 @@ impl Worker {
                 continue;
             }
             let frame = match alloc.peer_channel(from) {
-                Some(channel) => {
-                    let start = PAYLOAD_OFFSET - channel_data::CHANNEL_DATA_HEADER_LEN;
-                    if channel_data::write_header(&mut buf[start..], channel, len).is_err() {
+                Some(number) => {
+                    let start = PAYLOAD_OFFSET - channel::HEADER_LEN;
+                    if channel::write_header(&mut buf[start..], number, len).is_none() {
                         continue;
                     }
                     start..PAYLOAD_OFFSET + len
@@ -272,7 +299,14 @@ impl Worker {
                     None => continue,
                 },
             };
-            send(client_sock, &buf[frame], alloc.client, &self.counters.to_client_packets, &self.counters.to_client_bytes, &self.counters.dropped_send_error);
+            send(
+                client_sock,
+                &buf[frame],
+                alloc.client,
+                &self.counters.to_client_packets,
+                &self.counters.to_client_bytes,
+                &self.counters.dropped_send_error,
+            );
         }
     }
 }

@@ -66,7 +66,9 @@ fn relaying_allocates_nothing() {
     let peer = udp();
     let other_peer = udp();
     let relay = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    relay.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    relay
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
     let relay_addr = addr(&relay);
     let id = 1;
     let cmds = [
@@ -115,7 +117,9 @@ fn relaying_allocates_nothing() {
         client
             .send_to(&channel_frame, listener)
             .unwrap_or_else(|e| panic!("{e}"));
-        let (n, _) = peer.recv_from(&mut buf).unwrap_or_else(|e| panic!("peer: {e}"));
+        let (n, _) = peer
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("peer: {e}"));
         assert_eq!(&buf[..n], &payload[..]);
         peer.send_to(&buf[..n], relay_addr)
             .unwrap_or_else(|e| panic!("{e}"));

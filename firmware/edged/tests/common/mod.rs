@@ -15,8 +15,14 @@ pub const EDGED: &str = env!("CARGO_BIN_EXE_edged");
 /// external, 127.0.N.2 internal), so tests run in parallel without port clashes.
 pub fn config_for(n: u8) -> String {
     let text = edged_config::EMBEDDED_DEFAULT
-        .replace("address = \"127.0.0.1\"", &format!("address = \"127.0.{n}.1\""))
-        .replace("address = \"127.0.0.2\"", &format!("address = \"127.0.{n}.2\""))
+        .replace(
+            "address = \"127.0.0.1\"",
+            &format!("address = \"127.0.{n}.1\""),
+        )
+        .replace(
+            "address = \"127.0.0.2\"",
+            &format!("address = \"127.0.{n}.2\""),
+        )
         .replace("\"127.0.0.2:15060\"", &format!("\"127.0.{n}.2:15060\""));
     // Keep the demo's self-signed certificate valid for the test's addresses too.
     text.replace(
@@ -91,7 +97,8 @@ impl Edged {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).expect("signal edged");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)
+            .expect("signal edged");
     }
 
     /// Waits for exit, returning the exit code (None if killed by a signal).
@@ -116,7 +123,12 @@ impl Drop for Edged {
 }
 
 /// One HTTP request over the admin socket; returns status and JSON body.
-pub fn request(socket: &Path, method: &str, path: &str, body: Option<&serde_json::Value>) -> std::io::Result<(u16, serde_json::Value)> {
+pub fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, serde_json::Value)> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -141,12 +153,21 @@ pub fn request(socket: &Path, method: &str, path: &str, body: Option<&serde_json
 }
 
 pub fn set(socket: &Path, key: &str, value: &str) -> std::io::Result<(u16, serde_json::Value)> {
-    request(socket, "PATCH", "/api/v1/config", Some(&serde_json::json!({"key": key, "value": value})))
+    request(
+        socket,
+        "PATCH",
+        "/api/v1/config",
+        Some(&serde_json::json!({"key": key, "value": value})),
+    )
 }
 
 /// Path of edgectl, built beside edged by `cargo build --workspace` (make test does that).
 pub fn edgectl() -> PathBuf {
     let p = Path::new(EDGED).with_file_name("edgectl");
-    assert!(p.exists(), "edgectl is not built at {}: run `cargo build --workspace` first", p.display());
+    assert!(
+        p.exists(),
+        "edgectl is not built at {}: run `cargo build --workspace` first",
+        p.display()
+    );
     p
 }

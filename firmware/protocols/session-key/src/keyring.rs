@@ -81,7 +81,9 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// A ring from stored records; refuses bad hex, short secrets and duplicate ids.
-    pub fn from_records(records: impl IntoIterator<Item = SessionSecret>) -> Result<Self, KeyRingError> {
+    pub fn from_records(
+        records: impl IntoIterator<Item = SessionSecret>,
+    ) -> Result<Self, KeyRingError> {
         let mut ring = KeyRing::default();
         for r in records {
             ring.insert(r)?;
@@ -110,14 +112,32 @@ impl KeyRing {
     /// The key new tokens are signed with: the highest id never scheduled to retire, or
     /// failing that the highest id still live.
     pub fn current(&self, now: u64) -> Option<&SessionSecret> {
-        let live = || self.entries.iter().rev().map(|e| &e.record).filter(|r| r.live_at(now));
-        live().find(|r| r.retire_at.is_none()).or_else(|| live().next())
+        let live = || {
+            self.entries
+                .iter()
+                .rev()
+                .map(|e| &e.record)
+                .filter(|r| r.live_at(now))
+        };
+        live()
+            .find(|r| r.retire_at.is_none())
+            .or_else(|| live().next())
     }
 
     /// Adds `secret` as the new current key (id one above the highest) and schedules every
     /// key without a retirement to retire `overlap_secs` from `now`. Returns the new record.
-    pub fn rotate(&mut self, secret: &[u8], now: u64, overlap_secs: u64) -> Result<SessionSecret, KeyRingError> {
-        let id = self.entries.iter().map(|e| e.record.id).max().map_or(1, |m| m.wrapping_add(1).max(1));
+    pub fn rotate(
+        &mut self,
+        secret: &[u8],
+        now: u64,
+        overlap_secs: u64,
+    ) -> Result<SessionSecret, KeyRingError> {
+        let id = self
+            .entries
+            .iter()
+            .map(|e| e.record.id)
+            .max()
+            .map_or(1, |m| m.wrapping_add(1).max(1));
         let record = SessionSecret::new(id, secret, now)?;
         for e in &mut self.entries {
             let retire = now.saturating_add(overlap_secs);
@@ -202,11 +222,13 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Bytes of a hex text (either case); none when it is not whole hex.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let t = text.trim().as_bytes();
-    if t.len() % 2 != 0 {
+    if t.len() & 1 == 1 {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    t.chunks(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
+    t.chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,14 +239,17 @@ mod tests {
 
     fn ring() -> KeyRing {
         let mut r = KeyRing::default();
-        r.insert(SessionSecret::new(1, &[7u8; 32], NOW).unwrap()).unwrap();
+        r.insert(SessionSecret::new(1, &[7u8; 32], NOW).unwrap())
+            .unwrap();
         r
     }
 
     #[test]
     fn minted_token_verifies_with_its_claims() {
         let r = ring();
-        let t = r.mint("conf-1", ParticipantRole::Presenter, 600, NOW).unwrap();
+        let t = r
+            .mint("conf-1", ParticipantRole::Presenter, 600, NOW)
+            .unwrap();
         let c = r.verify(&t, "conf-1", NOW + 10).unwrap();
         assert_eq!(c.conference_id, "conf-1");
         assert_eq!(c.role, ParticipantRole::Presenter);
@@ -256,13 +281,20 @@ mod tests {
     #[test]
     fn other_secret_is_bad_signature_and_unknown_id_is_unknown_key() {
         let mut other = KeyRing::default();
-        other.insert(SessionSecret::new(1, &[8u8; 32], NOW).unwrap()).unwrap();
+        other
+            .insert(SessionSecret::new(1, &[8u8; 32], NOW).unwrap())
+            .unwrap();
         let t = other.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
         assert_eq!(ring().verify(&t, "c", NOW), Err(VerifyError::BadSignature));
         let mut third = KeyRing::default();
-        third.insert(SessionSecret::new(9, &[7u8; 32], NOW).unwrap()).unwrap();
+        third
+            .insert(SessionSecret::new(9, &[7u8; 32], NOW).unwrap())
+            .unwrap();
         let t9 = third.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
-        assert_eq!(ring().verify(&t9, "c", NOW), Err(VerifyError::UnknownKey(9)));
+        assert_eq!(
+            ring().verify(&t9, "c", NOW),
+            Err(VerifyError::UnknownKey(9))
+        );
     }
 
     #[test]
@@ -287,11 +319,16 @@ mod tests {
         let new_key = r.rotate(&[9u8; 32], NOW + 100, 300).unwrap();
         assert_eq!(new_key.id, 2);
         assert_eq!(r.current(NOW + 100).map(|k| k.id), Some(2));
-        let fresh = r.mint("c", ParticipantRole::Attendee, 3600, NOW + 100).unwrap();
+        let fresh = r
+            .mint("c", ParticipantRole::Attendee, 3600, NOW + 100)
+            .unwrap();
         assert_eq!(r.verify(&fresh, "c", NOW + 101).unwrap().key_id, 2);
         // Inside the overlap the old token still works; after it, its key is unknown.
         assert!(r.verify(&old, "c", NOW + 400).is_ok());
-        assert_eq!(r.verify(&old, "c", NOW + 401), Err(VerifyError::UnknownKey(1)));
+        assert_eq!(
+            r.verify(&old, "c", NOW + 401),
+            Err(VerifyError::UnknownKey(1))
+        );
         assert_eq!(r.prune(NOW + 401), vec![1]);
         assert_eq!(r.records().len(), 1);
         assert!(r.verify(&fresh, "c", NOW + 402).is_ok());
@@ -324,8 +361,14 @@ mod tests {
     fn bad_records_are_refused_by_name() {
         let mut bad = SessionSecret::new(3, &[1u8; 32], NOW).unwrap();
         bad.secret_hex = "zz".into();
-        assert_eq!(KeyRing::from_records([bad]).err(), Some(KeyRingError::BadHex(3)));
-        assert_eq!(SessionSecret::new(4, &[1u8; 8], NOW).err(), Some(KeyRingError::ShortSecret(4)));
+        assert_eq!(
+            KeyRing::from_records([bad]).err(),
+            Some(KeyRingError::BadHex(3))
+        );
+        assert_eq!(
+            SessionSecret::new(4, &[1u8; 8], NOW).err(),
+            Some(KeyRingError::ShortSecret(4))
+        );
         let a = SessionSecret::new(5, &[1u8; 32], NOW).unwrap();
         assert_eq!(
             KeyRing::from_records([a.clone(), a]).err(),

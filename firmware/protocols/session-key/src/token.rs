@@ -64,7 +64,9 @@ impl std::str::FromStr for ParticipantRole {
         match s {
             "presenter" => Ok(ParticipantRole::Presenter),
             "attendee" => Ok(ParticipantRole::Attendee),
-            other => Err(format!("unknown participant role \"{other}\" (presenter or attendee)")),
+            other => Err(format!(
+                "unknown participant role \"{other}\" (presenter or attendee)"
+            )),
         }
     }
 }
@@ -154,10 +156,13 @@ pub fn parse_binary(raw: &[u8]) -> Result<ParsedToken, VerifyError> {
     let mut exp = [0u8; 8];
     exp.copy_from_slice(&raw[5..13]);
     let expires_at = u64::from_be_bytes(exp);
-    let role = ParticipantRole::from_byte(raw[13]).ok_or(VerifyError::Malformed("unknown participant role"))?;
+    let role = ParticipantRole::from_byte(raw[13])
+        .ok_or(VerifyError::Malformed("unknown participant role"))?;
     let conf_len = usize::from(raw[14]);
     if raw.len() != HEADER_LEN + conf_len + MAC_LEN {
-        return Err(VerifyError::Malformed("session key length does not match its conference id"));
+        return Err(VerifyError::Malformed(
+            "session key length does not match its conference id",
+        ));
     }
     let conf = &raw[HEADER_LEN..HEADER_LEN + conf_len];
     let conference_id = std::str::from_utf8(conf)
@@ -225,8 +230,16 @@ mod tests {
             let text = sign_text(&c, b"0123456789abcdef").unwrap();
             let parsed = parse(&text).unwrap();
             assert_eq!(parsed.claims, c);
-            assert!(mac_matches(&parsed.signed, &parsed.mac, b"0123456789abcdef"));
-            assert!(!mac_matches(&parsed.signed, &parsed.mac, b"0123456789abcdeX"));
+            assert!(mac_matches(
+                &parsed.signed,
+                &parsed.mac,
+                b"0123456789abcdef"
+            ));
+            assert!(!mac_matches(
+                &parsed.signed,
+                &parsed.mac,
+                b"0123456789abcdeX"
+            ));
         }
     }
 
@@ -234,7 +247,11 @@ mod tests {
     fn longest_conference_id_fits_the_text_bound() {
         let c = claims(&"x".repeat(MAX_CONFERENCE_ID));
         let text = sign_text(&c, b"secret-secret-secret").unwrap();
-        assert!(text.len() <= MAX_TOKEN_TEXT, "{} > {MAX_TOKEN_TEXT}", text.len());
+        assert!(
+            text.len() <= MAX_TOKEN_TEXT,
+            "{} > {MAX_TOKEN_TEXT}",
+            text.len()
+        );
         assert_eq!(parse(&text).unwrap().claims, c);
     }
 
@@ -249,11 +266,17 @@ mod tests {
     fn every_truncation_is_malformed_never_a_panic() {
         let raw = sign_binary(&claims("c1"), b"k").unwrap();
         for n in 0..raw.len() {
-            assert!(matches!(parse_binary(&raw[..n]), Err(VerifyError::Malformed(_))), "len {n}");
+            assert!(
+                matches!(parse_binary(&raw[..n]), Err(VerifyError::Malformed(_))),
+                "len {n}"
+            );
         }
         let mut longer = raw.clone();
         longer.push(0);
-        assert!(matches!(parse_binary(&longer), Err(VerifyError::Malformed(_))));
+        assert!(matches!(
+            parse_binary(&longer),
+            Err(VerifyError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -261,15 +284,27 @@ mod tests {
         let raw = sign_binary(&claims("c1"), b"k").unwrap();
         let mut v = raw.clone();
         v[0] = 2;
-        assert_eq!(parse_binary(&v), Err(VerifyError::Malformed("unknown session key version")));
+        assert_eq!(
+            parse_binary(&v),
+            Err(VerifyError::Malformed("unknown session key version"))
+        );
         let mut r = raw.clone();
         r[13] = 9;
-        assert_eq!(parse_binary(&r), Err(VerifyError::Malformed("unknown participant role")));
+        assert_eq!(
+            parse_binary(&r),
+            Err(VerifyError::Malformed("unknown participant role"))
+        );
         let mut s = raw.clone();
         s[15] = b' ';
         assert!(matches!(parse_binary(&s), Err(VerifyError::Malformed(_))));
-        assert!(matches!(parse("not*base64"), Err(VerifyError::Malformed(_))));
-        assert!(matches!(parse(&"A".repeat(MAX_TOKEN_TEXT + 1)), Err(VerifyError::Malformed(_))));
+        assert!(matches!(
+            parse("not*base64"),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse(&"A".repeat(MAX_TOKEN_TEXT + 1)),
+            Err(VerifyError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -293,8 +328,14 @@ mod tests {
 
     #[test]
     fn roles_parse_from_text() {
-        assert_eq!("presenter".parse::<ParticipantRole>(), Ok(ParticipantRole::Presenter));
-        assert_eq!("attendee".parse::<ParticipantRole>(), Ok(ParticipantRole::Attendee));
+        assert_eq!(
+            "presenter".parse::<ParticipantRole>(),
+            Ok(ParticipantRole::Presenter)
+        );
+        assert_eq!(
+            "attendee".parse::<ParticipantRole>(),
+            Ok(ParticipantRole::Attendee)
+        );
         assert!("owner".parse::<ParticipantRole>().is_err());
     }
 }

@@ -238,7 +238,10 @@ impl Hello {
         let tlen = usize::from(r.u16()?);
         let token = text(r.take(tlen)?)?;
         r.end()?;
-        Ok(Hello { conference_id, token })
+        Ok(Hello {
+            conference_id,
+            token,
+        })
     }
 }
 
@@ -294,7 +297,8 @@ pub fn accept_frame(role: ParticipantRole) -> Vec<u8> {
 /// REGISTER payload: the conferences a server hosts (possibly none: pool member only).
 pub fn encode_register(conferences: &[String]) -> Result<Vec<u8>, FrameError> {
     let mut p = Vec::new();
-    let n = u16::try_from(conferences.len()).map_err(|_| FrameError::Malformed("too many conferences"))?;
+    let n = u16::try_from(conferences.len())
+        .map_err(|_| FrameError::Malformed("too many conferences"))?;
     p.extend_from_slice(&n.to_be_bytes());
     for c in conferences {
         check_conference_id(c).map_err(FrameError::Malformed)?;
@@ -362,7 +366,8 @@ impl SessionHeader {
         let id = r.take(8)?;
         let mut b = [0u8; 8];
         b.copy_from_slice(id);
-        let role = ParticipantRole::from_byte(r.u8()?).ok_or(FrameError::Malformed("unknown role"))?;
+        let role =
+            ParticipantRole::from_byte(r.u8()?).ok_or(FrameError::Malformed("unknown role"))?;
         let transport = match r.u8()? {
             1 => ClientTransport::Tls,
             2 => ClientTransport::Quic,
@@ -452,7 +457,10 @@ mod tests {
     #[test]
     fn oversize_hello_fails_on_the_header_alone() {
         let buf = [HELLO, 0xff, 0xff];
-        assert!(matches!(decode_hello(&buf), Err(FrameError::TooLarge { len: 65535, .. })));
+        assert!(matches!(
+            decode_hello(&buf),
+            Err(FrameError::TooLarge { len: 65535, .. })
+        ));
         assert_eq!(
             decode_hello(&buf).unwrap_err().close_code(),
             CloseCode::FrameTooLarge
@@ -471,10 +479,16 @@ mod tests {
         assert!(matches!(decode_hello(&bad), Err(FrameError::Malformed(_))));
         let mut trailing = Vec::new();
         encode(HELLO, &[1, b'a', 0, 1, b'x', b'y'], &mut trailing).unwrap();
-        assert!(matches!(decode_hello(&trailing), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_hello(&trailing),
+            Err(FrameError::Malformed(_))
+        ));
         let mut space = Vec::new();
         encode(HELLO, &[1, b' ', 0, 0], &mut space).unwrap();
-        assert!(matches!(decode_hello(&space), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_hello(&space),
+            Err(FrameError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -508,7 +522,10 @@ mod tests {
         assert_eq!((b.kind, b.payload.len()), (DATA, 0));
         let (c, n3) = decode(&buf[n1 + n2..], MAX_PAYLOAD).unwrap().unwrap();
         assert_eq!(c.kind, CLOSE);
-        assert_eq!(parse_close(c.payload), (CloseCode::IdleTimeout, "idle".into()));
+        assert_eq!(
+            parse_close(c.payload),
+            (CloseCode::IdleTimeout, "idle".into())
+        );
         assert_eq!(n1 + n2 + n3, buf.len());
         assert_eq!(header(DATA, 3), [DATA, 0, 3]);
     }
@@ -560,6 +577,9 @@ mod tests {
         let f = accept_frame(ParticipantRole::Attendee);
         let (fr, _) = decode(&f, MAX_PAYLOAD).unwrap().unwrap();
         assert_eq!(fr.kind, ACCEPT);
-        assert_eq!(ParticipantRole::from_byte(fr.payload[0]), Some(ParticipantRole::Attendee));
+        assert_eq!(
+            ParticipantRole::from_byte(fr.payload[0]),
+            Some(ParticipantRole::Attendee)
+        );
     }
 }

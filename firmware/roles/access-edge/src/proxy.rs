@@ -326,6 +326,7 @@ impl Shared {
     /// Entry point for every complete message read from a connection.
     pub fn on_message(self: &Arc<Self>, conn: &Arc<ConnHandle>, bytes: Vec<u8>) {
         let settings = self.settings();
+        tracing::trace!(target: "access_edge", peer = %conn.peer, origin = ?conn.origin, bytes = bytes.len(), "message received");
         match parse_with(&bytes, &settings.limits) {
             Ok(Message::Request(req)) => {
                 self.counters.requests.inc();
@@ -379,9 +380,14 @@ impl Shared {
             self.reply(conn, req, 400, "Missing Via", &[]);
             return;
         };
-        if req.vias().any(|v| v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
-            && v.host.ip().is_some_and(|ip| listeners.iter().any(|l| l.ip() == ip)))
-        {
+        // Our own Via (our branch prefix at one of our listener addresses) means the request
+        // came back to us: a loop.
+        let is_ours = |v: &sip_core::Via<'_>| {
+            let port = v.port.unwrap_or(5061);
+            v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
+                && v.host.ip().is_some_and(|ip| listeners.iter().any(|l| l.ip() == ip && l.port() == port))
+        };
+        if req.vias().any(|v| is_ours(&v)) {
             self.counters.loops.inc();
             self.reply(conn, req, 482, "Loop Detected", &[]);
             return;
@@ -706,7 +712,8 @@ impl Shared {
         match direct {
             Some(Some(c)) => {
                 self.set_downstream(branch.as_deref(), &c);
-                c.send(out);
+                let sent = c.send(out);
+                tracing::trace!(target: "access_edge", peer = %c.peer, sent, "request forwarded");
             }
             Some(None) => self.fail(branch.as_deref(), 480, "Temporarily Unavailable"),
             None => {
@@ -720,7 +727,8 @@ impl Shared {
                     match result {
                         Ok(c) => {
                             shared.set_downstream(branch.as_deref(), &c);
-                            c.send(out);
+                            let sent = c.send(out);
+                            tracing::trace!(target: "access_edge", peer = %c.peer, sent, "request forwarded");
                         }
                         Err(why) => {
                             tracing::warn!(target: "access_edge", error = %why, "no route for request");

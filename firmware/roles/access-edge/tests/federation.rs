@@ -27,16 +27,6 @@ fn message(from: &str, to: &str, branch: &str) -> String {
     )
 }
 
-async fn next_request(dir: &mut SipPeer) -> String {
-    loop {
-        let m = dir.recv().await;
-        if header(&m, "Call-ID").is_some_and(|c| c.starts_with("hc")) {
-            dir.send(&respond(&m, 200, "OK", "")).await;
-            continue;
-        }
-        return m;
-    }
-}
 
 /// Makes two sites that trust each other's CA for federation.
 async fn two_companies() -> ((Site, Director), (Site, Director)) {

@@ -21,18 +21,6 @@ async fn user(site: &Site, edge: &access_edge::AccessEdge) -> SipPeer {
     connect(site.client_config(None), listener(edge, "remote users"), NAME).await
 }
 
-/// Skips the Director's health-check OPTIONS, answering them.
-async fn next_request(dir: &mut SipPeer) -> String {
-    loop {
-        let m = dir.recv().await;
-        if m.starts_with("OPTIONS sip:127.0.0.2") && header(&m, "Call-ID").is_some_and(|c| c.starts_with("hc")) {
-            let r = respond(&m, 200, "OK", "");
-            dir.send(&r).await;
-            continue;
-        }
-        return m;
-    }
-}
 
 #[tokio::test]
 async fn invite_ack_bye_dialog_traverses_the_edge_both_ways() {

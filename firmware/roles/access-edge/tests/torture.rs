@@ -51,16 +51,6 @@ fn verdict(name: &str) -> Verdict {
     }
 }
 
-async fn next_request(dir: &mut SipPeer, wait: Duration) -> Option<String> {
-    loop {
-        let m = dir.recv_within(wait).await?;
-        if header(&m, "Call-ID").is_some_and(|c| c.starts_with("hc")) {
-            dir.send(&respond(&m, 200, "OK", "")).await;
-            continue;
-        }
-        return Some(m);
-    }
-}
 
 #[tokio::test]
 async fn torture_corpus_over_tls_gets_the_edge_verdicts() {
@@ -80,7 +70,7 @@ async fn torture_corpus_over_tls_gets_the_edge_verdicts() {
     let mut warm = connect(user_cfg.clone(), addr, "127.0.0.1").await;
     warm.send(&request("OPTIONS", "z9hG4bKwarm", "warm", "")).await;
     let mut dir = director.accept().await;
-    let w = next_request(&mut dir, Duration::from_secs(5)).await.unwrap_or_default();
+    let w = next_request_within(&mut dir, Duration::from_secs(5)).await.unwrap_or_default();
     dir.send(&respond(&w, 200, "OK", "")).await;
 
     let mut files: Vec<PathBuf> = ["rfc4475", "rfc5118"]
@@ -99,7 +89,7 @@ async fn torture_corpus_over_tls_gets_the_edge_verdicts() {
         peer.send_bytes(&bytes).await;
         let wait = Duration::from_millis(700);
         let answer = peer.recv_within(wait).await;
-        let forwarded = next_request(&mut dir, Duration::from_millis(300)).await;
+        let forwarded = next_request_within(&mut dir, Duration::from_millis(300)).await;
         if let Some(f) = &forwarded {
             // Answer it so no transaction lingers.
             if !f.starts_with("ACK") {
@@ -122,7 +112,7 @@ async fn torture_corpus_over_tls_gets_the_edge_verdicts() {
     }
     // The warm connection is still served after all of that.
     warm.send(&request("OPTIONS", "z9hG4bKwarm2", "warm2", "")).await;
-    let w = next_request(&mut dir, Duration::from_secs(5)).await.unwrap_or_default();
+    let w = next_request_within(&mut dir, Duration::from_secs(5)).await.unwrap_or_default();
     assert!(w.contains("warm2"), "{w}");
     assert!(failures.is_empty(), "verdicts differ:\n{}", failures.join("\n"));
 }

@@ -8,7 +8,7 @@ use edged_store::{AuditRecord, Store};
 use relay_credentials::Credential;
 
 use crate::audit::AuditWriter;
-use crate::keys::{unix_now, RingCache};
+use crate::keys::{minting_ring, unix_now, RingCache};
 use crate::metrics::{Endpoint, Metrics};
 use crate::policy::{
     clean_identity, grant_lifetime, identity_allowed, IdentityError, LifetimeError, RateLimiter,
@@ -119,8 +119,9 @@ impl Issuer {
             .ring
             .get()
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
-        let credential = ring
-            .mint(identity, lifetime, unix_now())
+        let now = unix_now();
+        let credential = minting_ring(&ring, now)
+            .mint(identity, lifetime, now)
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         self.audit
             .append(AuditRecord::new(

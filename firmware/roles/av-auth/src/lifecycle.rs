@@ -8,6 +8,8 @@ use tokio_util::task::TaskTracker;
 
 /// Time a client gets to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once per listener.
+pub const MAX_CONNECTIONS: usize = 4096;
 /// An idle connection is closed after this long (Directors keep SERVICE connections open
 /// and send CRLF keep-alives well within it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);

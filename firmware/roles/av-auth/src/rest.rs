@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -177,11 +177,9 @@ async fn authenticate(
 async fn turn_credentials(
     State(service): State<Arc<Service>>,
     Extension(peer): Extension<PeerCertificate>,
-    method: Method,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    debug_assert_eq!(method, Method::GET);
     let requester = match authenticate(&service, &peer, &headers).await {
         Ok(r) => r,
         Err(resp) => return resp,

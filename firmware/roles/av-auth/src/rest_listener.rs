@@ -11,7 +11,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT};
+use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
 use crate::peer::peer_name;
 use crate::rest::PeerCertificate;
 use crate::service::Service;
@@ -26,6 +26,7 @@ pub async fn accept_loop(
     tls: Arc<ArcSwap<ServerConfig>>,
     life: Lifecycle,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = life.drain.cancelled() => break,
@@ -39,10 +40,18 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Past the limit a new connection is closed at once rather than starving the
+        // established ones of descriptors and memory.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(target: "av_auth", peer = %addr, "connection limit reached; closing new connection");
+            drop(tcp);
+            continue;
+        };
         service.metrics.connections.inc();
         let acceptor = TlsAcceptor::from(tls.load_full());
         let (service, router, drain) = (service.clone(), router.clone(), life.drain.clone());
         life.spawn(async move {
+            let _permit = permit;
             connection(tcp, acceptor, &service, router, drain).await;
             tracing::trace!(target: "av_auth", peer = %addr, "REST connection closed");
         });

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT};
+use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS};
 use crate::peer::peer_name;
 use crate::service::Service;
 use crate::sip_service::{answer, bare_error};
@@ -20,6 +20,7 @@ pub async fn accept_loop(
     tls: Arc<ArcSwap<ServerConfig>>,
     life: Lifecycle,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = life.drain.cancelled() => break,
@@ -34,10 +35,18 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Past the limit a new connection is closed at once rather than starving the
+        // established ones of descriptors and memory.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(target: "av_auth", peer = %addr, "connection limit reached; closing new connection");
+            drop(tcp);
+            continue;
+        };
         service.metrics.connections.inc();
         let acceptor = TlsAcceptor::from(tls.load_full());
         let (service, drain) = (service.clone(), life.drain.clone());
         life.spawn(async move {
+            let _permit = permit;
             if let Err(e) = connection(tcp, acceptor, &service, drain).await {
                 tracing::debug!(target: "av_auth", peer = %addr, error = %e, "SIP connection ended");
             }

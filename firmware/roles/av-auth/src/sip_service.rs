@@ -178,3 +178,40 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_match_ignores_case_and_parameters() {
+        assert!(is_mras_type(Some("application/msrtc-media-relay-auth+xml")));
+        assert!(is_mras_type(Some(
+            "Application/MSRTC-Media-Relay-Auth+XML; charset=utf-8"
+        )));
+        assert!(!is_mras_type(Some("application/sdp")));
+        assert!(!is_mras_type(Some(
+            "application/msrtc-media-relay-auth+xml-evil"
+        )));
+        assert!(!is_mras_type(None));
+    }
+
+    #[test]
+    fn warnings_cannot_break_out_of_their_quotes() {
+        let w = warning("bad \"quote\" \\ and\r\nnew line");
+        assert_eq!(w, "399 edged \"bad 'quote' ' and''new line\"");
+        assert!(warning(&"x".repeat(1000)).len() < 230);
+    }
+
+    #[test]
+    fn bare_errors_are_framed() {
+        let out = bare_error(400, "Malformed Request Line");
+        let mut framer = sip_core::StreamFramer::new(sip_core::Limits::default());
+        framer.push(&out);
+        assert!(matches!(
+            framer.next_message(),
+            Ok(Some(sip_core::StreamItem::Message(_)))
+        ));
+        assert_eq!(framer.buffered(), 0);
+    }
+}

@@ -34,6 +34,12 @@ async fn neither_endpoint_answers_on_the_external_address() {
         // And the internal one serves.
         assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
     }
+    // The operator hints point at the internal REST address.
+    assert!(h
+        .role
+        .hints()
+        .iter()
+        .any(|l| l.contains(&format!("https://{}/api/v1/turn-credentials", h.rest))));
     let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
     let body = build_request("r", "alice@example.test", Location::Internet, None);
     assert_eq!(
@@ -48,6 +54,10 @@ async fn neither_endpoint_answers_on_the_external_address() {
 #[tokio::test]
 async fn rotation_keeps_old_credentials_for_the_overlap_only() {
     let h = start(loopback_config()).await;
+    // A ring with a 10-minute overlap (shorter than the credential) so that the end of the
+    // overlap, not the credential's expiry, is what refuses it below.
+    let short = relay_credentials::KeyRing::new(h.ring().current().clone(), 600).unwrap();
+    h.store.put_json("relay_keys", "ring", &short).unwrap();
     let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
     let body = build_request("r", "alice@example.test", Location::Intranet, Some(480));
     let (_, resp) = c
@@ -58,7 +68,7 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
 
     let keys = h.role.query("keys").await.unwrap();
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
-    assert_eq!(keys["keys"][0]["id"], "k1");
+    let first = keys["keys"][0]["id"].as_str().unwrap().to_owned();
     assert!(!keys.to_string().contains("secret"), "{keys}");
 
     let rotated = h
@@ -66,14 +76,15 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
         .action("rotate-key", serde_json::Value::Null)
         .await
         .unwrap();
-    assert_eq!(rotated["current"], "k2");
+    let second = rotated["current"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
     let ring = h.ring();
-    assert_eq!(ring.current().id, "k2");
+    assert_eq!(ring.current().id, second);
     let now = av_auth::keys::unix_now();
     // Old credential: accepted within the overlap, refused after it.
     assert_eq!(
         ring.verify(&old.username, &old.password, now).unwrap(),
-        "k1"
+        first
     );
     let after_overlap = now + ring.overlap() + 1;
     assert_eq!(
@@ -81,7 +92,9 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
         Err(CredentialError::UnknownOrRetiredKey)
     );
 
-    // New issuance uses the new key at once (the cached ring is dropped on rotation).
+    // Right after the rotation the previous key still mints (relays re-read the ring every
+    // few seconds and must know a key before credentials signed with it arrive); what is
+    // issued verifies under the stored ring either way.
     let body = build_request("r2", "alice@example.test", Location::Intranet, Some(10));
     let (_, resp) = c
         .service(mras::CONTENT_TYPE, body.as_bytes())
@@ -90,7 +103,7 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
     let new = parse_response(&body_of(&resp)).unwrap();
     assert_eq!(
         ring.verify(&new.username, &new.password, now).unwrap(),
-        "k2"
+        first
     );
 
     let keys = h.role.query("keys").await.unwrap();
@@ -98,11 +111,9 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
     assert_eq!(list.len(), 2);
     assert!(list
         .iter()
-        .any(|k| k["id"] == "k1" && k["retired_at"].is_u64() && k["current"] == false));
+        .any(|k| k["id"] == first.as_str() && k["retired_at"].is_u64() && k["current"] == false));
     let audit = h.store.audit_tail(50).unwrap();
     assert!(audit.iter().any(|e| e.action == "relay-key-rotated"));
-    // The ring the A/V Edge reads is the one this role signs with: a restart keeps it.
-    drop(c);
 }
 
 #[tokio::test]
@@ -165,4 +176,43 @@ async fn drain_stops_accepting_and_finishes_connections() {
         .unwrap();
     // The idle connection was closed by the drain.
     assert!(c.read_message().await.is_err());
+}
+
+#[tokio::test]
+async fn admin_requests_with_bad_arguments_are_refused_clearly() {
+    use edged_role::AdminError;
+    let h = start(loopback_config()).await;
+    let bad = h.role.action("create-api-key", serde_json::json!({})).await;
+    assert!(matches!(bad, Err(AdminError::BadRequest(_))), "{bad:?}");
+    let bad = h
+        .role
+        .action("create-api-key", serde_json::json!({"name": "has space"}))
+        .await;
+    assert!(matches!(bad, Err(AdminError::BadRequest(_))), "{bad:?}");
+    create_api_key(&h, "once").await;
+    let again = h
+        .role
+        .action("create-api-key", serde_json::json!({"name": "once"}))
+        .await;
+    assert!(matches!(again, Err(AdminError::BadRequest(_))), "{again:?}");
+    let missing = h
+        .role
+        .action("revoke-api-key", serde_json::json!({"name": "nobody"}))
+        .await;
+    assert!(
+        matches!(missing, Err(AdminError::NotFound(_))),
+        "{missing:?}"
+    );
+    assert!(matches!(
+        h.role.action("explode", serde_json::Value::Null).await,
+        Err(AdminError::NotFound(_))
+    ));
+    assert!(matches!(
+        h.role.query("secrets").await,
+        Err(AdminError::NotFound(_))
+    ));
+    // Listing shows names and dates, never the key or its hash.
+    let listed = h.role.query("list-api-keys").await.unwrap();
+    assert_eq!(listed["api_keys"][0]["name"], "once");
+    assert!(!listed.to_string().contains("argon2"), "{listed}");
 }

@@ -186,8 +186,10 @@ mod tests {
         let peer: IpAddr = [198, 51, 100, 1].into();
         if let Some(b) = t.get_mut(&tuple(2)) {
             b.permissions.insert(peer, now + Duration::from_secs(20));
-            b.channels
-                .insert(0x4000, (SocketAddr::new(peer, 9), now + Duration::from_secs(50)));
+            b.channels.insert(
+                0x4000,
+                (SocketAddr::new(peer, 9), now + Duration::from_secs(50)),
+            );
         }
         let e = t.sweep(now + Duration::from_secs(30));
         assert_eq!(e.allocations.len(), 1);

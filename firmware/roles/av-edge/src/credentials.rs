@@ -48,7 +48,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -96,8 +96,8 @@ impl Credentials {
             let now = now_unix();
             let key = RelayKey::generate(format!("k{now}"), now)
                 .map_err(|e| StoreError::Db(e.to_string()))?;
-            let ring =
-                KeyRing::new(key, DEFAULT_OVERLAP_SECS).map_err(|e| StoreError::Db(e.to_string()))?;
+            let ring = KeyRing::new(key, DEFAULT_OVERLAP_SECS)
+                .map_err(|e| StoreError::Db(e.to_string()))?;
             store.put_json(KEY_NAMESPACE, KEY_RING, &ring)?;
             tracing::info!(target: "av_edge", "created the initial relay credential key");
         }
@@ -111,7 +111,10 @@ impl Credentials {
 
     fn reload_ring(&self) -> Result<(), StoreError> {
         let ring: Option<KeyRing> = self.store.get_json(KEY_NAMESPACE, KEY_RING)?;
-        let mut guard = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = (Instant::now(), ring);
         Ok(())
     }
@@ -119,7 +122,10 @@ impl Credentials {
     /// The current key ring (for tests and the admin action that mints credentials).
     pub fn ring(&self) -> Option<KeyRing> {
         let stale = {
-            let guard = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = self
+                .ring
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.0.elapsed() > RING_REFRESH
         };
         if stale {
@@ -127,7 +133,10 @@ impl Credentials {
                 tracing::warn!(target: "av_edge", "cannot re-read the relay key ring: {e}");
             }
         }
-        let guard = self.ring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .ring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.1.clone()
     }
 
@@ -176,7 +185,8 @@ impl Credentials {
 
     /// Adds or replaces a long-term user.
     pub fn put_user(&self, name: &str, realm: &str, password: &str) -> Result<(), StoreError> {
-        if name.is_empty() || name.contains(':') && relay_credentials::parse_username(name).is_ok() {
+        if name.is_empty() || name.contains(':') && relay_credentials::parse_username(name).is_ok()
+        {
             return Err(StoreError::BadKey(format!("user:{name}")));
         }
         let record = UserRecord::new(name, realm, password);

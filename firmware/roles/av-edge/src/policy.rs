@@ -31,7 +31,9 @@ impl Cidr {
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -45,15 +47,27 @@ const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
 
 /// Special-purpose ranges denied unless configured (RFC 6890 and successors).
 fn default_denied() -> Vec<(Cidr, &'static str)> {
-    let v6 = |s: &str| s.parse::<Ipv6Addr>().map(IpAddr::V6).unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let v6 = |s: &str| {
+        s.parse::<Ipv6Addr>()
+            .map(IpAddr::V6)
+            .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    };
     let list: Vec<(IpAddr, u8, &'static str)> = vec![
         (v4(0, 0, 0, 0), 8, "\"this network\" 0.0.0.0/8"),
         (v4(10, 0, 0, 0), 8, "private 10.0.0.0/8"),
         (v4(100, 64, 0, 0), 10, "shared address space 100.64.0.0/10"),
         (v4(127, 0, 0, 0), 8, "loopback 127.0.0.0/8"),
-        (v4(169, 254, 0, 0), 16, "link-local 169.254.0.0/16 (cloud metadata)"),
+        (
+            v4(169, 254, 0, 0),
+            16,
+            "link-local 169.254.0.0/16 (cloud metadata)",
+        ),
         (v4(172, 16, 0, 0), 12, "private 172.16.0.0/12"),
-        (v4(192, 0, 0, 0), 24, "IETF protocol assignments 192.0.0.0/24"),
+        (
+            v4(192, 0, 0, 0),
+            24,
+            "IETF protocol assignments 192.0.0.0/24",
+        ),
         (v4(192, 0, 2, 0), 24, "documentation 192.0.2.0/24"),
         (v4(192, 88, 99, 0), 24, "6to4 relay anycast 192.88.99.0/24"),
         (v4(192, 168, 0, 0), 16, "private 192.168.0.0/16"),
@@ -144,7 +158,9 @@ mod tests {
     fn policy(allowed: &[&str]) -> PeerPolicy {
         PeerPolicy::new(
             allowed.iter().filter_map(|s| Cidr::parse(s).ok()).collect(),
-            vec!["203.0.113.10".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))],
+            vec!["93.184.216.34"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))],
             50000..=59999,
         )
     }
@@ -196,15 +212,21 @@ mod tests {
         assert!(ok(&p, "[::ffff:10.0.0.7]:5000"));
         assert!(!ok(&p, "0.0.0.0:5000"));
         assert!(!ok(&p, "[::]:5000"));
-        assert!(!ok(&p, "[::1]:5000"), "::1 is not in the allowed IPv4 range");
+        assert!(
+            !ok(&p, "[::1]:5000"),
+            "::1 is not in the allowed IPv4 range"
+        );
         assert!(!ok(&p, "192.168.0.1:5000"));
     }
 
     #[test]
     fn own_address_only_on_relay_ports() {
         let p = policy(&[]);
-        assert!(!ok(&p, "203.0.113.10:3478"));
-        assert!(ok(&p, "203.0.113.10:50001"), "client to client through the relay");
-        assert!(!ok(&p, "[::ffff:203.0.113.10]:443"));
+        assert!(!ok(&p, "93.184.216.34:3478"));
+        assert!(
+            ok(&p, "93.184.216.34:50001"),
+            "client to client through the relay"
+        );
+        assert!(!ok(&p, "[::ffff:93.184.216.34]:443"));
     }
 }

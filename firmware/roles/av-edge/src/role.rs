@@ -59,7 +59,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
     own_addresses.sort();
     own_addresses.dedup();
 
-    let udp_specs: Vec<_> = specs.iter().filter(|s| s.protocol == Protocol::Udp).collect();
+    let udp_specs: Vec<_> = specs
+        .iter()
+        .filter(|s| s.protocol == Protocol::Udp)
+        .collect();
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
     let plane = RelayPlane::start(
         PlaneConfig {
@@ -223,7 +226,10 @@ impl Role for AvEdge {
         counters.insert("forbidden_peers".into(), c.forbidden_peers.get());
         counters.insert("quota_rejections".into(), c.quota_rejections.get());
         counters.insert("bad_requests".into(), c.bad_requests.get());
-        counters.insert("relay_threads".into(), self.server.plane.shard_count() as u64);
+        counters.insert(
+            "relay_threads".into(),
+            self.server.plane.shard_count() as u64,
+        );
         let health = if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             Health::Draining
         } else {
@@ -238,10 +244,18 @@ impl Role for AvEdge {
     }
 
     async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut report = ApplyReport::default();
-        report.restart_required = edged_role::listener_changes(NAME, &old, &config);
-        if let Some(line) = edged_role::enabled_change(NAME, old.av_edge.enabled, config.av_edge.enabled) {
+        let old = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut report = ApplyReport {
+            restart_required: edged_role::listener_changes(NAME, &old, &config),
+            ..ApplyReport::default()
+        };
+        if let Some(line) =
+            edged_role::enabled_change(NAME, old.av_edge.enabled, config.av_edge.enabled)
+        {
             report.restart_required.push(line);
         }
         let (o, n) = (&old.av_edge, &config.av_edge);
@@ -264,17 +278,24 @@ impl Role for AvEdge {
         match tls_config(&tls, &n.certificate) {
             Ok(c) => {
                 self.tls.store(c);
-                report.applied.push("av_edge.certificate: new TLS connections use the new certificate".into());
+                report.applied.push(
+                    "av_edge.certificate: new TLS connections use the new certificate".into(),
+                );
             }
-            Err(e) => report.restart_required.push(format!("av_edge.certificate: {e}")),
+            Err(e) => report
+                .restart_required
+                .push(format!("av_edge.certificate: {e}")),
         }
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
         report
     }
 
     async fn drain(&self, deadline: Duration) {
-        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.server.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.server
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.stop.cancel();
         // Media keeps flowing while allocations remain, until the deadline.
         let until = tokio::time::Instant::now() + deadline;
@@ -291,14 +312,22 @@ impl Role for AvEdge {
         self.hints.clone()
     }
 
-    async fn action(&self, action: &str, arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+    async fn action(
+        &self,
+        action: &str,
+        arg: serde_json::Value,
+    ) -> Result<serde_json::Value, AdminError> {
         match action {
             "add_user" => {
                 let field = |k: &str| {
                     arg.get(k)
                         .and_then(|v| v.as_str())
                         .filter(|s| !s.is_empty())
-                        .ok_or_else(|| AdminError::BadRequest(format!("\"{k}\" (a non-empty string) is required")))
+                        .ok_or_else(|| {
+                            AdminError::BadRequest(format!(
+                                "\"{k}\" (a non-empty string) is required"
+                            ))
+                        })
                 };
                 let (name, password) = (field("name")?, field("password")?);
                 let realm = self.server.settings.load().realm.clone();
@@ -308,7 +337,9 @@ impl Role for AvEdge {
                     .map_err(|e| AdminError::Failed(e.to_string()))?;
                 Ok(serde_json::json!({ "user": name, "realm": realm }))
             }
-            other => Err(AdminError::NotFound(format!("av_edge has no action \"{other}\""))),
+            other => Err(AdminError::NotFound(format!(
+                "av_edge has no action \"{other}\""
+            ))),
         }
     }
 }

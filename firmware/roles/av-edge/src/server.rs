@@ -15,9 +15,9 @@ use edged_metrics::{Counter, Gauge, Registry};
 use media_relay::{Command, RelayPlane};
 use rand::Rng;
 use stun_core::{
-    attr, verify_integrity, verify_integrity_sha256, AddressFamily, Attribute, Class,
-    EncodeError, Message, MessageEncoder, Method, NonceStatus, PasswordAlgorithm,
-    PASSWORD_ALGORITHM_MD5, PASSWORD_ALGORITHM_SHA256, TRANSPORT_UDP,
+    attr, verify_integrity, verify_integrity_sha256, AddressFamily, Attribute, Class, EncodeError,
+    Message, MessageEncoder, Method, NonceStatus, PasswordAlgorithm, PASSWORD_ALGORITHM_MD5,
+    PASSWORD_ALGORITHM_SHA256, TRANSPORT_UDP,
 };
 
 use crate::allocation::{
@@ -88,7 +88,11 @@ impl ServerCounters {
             )
         };
         ServerCounters {
-            requests: m.counter("edged_av_edge_requests_total", "STUN/TURN requests handled", &[]),
+            requests: m.counter(
+                "edged_av_edge_requests_total",
+                "STUN/TURN requests handled",
+                &[],
+            ),
             unauthenticated: refused("unauthenticated"),
             auth_failures: refused("bad_credentials"),
             stale_nonces: refused("stale_nonce"),
@@ -236,7 +240,12 @@ impl Server {
                 tracing::debug!(target: "av_edge", client = %tuple.client, "malformed STUN: {e}");
                 self.counters.bad_requests.inc();
                 return match e.bad_request() {
-                    Some(h) if self.unauthenticated_allowed(tuple.client.ip(), settings.unauthenticated_rate) => {
+                    Some(h)
+                        if self.unauthenticated_allowed(
+                            tuple.client.ip(),
+                            settings.unauthenticated_rate,
+                        ) =>
+                    {
                         Outcome::reply(bad_request_for(h))
                     }
                     _ => Outcome::default(),
@@ -342,14 +351,27 @@ impl Server {
             self.counters.auth_failures.inc();
             return Err(challenge(401, "Unauthorized"));
         }
-        let algorithm = match (msg.get(attr::PASSWORD_ALGORITHM), msg.get(attr::PASSWORD_ALGORITHMS)) {
+        let algorithm = match (
+            msg.get(attr::PASSWORD_ALGORITHM),
+            msg.get(attr::PASSWORD_ALGORITHMS),
+        ) {
             (Ok(None), Ok(None)) => PASSWORD_ALGORITHM_MD5,
-            (Ok(Some(Attribute::PasswordAlgorithm(chosen))), Ok(Some(Attribute::PasswordAlgorithms(echo)))) => {
+            (
+                Ok(Some(Attribute::PasswordAlgorithm(chosen))),
+                Ok(Some(Attribute::PasswordAlgorithms(echo))),
+            ) => {
                 // The echoed list must be ours, or a man in the middle downgraded it.
-                let ours = echo.iter().map(|a| (a.algorithm, a.parameters)).eq(OFFERED_ALGORITHMS
+                let ours = echo
                     .iter()
-                    .map(|a| (a.algorithm, a.parameters)));
-                if !ours || !OFFERED_ALGORITHMS.iter().any(|a| a.algorithm == chosen.algorithm) {
+                    .map(|a| (a.algorithm, a.parameters))
+                    .eq(OFFERED_ALGORITHMS
+                        .iter()
+                        .map(|a| (a.algorithm, a.parameters)));
+                if !ours
+                    || !OFFERED_ALGORITHMS
+                        .iter()
+                        .any(|a| a.algorithm == chosen.algorithm)
+                {
                     return bad("PASSWORD-ALGORITHM not offered");
                 }
                 chosen.algorithm
@@ -392,7 +414,9 @@ impl Server {
     /// credential that created or refreshed it.
     fn lifetime(msg: &Message<'_>, settings: &Settings, auth: &Auth) -> u32 {
         let granted = match msg.lifetime() {
-            Ok(Some(requested)) => requested.clamp(settings.default_lifetime, settings.max_lifetime),
+            Ok(Some(requested)) => {
+                requested.clamp(settings.default_lifetime, settings.max_lifetime)
+            }
             _ => settings.default_lifetime,
         };
         match auth.kind {
@@ -441,7 +465,10 @@ impl Server {
                     // A retransmission: the same answer again.
                     let (relay, remaining) = (
                         existing.relay,
-                        existing.expires.saturating_duration_since(Instant::now()).as_secs() as u32,
+                        existing
+                            .expires
+                            .saturating_duration_since(Instant::now())
+                            .as_secs() as u32,
                     );
                     return Outcome::reply(respond(msg, Class::SuccessResponse, Some(auth), |e| {
                         e.add_xor_address(attr::XOR_RELAYED_ADDRESS, relay)?;
@@ -580,7 +607,9 @@ impl Server {
         if alloc.username != auth.username {
             return error(msg, 441, "Wrong Credentials", Some(auth));
         }
-        if let Ok(Some(Attribute::RequestedAddressFamily(f))) = msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
+        if let Ok(Some(Attribute::RequestedAddressFamily(f))) =
+            msg.get(attr::REQUESTED_ADDRESS_FAMILY)
+        {
             if f != AddressFamily::of(&alloc.relay) {
                 return error(msg, 443, "Peer Address Family Mismatch", Some(auth));
             }
@@ -615,7 +644,12 @@ impl Server {
     }
 
     /// Checks a peer address against the policy; logs refusals at debug.
-    fn check_peer(&self, peer: SocketAddr, settings: &Settings, client: SocketAddr) -> Result<SocketAddr, ()> {
+    fn check_peer(
+        &self,
+        peer: SocketAddr,
+        settings: &Settings,
+        client: SocketAddr,
+    ) -> Result<SocketAddr, ()> {
         settings.policy.check(peer).map_err(|why| {
             self.counters.forbidden_peers.inc();
             tracing::debug!(target: "av_edge", %client, %peer, "peer refused: {why}");
@@ -659,7 +693,13 @@ impl Server {
         let expires = Instant::now() + PERMISSION_LIFETIME;
         for p in checked {
             if alloc.permissions.insert(p.ip(), expires).is_none() {
-                self.push(alloc.origin, Command::Permit { id: alloc.id, peer: p.ip() });
+                self.push(
+                    alloc.origin,
+                    Command::Permit {
+                        id: alloc.id,
+                        peer: p.ip(),
+                    },
+                );
             }
         }
         drop(table);
@@ -674,7 +714,7 @@ impl Server {
         settings: &Settings,
     ) -> Option<Vec<u8>> {
         let channel = match msg.get(attr::CHANNEL_NUMBER) {
-            Ok(Some(Attribute::ChannelNumber(n))) if stun_core::channel_data::is_channel_number(n) => n,
+            Ok(Some(Attribute::ChannelNumber(n))) if media_relay::channel::is_channel(n) => n,
             _ => return error(msg, 400, "Bad CHANNEL-NUMBER", Some(auth)),
         };
         let peer = match msg.address(attr::XOR_PEER_ADDRESS) {
@@ -714,7 +754,13 @@ impl Server {
             .is_none();
         let (origin, id) = (alloc.origin, alloc.id);
         if fresh_permission {
-            self.push(origin, Command::Permit { id, peer: peer.ip() });
+            self.push(
+                origin,
+                Command::Permit {
+                    id,
+                    peer: peer.ip(),
+                },
+            );
         }
         if fresh_channel {
             self.push(origin, Command::Bind { id, channel, peer });

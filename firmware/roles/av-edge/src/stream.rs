@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use edged_role::DrainToken;
+use media_relay::channel;
 use stun_core::framer::{next_frame, Frame};
-use stun_core::{attr, channel_data, Class, Message, MessageEncoder, Method, TransactionId};
+use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_rustls::TlsAcceptor;
@@ -69,11 +70,9 @@ pub async fn accept_loop(
                 }
             };
             if is_tls {
-                let accepted = tokio::time::timeout(
-                    HANDSHAKE_TIMEOUT,
-                    TlsAcceptor::from(tls).accept(stream),
-                )
-                .await;
+                let accepted =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(stream))
+                        .await;
                 match accepted {
                     Ok(Ok(tls_stream)) => {
                         let tuple = FiveTuple {
@@ -137,10 +136,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 out.clear();
                 match channel {
                     Some(ch) => {
-                        out.resize(channel_data::frame_len(n, true), 0);
-                        if channel_data::encode(&mut out, ch, &peer_buf[..n], true).is_err() {
+                        // Streams always carry ChannelData padded to a multiple of 4.
+                        out.resize(channel::stream_frame_len(n), 0);
+                        if channel::write_header(&mut out, ch, n).is_none() {
                             continue;
                         }
+                        out[channel::HEADER_LEN..channel::HEADER_LEN + n].copy_from_slice(&peer_buf[..n]);
                     }
                     None => {
                         let id = TransactionId(rand::random());
@@ -187,16 +188,18 @@ async fn frames<S: AsyncWrite + Unpin>(
     let mut consumed = 0;
     loop {
         let rest = &inbuf[consumed..];
-        let frame = match next_frame(rest) {
+        let frame = match stream_frame(rest) {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         };
         let bytes = &rest[..frame.len()];
         match frame {
             Frame::Stun { .. } => {
                 if let Some((peer, data)) = send_indication(bytes) {
-                    if let (Some(peer), Some(r)) = (server.stream_send_peer(tuple, peer), relay.as_ref()) {
+                    if let (Some(peer), Some(r)) =
+                        (server.stream_send_peer(tuple, peer), relay.as_ref())
+                    {
                         let _ = r.try_send_to(data, peer);
                     }
                 } else {
@@ -212,9 +215,15 @@ async fn frames<S: AsyncWrite + Unpin>(
                     }
                 }
             }
-            Frame::ChannelData { channel, payload_len, .. } => {
-                let payload = &bytes[channel_data::CHANNEL_DATA_HEADER_LEN..channel_data::CHANNEL_DATA_HEADER_LEN + payload_len];
-                if let (Some(peer), Some(r)) = (server.stream_channel_peer(tuple, channel), relay.as_ref()) {
+            Frame::ChannelData {
+                channel,
+                payload_len,
+                ..
+            } => {
+                let payload = &bytes[channel::HEADER_LEN..channel::HEADER_LEN + payload_len];
+                if let (Some(peer), Some(r)) =
+                    (server.stream_channel_peer(tuple, channel), relay.as_ref())
+                {
                     let _ = r.try_send_to(payload, peer);
                 }
             }
@@ -234,4 +243,25 @@ fn send_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
         return None;
     }
     Some((msg.address(attr::XOR_PEER_ADDRESS).ok()??, msg.data()?))
+}
+
+/// The next frame on a stream; ChannelData with the RFC 5766 channel range (see
+/// `media_relay::channel`), STUN through stun-core's framer.
+fn stream_frame(buf: &[u8]) -> Result<Option<Frame>, String> {
+    match buf.first() {
+        Some(&b) if channel::is_channel_data(b) => {
+            let Some(h) = buf.first_chunk::<{ channel::HEADER_LEN }>() else {
+                return Ok(None);
+            };
+            let number = u16::from_be_bytes([h[0], h[1]]);
+            let payload_len = u16::from_be_bytes([h[2], h[3]]) as usize;
+            let len = channel::stream_frame_len(payload_len);
+            Ok((buf.len() >= len).then_some(Frame::ChannelData {
+                channel: number,
+                payload_len,
+                len,
+            }))
+        }
+        _ => next_frame(buf).map_err(|e| e.to_string()),
+    }
 }

@@ -43,11 +43,17 @@ pub(crate) async fn admit<R: AsyncRead + Unpin>(
     let slot = shared
         .limits
         .by_conference
-        .try_take(claims.conference_id.clone(), settings.max_sessions_per_conference)
+        .try_take(
+            claims.conference_id.clone(),
+            settings.max_sessions_per_conference,
+        )
         .ok_or_else(|| {
             (
                 CloseCode::ConferenceLimit,
-                format!("conference has {} sessions already", settings.max_sessions_per_conference),
+                format!(
+                    "conference has {} sessions already",
+                    settings.max_sessions_per_conference
+                ),
             )
         })?;
     let server = shared.pool.pick(&claims.conference_id).ok_or_else(|| {
@@ -66,7 +72,8 @@ pub(crate) async fn admit<R: AsyncRead + Unpin>(
     }
     .encode()
     .map_err(|e| (CloseCode::Internal, e.to_string()))?;
-    let gone = |e: &dyn std::fmt::Display| (CloseCode::ServerGone, format!("conferencing server: {e}"));
+    let gone =
+        |e: &dyn std::fmt::Display| (CloseCode::ServerGone, format!("conferencing server: {e}"));
     let (mut to_server, from_server) = server.conn.open_bi().await.map_err(|e| gone(&e))?;
     to_server.write_all(&header).await.map_err(|e| gone(&e))?;
     tracing::debug!(target: "webconf_edge", session_id, %peer, conference = %claims.conference_id,
@@ -100,7 +107,10 @@ async fn read_hello<R: AsyncRead + Unpin>(client: &mut R) -> Result<(Hello, Vec<
             .await
             .map_err(|e| (CloseCode::MalformedFrame, format!("read: {e}")))?;
         if n == 0 {
-            return Err((CloseCode::MalformedFrame, "client closed before its first frame".into()));
+            return Err((
+                CloseCode::MalformedFrame,
+                "client closed before its first frame".into(),
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     }

@@ -46,12 +46,17 @@ pub fn write(
     endpoints: &BundleEndpoints,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let io = |what: &str, e: std::io::Error| format!("cannot write {what} in {}: {e}", dir.display());
+    let io =
+        |what: &str, e: std::io::Error| format!("cannot write {what} in {}: {e}", dir.display());
     let ca = tls
         .ca_pem()
         .ok_or("the bundle needs self-signed certificates (the appliance CA issues the connector certificate)")?;
-    let issued = edged_tls::issue_client_certificate(store, "webconf-connector", &["webconf-connector.localhost".into()])
-        .map_err(|e| e.to_string())?;
+    let issued = edged_tls::issue_client_certificate(
+        store,
+        "webconf-connector",
+        &["webconf-connector.localhost".into()],
+    )
+    .map_err(|e| e.to_string())?;
     std::fs::write(dir.join(CA_FILE), ca).map_err(|e| io(CA_FILE, e))?;
     std::fs::write(dir.join(CERT_FILE), &issued.chain_pem).map_err(|e| io(CERT_FILE, e))?;
     write_private(&dir.join(KEY_FILE), issued.key_pem.as_bytes()).map_err(|e| io(KEY_FILE, e))?;

@@ -39,7 +39,9 @@ pub(crate) async fn tls_accept_loop(listener: TcpListener, shared: Arc<Shared>) 
         match accepted {
             Ok((sock, peer)) => {
                 let s = shared.clone();
-                shared.sessions.spawn(async move { tls_session(s, sock, peer).await });
+                shared
+                    .sessions
+                    .spawn(async move { tls_session(s, sock, peer).await });
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -74,9 +76,18 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         }
     };
     let refusal = if address_slot.is_none() {
-        Some((CloseCode::AddressLimit, format!("{} sessions from this address already", settings.max_sessions_per_address)))
+        Some((
+            CloseCode::AddressLimit,
+            format!(
+                "{} sessions from this address already",
+                settings.max_sessions_per_address
+            ),
+        ))
     } else if tls.get_ref().1.alpn_protocol() != Some(ALPN_CLIENT) {
-        Some((CloseCode::NoAlpn, "ALPN edged-webconf/1 is required".to_string()))
+        Some((
+            CloseCode::NoAlpn,
+            "ALPN edged-webconf/1 is required".to_string(),
+        ))
     } else if shared.stop_accepting.is_cancelled() {
         Some((CloseCode::Draining, "the edge is shutting down".to_string()))
     } else {
@@ -86,18 +97,31 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         refuse_stream(&shared, &mut tls, peer, code, &reason).await;
         return;
     }
-    let admitted = match timeout_at(deadline, admit(&shared, &mut tls, peer, ClientTransport::Tls)).await {
+    let admitted = match timeout_at(
+        deadline,
+        admit(&shared, &mut tls, peer, ClientTransport::Tls),
+    )
+    .await
+    {
         Ok(Ok(a)) => a,
         Ok(Err((code, reason))) => {
             refuse_stream(&shared, &mut tls, peer, code, &reason).await;
             return;
         }
         Err(_) => {
-            refuse_stream(&shared, &mut tls, peer, CloseCode::FirstFrameTimeout, "no first frame in time").await;
+            refuse_stream(
+                &shared,
+                &mut tls,
+                peer,
+                CloseCode::FirstFrameTimeout,
+                "no first frame in time",
+            )
+            .await;
             return;
         }
     };
-    if tls.write_all(&wire::accept_frame(admitted.claims.role)).await.is_err() {
+    let accept = wire::accept_frame(admitted.claims.role);
+    if tls.write_all(&accept).await.is_err() || tls.flush().await.is_err() {
         return;
     }
     shared.metrics.admitted_tls.inc();
@@ -134,6 +158,7 @@ async fn refuse_stream<S: AsyncRead + AsyncWrite + Unpin>(
     tracing::debug!(target: "webconf_edge", %peer, code = %code, reason, "client refused");
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(&wire::close_frame(code, reason)).await;
+        let _ = stream.flush().await;
         let _ = stream.shutdown().await;
     })
     .await;
@@ -147,7 +172,9 @@ pub(crate) async fn quic_accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shar
             continue;
         }
         let s = shared.clone();
-        shared.sessions.spawn(async move { quic_session(s, incoming).await });
+        shared
+            .sessions
+            .spawn(async move { quic_session(s, incoming).await });
     }
 }
 
@@ -185,7 +212,11 @@ async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
     };
     if address_slot.is_none() {
         shared.metrics.closed(CloseCode::AddressLimit);
-        quic_close(&conn, CloseCode::AddressLimit, "too many sessions from this address");
+        quic_close(
+            &conn,
+            CloseCode::AddressLimit,
+            "too many sessions from this address",
+        );
         return;
     }
     // rustls refuses a QUIC handshake without a common ALPN, so this is a second guard.
@@ -203,12 +234,21 @@ async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
         Ok(Err(_)) => return,
         Err(_) => {
             shared.metrics.closed(CloseCode::FirstFrameTimeout);
-            quic_close(&conn, CloseCode::FirstFrameTimeout, "no first frame in time");
+            quic_close(
+                &conn,
+                CloseCode::FirstFrameTimeout,
+                "no first frame in time",
+            );
             return;
         }
     };
     let mut io = tokio::io::join(recv, send);
-    let admitted = match timeout_at(deadline, admit(&shared, &mut io, peer, ClientTransport::Quic)).await {
+    let admitted = match timeout_at(
+        deadline,
+        admit(&shared, &mut io, peer, ClientTransport::Quic),
+    )
+    .await
+    {
         Ok(Ok(a)) => a,
         Ok(Err((code, reason))) => {
             shared.metrics.closed(code);
@@ -218,11 +258,16 @@ async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
         }
         Err(_) => {
             shared.metrics.closed(CloseCode::FirstFrameTimeout);
-            quic_close(&conn, CloseCode::FirstFrameTimeout, "no first frame in time");
+            quic_close(
+                &conn,
+                CloseCode::FirstFrameTimeout,
+                "no first frame in time",
+            );
             return;
         }
     };
-    if io.write_all(&wire::accept_frame(admitted.claims.role)).await.is_err() {
+    let accept = wire::accept_frame(admitted.claims.role);
+    if io.write_all(&accept).await.is_err() || io.flush().await.is_err() {
         return;
     }
     shared.metrics.admitted_quic.inc();

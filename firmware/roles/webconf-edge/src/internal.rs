@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_key::wire::{self, MAX_PAYLOAD, REGISTER, REGISTERED};
 use crate::pool::Server;
 use crate::shared::Shared;
+use session_key::wire::{self, MAX_PAYLOAD, REGISTER, REGISTERED};
 
 /// How long a conferencing server may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +64,12 @@ async fn serve_server(shared: Arc<Shared>, incoming: quinn::Incoming) {
 
 /// Reads REGISTER frames and answers each with REGISTERED (the count of conferences the
 /// server now owns). A malformed frame ends the control stream, not the connection.
-async fn control_stream(shared: Arc<Shared>, server_id: u64, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn control_stream(
+    shared: Arc<Shared>,
+    server_id: u64,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -87,7 +92,9 @@ async fn control_stream(shared: Arc<Shared>, server_id: u64, mut send: quinn::Se
                 tracing::info!(target: "webconf_edge", server_id, registered = confs.len(), owned, "conferences registered");
                 let mut reply = Vec::new();
                 let count = u16::try_from(owned).unwrap_or(u16::MAX);
-                if wire::encode(REGISTERED, &count.to_be_bytes(), &mut reply).is_err() || send.write_all(&reply).await.is_err() {
+                if wire::encode(REGISTERED, &count.to_be_bytes(), &mut reply).is_err()
+                    || send.write_all(&reply).await.is_err()
+                {
                     return;
                 }
                 buf.drain(..used);

@@ -19,7 +19,9 @@ pub enum KeyStoreError {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn fresh_secret() -> [u8; 32] {
@@ -35,10 +37,11 @@ pub fn load(store: &Store) -> Result<KeyRing, KeyStoreError> {
         if !key.starts_with("key:") {
             continue;
         }
-        let rec: SessionSecret = serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Record {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
+        let rec: SessionSecret =
+            serde_json::from_slice(&bytes).map_err(|e| KeyStoreError::Record {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
         records.push(rec);
     }
     Ok(KeyRing::from_records(records)?)
@@ -70,7 +73,10 @@ pub fn rotate(store: &Store, overlap_secs: u64) -> Result<KeyRing, KeyStoreError
         tx.audit(AuditRecord::new(
             "edged",
             "webconf_edge",
-            format!("new session key {} (older keys retire in {overlap_secs} s)", new.id),
+            format!(
+                "new session key {} (older keys retire in {overlap_secs} s)",
+                new.id
+            ),
         ))?;
         Ok(())
     })?;
@@ -91,7 +97,9 @@ mod tests {
         let b = load_or_create(&store).unwrap();
         assert_eq!(a.records(), b.records());
         assert_eq!(a.records().len(), 1);
-        let t = a.mint("c", ParticipantRole::Attendee, 60, unix_now()).unwrap();
+        let t = a
+            .mint("c", ParticipantRole::Attendee, 60, unix_now())
+            .unwrap();
         assert!(b.verify(&t, "c", unix_now()).is_ok());
     }
 
@@ -100,14 +108,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let first = load_or_create(&store).unwrap();
-        let old = first.mint("c", ParticipantRole::Attendee, 60, unix_now()).unwrap();
+        let old = first
+            .mint("c", ParticipantRole::Attendee, 60, unix_now())
+            .unwrap();
         let ring = rotate(&store, 600).unwrap();
         let reloaded = load(&store).unwrap();
         assert_eq!(ring.records(), reloaded.records());
         assert_eq!(reloaded.current(unix_now()).map(|k| k.id), Some(2));
-        assert!(reloaded.verify(&old, "c", unix_now()).is_ok(), "old key verifies in the overlap");
+        assert!(
+            reloaded.verify(&old, "c", unix_now()).is_ok(),
+            "old key verifies in the overlap"
+        );
         // Without overlap the old key is gone at once.
         let ring = rotate(&store, 0).unwrap();
-        assert!(ring.records().iter().all(|r| r.id == 3 || r.retire_at.is_some()));
+        assert!(ring
+            .records()
+            .iter()
+            .all(|r| r.id == 3 || r.retire_at.is_some()));
     }
 }

@@ -49,7 +49,10 @@ impl<K: Eq + Hash + Clone> CountTable<K> {
 
     /// Keys with a nonzero count (tests check this returns to zero).
     pub fn len(&self) -> usize {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -45,7 +45,11 @@ impl EdgeMetrics {
                 "Client sessions admitted",
                 &[("transport", "quic")],
             ),
-            sessions_active: r.gauge("edged_webconf_edge_sessions", "Client sessions open now", &[]),
+            sessions_active: r.gauge(
+                "edged_webconf_edge_sessions",
+                "Client sessions open now",
+                &[],
+            ),
             servers_connected: r.gauge(
                 "edged_webconf_edge_servers",
                 "Conferencing servers connected on the internal port",
@@ -77,7 +81,10 @@ impl EdgeMetrics {
     }
 
     pub fn close_count(&self, code: CloseCode) -> u64 {
-        self.closes.iter().find(|(k, _)| *k == code).map_or(0, |(_, c)| c.get())
+        self.closes
+            .iter()
+            .find(|(k, _)| *k == code)
+            .map_or(0, |(_, c)| c.get())
     }
 
     /// The counters `edgectl status` shows.
@@ -85,8 +92,14 @@ impl EdgeMetrics {
         let mut m = BTreeMap::new();
         m.insert("admitted_tls".into(), self.admitted_tls.get());
         m.insert("admitted_quic".into(), self.admitted_quic.get());
-        m.insert("sessions_active".into(), self.sessions_active.get().max(0) as u64);
-        m.insert("servers_connected".into(), self.servers_connected.get().max(0) as u64);
+        m.insert(
+            "sessions_active".into(),
+            self.sessions_active.get().max(0) as u64,
+        );
+        m.insert(
+            "servers_connected".into(),
+            self.servers_connected.get().max(0) as u64,
+        );
         m.insert("bytes_in".into(), self.bytes_in.get());
         m.insert("bytes_out".into(), self.bytes_out.get());
         m.insert("handshake_failed".into(), self.handshake_failed.get());

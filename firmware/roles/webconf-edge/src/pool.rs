@@ -67,7 +67,11 @@ impl Pool {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).servers.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .servers
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -128,7 +128,10 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
                 Ok(Some(n)) => {
                     // n <= MAX_PAYLOAD (16 KiB), so it fits the u16 length.
                     frame[..HEADER_LEN].copy_from_slice(&wire::header(DATA, n as u16));
-                    if client_wr.write_all(&frame[..HEADER_LEN + n]).await.is_err() {
+                    // TLS keeps records it could not send yet in its buffer until flushed.
+                    if client_wr.write_all(&frame[..HEADER_LEN + n]).await.is_err()
+                        || client_wr.flush().await.is_err()
+                    {
                         return End::ClientGone;
                     }
                     touch();
@@ -162,8 +165,14 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     let (code, tell_client) = match end {
         End::ClientClosed => (CloseCode::Normal, Some("closed")),
         End::ClientGone => (CloseCode::Normal, None),
-        End::ServerFinished => (CloseCode::Normal, Some("the conferencing server ended the session")),
-        End::Code(CloseCode::ServerGone) => (CloseCode::ServerGone, Some("the conferencing server is gone")),
+        End::ServerFinished => (
+            CloseCode::Normal,
+            Some("the conferencing server ended the session"),
+        ),
+        End::Code(CloseCode::ServerGone) => (
+            CloseCode::ServerGone,
+            Some("the conferencing server is gone"),
+        ),
         End::Code(CloseCode::IdleTimeout) => (CloseCode::IdleTimeout, Some("session idle")),
         End::Code(CloseCode::Draining) => (CloseCode::Draining, Some("the edge is shutting down")),
         End::Code(c) => (c, Some("protocol error")),

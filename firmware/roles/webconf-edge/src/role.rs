@@ -1,15 +1,15 @@
 //! Starting the role, and the [`Role`] interface edged drives: status, apply, drain.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use edged_config::{Config, Protocol};
 use edged_role::{
-    enabled_change, listener_changes, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
-    RoleStatus, Side, Transport,
+    enabled_change, listener_changes, ApplyReport, DrainToken, Health, ListenerInfo, Role,
+    RoleContext, RoleError, RoleStatus, Side, Transport,
 };
 use edged_store::Store;
 use edged_tls::{ClientAuth, TlsMaterial};
@@ -90,7 +90,10 @@ fn internal_transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-fn quic_server(tls: Arc<rustls::ServerConfig>, transport: Arc<quinn::TransportConfig>) -> Result<quinn::ServerConfig, RoleError> {
+fn quic_server(
+    tls: Arc<rustls::ServerConfig>,
+    transport: Arc<quinn::TransportConfig>,
+) -> Result<quinn::ServerConfig, RoleError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RoleError::Other(format!("QUIC TLS configuration: {e}")))?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -116,7 +119,9 @@ fn tls_configs(tls: &TlsMaterial, cert: &str) -> Result<TlsConfigs, RoleError> {
 
 /// Binds TCP and UDP on the same external port. With port 0 (tests) the TCP port is
 /// chosen first and UDP takes the same number, retried if that UDP port is taken.
-fn bind_external(addr: SocketAddr) -> Result<(std::net::TcpListener, std::net::UdpSocket), RoleError> {
+fn bind_external(
+    addr: SocketAddr,
+) -> Result<(std::net::TcpListener, std::net::UdpSocket), RoleError> {
     let attempts = if addr.port() == 0 { 20 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
@@ -135,6 +140,32 @@ fn bind_external(addr: SocketAddr) -> Result<(std::net::TcpListener, std::net::U
     })
 }
 
+/// Writes the demo connector bundle (see [`bundle`]).
+fn write_bundle(
+    dir: &std::path::Path,
+    config: &Config,
+    store: &Store,
+    tls: &TlsMaterial,
+    ring: &KeyRing,
+    external: SocketAddr,
+    internal: SocketAddr,
+) -> Result<(), String> {
+    let server_name = config
+        .certificates
+        .get(&config.webconf_edge.certificate)
+        .and_then(|c| c.sans.first().cloned())
+        .unwrap_or_else(|| "localhost".into());
+    let endpoints = BundleEndpoints {
+        internal: internal.to_string(),
+        external: external.to_string(),
+        server_name,
+    };
+    bundle::write(dir, store, tls, ring, &endpoints)?;
+    tracing::info!(target: "webconf_edge", dir = %dir.display(),
+        "connector bundle written (demo): webconf-connector serve --bundle {}", dir.display());
+    Ok(())
+}
+
 /// Starts the role and returns its concrete type (tests and the benchmark use the extra
 /// methods; edged uses [`start`]).
 pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError> {
@@ -146,39 +177,46 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let configs = tls_configs(&ctx.tls, &cfg.certificate)?;
 
     let (tcp, udp_ext) = bind_external(ext_cfg)?;
-    let external_addr = tcp.local_addr().map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
-    tcp.set_nonblocking(true).map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
+    let external_addr = tcp
+        .local_addr()
+        .map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
+    tcp.set_nonblocking(true)
+        .map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
     let tcp = TcpListener::from_std(tcp).map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
     let udp_int = std::net::UdpSocket::bind(int_cfg).map_err(bind_error(INTERNAL_KEY, int_cfg))?;
-    let internal_addr = udp_int.local_addr().map_err(bind_error(INTERNAL_KEY, int_cfg))?;
+    let internal_addr = udp_int
+        .local_addr()
+        .map_err(bind_error(INTERNAL_KEY, int_cfg))?;
     let runtime = Arc::new(quinn::TokioRuntime);
-    let ext_quic = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(configs.ext_quic), udp_ext, runtime.clone())
-        .map_err(bind_error(EXTERNAL_KEY, external_addr))?;
-    let int_quic = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(configs.int_quic), udp_int, runtime)
-        .map_err(bind_error(INTERNAL_KEY, internal_addr))?;
+    let ext_quic = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(configs.ext_quic),
+        udp_ext,
+        runtime.clone(),
+    )
+    .map_err(bind_error(EXTERNAL_KEY, external_addr))?;
+    let int_quic = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(configs.int_quic),
+        udp_int,
+        runtime,
+    )
+    .map_err(bind_error(INTERNAL_KEY, internal_addr))?;
 
     if let Some(dir) = &cfg.connector_bundle_dir {
-        let server_name = ctx
-            .config
-            .certificates
-            .get(&cfg.certificate)
-            .and_then(|c| c.sans.first().cloned())
-            .unwrap_or_else(|| "localhost".into());
-        let endpoints = BundleEndpoints {
-            internal: internal_addr.to_string(),
-            external: external_addr.to_string(),
-            server_name,
-        };
-        match bundle::write(dir, &ctx.store, &ctx.tls, &ring, &endpoints) {
-            Ok(()) => tracing::info!(target: "webconf_edge", dir = %dir.display(),
-                "connector bundle written (demo): webconf-connector --bundle {}", dir.display()),
-            Err(e) => {
-                return Err(RoleError::Config {
-                    key: "webconf_edge.connector_bundle_dir".into(),
-                    reason: e,
-                })
-            }
-        }
+        write_bundle(
+            dir,
+            &ctx.config,
+            &ctx.store,
+            &ctx.tls,
+            &ring,
+            external_addr,
+            internal_addr,
+        )
+        .map_err(|reason| RoleError::Config {
+            key: "webconf_edge.connector_bundle_dir".into(),
+            reason,
+        })?;
     }
 
     let shared = Arc::new(Shared {
@@ -227,7 +265,12 @@ impl WebconfEdge {
     }
 
     /// Mints a session key with the current key (tests and demos).
-    pub fn mint(&self, conference_id: &str, role: ParticipantRole, lifetime_secs: u64) -> Result<String, String> {
+    pub fn mint(
+        &self,
+        conference_id: &str,
+        role: ParticipantRole,
+        lifetime_secs: u64,
+    ) -> Result<String, String> {
         self.shared
             .keys
             .load()
@@ -245,7 +288,10 @@ impl WebconfEdge {
 
     /// Open per-address and per-conference entries (zero when no session is left).
     pub fn open_limit_entries(&self) -> (usize, usize) {
-        (self.shared.limits.by_address.len(), self.shared.limits.by_conference.len())
+        (
+            self.shared.limits.by_address.len(),
+            self.shared.limits.by_conference.len(),
+        )
     }
 
     /// How many sessions ended with `code` (refusals included).
@@ -310,19 +356,41 @@ impl Role for WebconfEdge {
             std::mem::replace(&mut *g, config.clone())
         };
         let mut report = ApplyReport::default();
-        report.restart_required.extend(listener_changes(NAME, &old, &config));
+        report
+            .restart_required
+            .extend(listener_changes(NAME, &old, &config));
         report.restart_required.extend(enabled_change(
             NAME,
             old.webconf_edge.enabled,
             config.webconf_edge.enabled,
         ));
-        if old.webconf_edge.connector_bundle_dir != config.webconf_edge.connector_bundle_dir {
-            report
-                .restart_required
-                .push("webconf_edge.connector_bundle_dir: written at start; restart edged".into());
+        let bundle_dir = config.webconf_edge.connector_bundle_dir.clone();
+        if old.webconf_edge.connector_bundle_dir != bundle_dir {
+            if let Some(dir) = &bundle_dir {
+                let ring = self.key_ring();
+                match write_bundle(
+                    dir,
+                    &config,
+                    &self.store,
+                    &tls,
+                    &ring,
+                    self.external_addr,
+                    self.internal_addr,
+                ) {
+                    Ok(()) => report.applied.push(format!(
+                        "webconf_edge.connector_bundle_dir: bundle written to {}",
+                        dir.display()
+                    )),
+                    Err(e) => report.restart_required.push(format!(
+                        "webconf_edge.connector_bundle_dir: not written ({e})"
+                    )),
+                }
+            }
         }
         let new_settings = Settings::from_config(&config.webconf_edge);
-        report.applied.extend(self.shared.settings.load().changes(&new_settings));
+        report
+            .applied
+            .extend(self.shared.settings.load().changes(&new_settings));
         self.shared.settings.store(Arc::new(new_settings));
         // Certificates may have been renewed: new handshakes use the new ones, established
         // sessions keep theirs.
@@ -342,7 +410,9 @@ impl Role for WebconfEdge {
         match keys::load(&self.store) {
             Ok(ring) if !ring.is_empty() => self.shared.keys.store(Arc::new(ring)),
             Ok(_) => {}
-            Err(e) => tracing::warn!(target: "webconf_edge", error = %e, "session keys not reloaded"),
+            Err(e) => {
+                tracing::warn!(target: "webconf_edge", error = %e, "session keys not reloaded")
+            }
         }
         report
     }
@@ -351,7 +421,10 @@ impl Role for WebconfEdge {
         tracing::info!(target: "webconf_edge", ?deadline, "draining: no new clients");
         self.shared.stop_accepting.cancel();
         self.shared.sessions.close();
-        if tokio::time::timeout(deadline, self.shared.sessions.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, self.shared.sessions.wait())
+            .await
+            .is_err()
+        {
             tracing::info!(target: "webconf_edge", left = self.shared.metrics.sessions_active.get(),
                 "drain deadline reached: closing the sessions left");
             self.shared.close_all.cancel();

@@ -22,7 +22,8 @@ impl Settings {
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             max_sessions_per_address: c.max_sessions_per_address,
             max_sessions_per_conference: c.max_sessions_per_conference,
-            session_bytes_per_sec: (c.session_bandwidth_kbps > 0).then(|| u64::from(c.session_bandwidth_kbps) * 1000 / 8),
+            session_bytes_per_sec: (c.session_bandwidth_kbps > 0)
+                .then(|| u64::from(c.session_bandwidth_kbps) * 1000 / 8),
         }
     }
 
@@ -31,7 +32,9 @@ impl Settings {
         let mut out = Vec::new();
         let mut note = |key: &str, old: String, new: String| {
             if old != new {
-                out.push(format!("webconf_edge.{key}: {old} -> {new} for new sessions"));
+                out.push(format!(
+                    "webconf_edge.{key}: {old} -> {new} for new sessions"
+                ));
             }
         };
         note(

@@ -9,7 +9,14 @@ use common::{start, CrashableConnector};
 use session_key::{CloseCode, KeyRing, ParticipantRole, SessionSecret};
 use webconf_connector::client::{Client, ClientError};
 
-async fn echo_round(client: &Client, edge: std::net::SocketAddr, quic: bool, conf: &str, token: &str, i: usize) {
+async fn echo_round(
+    client: &Client,
+    edge: std::net::SocketAddr,
+    quic: bool,
+    conf: &str,
+    token: &str,
+    i: usize,
+) {
     let mut s = if quic {
         client.connect_quic(edge, conf, token).await
     } else {
@@ -29,7 +36,9 @@ async fn echo_round(client: &Client, edge: std::net::SocketAddr, quic: bool, con
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_clients_over_tls_and_quic_echo_end_to_end() {
-    let t = start(|_| {}).await;
+    // 400 handshakes at once on a shared two-core machine: the deadline here is about
+    // slow clients, not about how fast this machine completes the burst.
+    let t = start(|c| c.webconf_edge.first_frame_timeout_ms = 30_000).await;
     let (_c, sessions) = t.echo_connector(&[]).await;
     let client = t.client();
     let token = t.token("big-meeting");
@@ -47,7 +56,11 @@ async fn hundreds_of_clients_over_tls_and_quic_echo_end_to_end() {
     let counters = t.edge.status().counters;
     assert_eq!(counters["admitted_tls"], 200);
     assert_eq!(counters["admitted_quic"], 200);
-    assert_eq!(sessions.load(Ordering::SeqCst), 400, "each session was its own stream");
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        400,
+        "each session was its own stream"
+    );
     assert!(counters["bytes_in"] > 400 * 3);
     assert_eq!(counters["bytes_in"], counters["bytes_out"]);
     t.assert_no_leak().await;
@@ -60,17 +73,33 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
     let client = t.client();
     let now = webconf_edge::keys::unix_now();
     let ring = t.edge.key_ring();
-    let expired = ring.mint("m1", ParticipantRole::Attendee, 10, now - 100).unwrap();
-    let wrong_conf = ring.mint("other", ParticipantRole::Attendee, 600, now).unwrap();
+    let expired = ring
+        .mint("m1", ParticipantRole::Attendee, 10, now - 100)
+        .unwrap();
+    let wrong_conf = ring
+        .mint("other", ParticipantRole::Attendee, 600, now)
+        .unwrap();
     let mut stranger = KeyRing::default();
-    stranger.insert(SessionSecret::new(77, &[3u8; 32], now).unwrap()).unwrap();
-    let unknown = stranger.mint("m1", ParticipantRole::Attendee, 600, now).unwrap();
+    stranger
+        .insert(SessionSecret::new(77, &[3u8; 32], now).unwrap())
+        .unwrap();
+    let unknown = stranger
+        .mint("m1", ParticipantRole::Attendee, 600, now)
+        .unwrap();
     let current_id = ring.current(now).unwrap().id;
     let mut forger = KeyRing::default();
-    forger.insert(SessionSecret::new(current_id, &[4u8; 32], now).unwrap()).unwrap();
-    let forged = forger.mint("m1", ParticipantRole::Presenter, 600, now).unwrap();
+    forger
+        .insert(SessionSecret::new(current_id, &[4u8; 32], now).unwrap())
+        .unwrap();
+    let forged = forger
+        .mint("m1", ParticipantRole::Presenter, 600, now)
+        .unwrap();
     let cases = [
-        ("garbage", "!!not-a-key!!".to_string(), CloseCode::KeyMalformed),
+        (
+            "garbage",
+            "!!not-a-key!!".to_string(),
+            CloseCode::KeyMalformed,
+        ),
         ("expired", expired, CloseCode::KeyExpired),
         ("wrong conference", wrong_conf, CloseCode::WrongConference),
         ("unknown key", unknown, CloseCode::KeyUnknown),
@@ -83,14 +112,27 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
             } else {
                 client.connect_tls(t.ext(), "m1", token).await
             };
-            let err = r.err().unwrap_or_else(|| panic!("{what} (quic={quic}) was admitted"));
+            let err = r
+                .err()
+                .unwrap_or_else(|| panic!("{what} (quic={quic}) was admitted"));
             assert_eq!(err.close_code(), Some(*want), "{what} quic={quic}: {err}");
-            assert_eq!(t.edge.close_count(*want), if quic { 2 } else { 1 }, "{what} counted");
+            assert_eq!(
+                t.edge.close_count(*want),
+                if quic { 2 } else { 1 },
+                "{what} counted"
+            );
         }
     }
-    assert_eq!(sessions.load(Ordering::SeqCst), 0, "no refused session reached the server");
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        0,
+        "no refused session reached the server"
+    );
     // A good key still works afterwards.
-    let mut s = client.connect_tls(t.ext(), "m1", &t.token("m1")).await.unwrap();
+    let mut s = client
+        .connect_tls(t.ext(), "m1", &t.token("m1"))
+        .await
+        .unwrap();
     s.send(b"ok").await.unwrap();
     assert_eq!(s.recv_exact(2).await.unwrap(), b"ok");
     assert_eq!(sessions.load(Ordering::SeqCst), 1);
@@ -99,7 +141,8 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_connector_leaks_nothing_and_clients_hear_server_gone() {
     let t = start(|_| {}).await;
-    let crashing = CrashableConnector::start(t.edge.internal_addr(), t.connector_tls(), vec!["c1".into()]);
+    let crashing =
+        CrashableConnector::start(t.edge.internal_addr(), t.connector_tls(), vec!["c1".into()]);
     t.wait_servers(1).await;
     let client = t.client();
     let token = t.token("c1");
@@ -121,12 +164,20 @@ async fn crashed_connector_leaks_nothing_and_clients_hear_server_gone() {
             .await
             .expect("the edge notices the silent server")
             .unwrap_err();
-        assert_eq!(err.close_code(), Some(CloseCode::ServerGone), "session {i}: {err}");
+        assert_eq!(
+            err.close_code(),
+            Some(CloseCode::ServerGone),
+            "session {i}: {err}"
+        );
     }
     t.assert_no_leak().await;
     assert!(common::wait_until(Duration::from_secs(5), || t.edge.connected_servers() == 0).await);
     // Without a server, clients get a clear refusal.
-    let err = client.connect_tls(t.ext(), "c1", &token).await.err().unwrap();
+    let err = client
+        .connect_tls(t.ext(), "c1", &token)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.close_code(), Some(CloseCode::NoServer));
     // The restarted connector takes new sessions.
     let (_c, sessions) = t.echo_connector(&["c1"]).await;
@@ -141,12 +192,17 @@ async fn cleanly_stopped_connector_closes_its_sessions_at_once() {
     let t = start(|_| {}).await;
     let (c, _) = t.echo_connector(&[]).await;
     let client = t.client();
-    let mut s = client.connect_tls(t.ext(), "m", &t.token("m")).await.unwrap();
+    let mut s = client
+        .connect_tls(t.ext(), "m", &t.token("m"))
+        .await
+        .unwrap();
     s.send(b"x").await.unwrap();
     s.recv_exact(1).await.unwrap();
-    let c = std::sync::Arc::try_unwrap(c).ok().expect("only the test holds the connector once its loop ends");
     c.close().await;
-    let err = tokio::time::timeout(Duration::from_secs(5), s.recv()).await.unwrap().unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(5), s.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.close_code(), Some(CloseCode::ServerGone), "{err}");
     t.assert_no_leak().await;
 }
@@ -159,12 +215,18 @@ async fn conferences_go_to_the_server_that_registered_them() {
     t.wait_servers(2).await;
     let client = t.client();
     for _ in 0..6 {
-        let mut s = client.connect_tls(t.ext(), "alpha", &t.token("alpha")).await.unwrap();
+        let mut s = client
+            .connect_tls(t.ext(), "alpha", &t.token("alpha"))
+            .await
+            .unwrap();
         s.send(b"a").await.unwrap();
         s.recv_exact(1).await.unwrap();
     }
     for _ in 0..4 {
-        let mut s = client.connect_quic(t.ext(), "beta", &t.token("beta")).await.unwrap();
+        let mut s = client
+            .connect_quic(t.ext(), "beta", &t.token("beta"))
+            .await
+            .unwrap();
         s.send(b"b").await.unwrap();
         s.recv_exact(1).await.unwrap();
     }
@@ -173,10 +235,13 @@ async fn conferences_go_to_the_server_that_registered_them() {
 }
 
 #[test]
-fn unused_error_variant_names_stay_readable() {
+fn close_errors_read_clearly() {
     let e = ClientError::Closed {
         code: CloseCode::ServerGone,
         reason: "x".into(),
     };
-    assert_eq!(e.to_string(), "the edge closed the session: server_gone (12) x");
+    assert_eq!(
+        e.to_string(),
+        "the edge closed the session: server_gone (12) x"
+    );
 }

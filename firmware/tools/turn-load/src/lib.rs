@@ -1,1 +1,10 @@
-//! TURN load generator and media client for tests and benchmarks
+//! TURN load generator and media client for tests and benchmarks.
+//!
+//! Real TURN clients allocate, permit and bind a channel each, then every flow sends
+//! timestamped packets at a set rate in both directions (client to peer as ChannelData,
+//! peer to client through the relayed address). The receivers measure loss, one-way
+//! latency percentiles and jitter (RFC 3550 interarrival jitter).
+
+pub mod client;
+pub mod run;
+pub mod stats;

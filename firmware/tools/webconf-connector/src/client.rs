@@ -49,7 +49,8 @@ impl Client {
         let mut tls = tls.clone();
         tls.alpn_protocols = vec![wire::ALPN_CLIENT.to_vec()];
         let tls = Arc::new(tls);
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.clone()).map_err(|e| ClientError::Quic(e.to_string()))?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.clone())
+            .map_err(|e| ClientError::Quic(e.to_string()))?;
         let mut cc = quinn::ClientConfig::new(Arc::new(crypto));
         let mut t = quinn::TransportConfig::default();
         t.keep_alive_interval(Some(Duration::from_secs(5)));
@@ -63,26 +64,47 @@ impl Client {
         })
     }
 
-    pub async fn connect_tls(&self, edge: SocketAddr, conference: &str, token: &str) -> Result<Session, ClientError> {
+    pub async fn connect_tls(
+        &self,
+        edge: SocketAddr,
+        conference: &str,
+        token: &str,
+    ) -> Result<Session, ClientError> {
         let tcp = TcpStream::connect(edge).await?;
         tcp.set_nodelay(true)?;
         let name = rustls::pki_types::ServerName::try_from(self.server_name.clone())
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp).await?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await?;
         Session::start(Box::new(tls), None, conference, token).await
     }
 
-    pub async fn connect_quic(&self, edge: SocketAddr, conference: &str, token: &str) -> Result<Session, ClientError> {
+    pub async fn connect_quic(
+        &self,
+        edge: SocketAddr,
+        conference: &str,
+        token: &str,
+    ) -> Result<Session, ClientError> {
         let conn = self
             .quic
             .connect(edge, &self.server_name)
             .map_err(|e| ClientError::Quic(e.to_string()))?
             .await
             .map_err(|e| ClientError::Quic(e.to_string()))?;
-        let (send, recv) = conn.open_bi().await.map_err(|e| ClientError::Quic(e.to_string()))?;
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| ClientError::Quic(e.to_string()))?;
         let io = tokio::io::join(recv, send);
         Session::start(Box::new(io), Some(conn), conference, token).await
     }
+}
+
+/// Writes and flushes: TLS holds records it could not send yet until flushed.
+async fn write_flush(io: &mut Box<dyn Duplex>, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 /// An admitted (or refused) meeting session.
@@ -112,7 +134,7 @@ impl Session {
             buf: Vec::new(),
             role: ParticipantRole::Attendee,
         };
-        if let Err(e) = s.io.write_all(&hello).await {
+        if let Err(e) = write_flush(&mut s.io, &hello).await {
             return Err(s.explain(e.into()));
         }
         let (kind, payload) = s.read_frame().await?;
@@ -134,7 +156,9 @@ impl Session {
 
     /// On QUIC a refusal may arrive as the connection's close code rather than a frame.
     fn explain(&self, e: ClientError) -> ClientError {
-        if let Some(quinn::ConnectionError::ApplicationClosed(c)) = self.conn.as_ref().and_then(|c| c.close_reason()) {
+        if let Some(quinn::ConnectionError::ApplicationClosed(c)) =
+            self.conn.as_ref().and_then(|c| c.close_reason())
+        {
             if let Some(code) = CloseCode::from_quic(c.error_code.into_inner()) {
                 return ClientError::Closed {
                     code,
@@ -159,7 +183,9 @@ impl Session {
             }
             match self.io.read(&mut chunk).await {
                 Ok(0) => {
-                    return Err(self.explain(ClientError::Protocol("the edge ended the stream without CLOSE".into())))
+                    return Err(self.explain(ClientError::Protocol(
+                        "the edge ended the stream without CLOSE".into(),
+                    )))
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) => return Err(self.explain(e.into())),
@@ -173,7 +199,7 @@ impl Session {
         for part in data.chunks(MAX_PAYLOAD) {
             wire::encode(DATA, part, &mut out).map_err(|e| ClientError::Protocol(e.to_string()))?;
         }
-        if let Err(e) = self.io.write_all(&out).await {
+        if let Err(e) = write_flush(&mut self.io, &out).await {
             return Err(self.explain(e.into()));
         }
         Ok(())
@@ -181,7 +207,7 @@ impl Session {
 
     /// Sends raw bytes, unframed (tests of the edge's handling of bad input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        if let Err(e) = self.io.write_all(bytes).await {
+        if let Err(e) = write_flush(&mut self.io, bytes).await {
             return Err(self.explain(e.into()));
         }
         Ok(())
@@ -213,7 +239,7 @@ impl Session {
     /// discarded).
     pub async fn close(mut self) -> Result<CloseCode, ClientError> {
         let frame = wire::close_frame(CloseCode::Normal, "bye");
-        if let Err(e) = self.io.write_all(&frame).await {
+        if let Err(e) = write_flush(&mut self.io, &frame).await {
             return Err(self.explain(e.into()));
         }
         loop {

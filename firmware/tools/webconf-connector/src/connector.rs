@@ -39,17 +39,26 @@ pub struct IncomingSession {
 }
 
 /// Reads one frame from a QUIC stream into `buf` (keeping what follows it).
-async fn read_frame(recv: &mut quinn::RecvStream, buf: &mut Vec<u8>) -> Result<(u8, Vec<u8>), ConnectorError> {
+async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    buf: &mut Vec<u8>,
+) -> Result<(u8, Vec<u8>), ConnectorError> {
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some((f, used)) = wire::decode(buf, MAX_PAYLOAD).map_err(|e| ConnectorError::Protocol(e.to_string()))? {
+        if let Some((f, used)) =
+            wire::decode(buf, MAX_PAYLOAD).map_err(|e| ConnectorError::Protocol(e.to_string()))?
+        {
             let out = (f.kind, f.payload.to_vec());
             buf.drain(..used);
             return Ok(out);
         }
         match recv.read(&mut chunk).await {
             Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
-            Ok(None) => return Err(ConnectorError::Protocol("stream ended inside a frame".into())),
+            Ok(None) => {
+                return Err(ConnectorError::Protocol(
+                    "stream ended inside a frame".into(),
+                ))
+            }
             Err(e) => return Err(quic(e)),
         }
     }
@@ -80,7 +89,11 @@ impl Connector {
         };
         let mut endpoint = quinn::Endpoint::client(bind).map_err(quic)?;
         endpoint.set_default_client_config(cc);
-        let conn = endpoint.connect(edge, server_name).map_err(quic)?.await.map_err(quic)?;
+        let conn = endpoint
+            .connect(edge, server_name)
+            .map_err(quic)?
+            .await
+            .map_err(quic)?;
         let (control_send, control_recv) = conn.open_bi().await.map_err(quic)?;
         let mut c = Connector {
             endpoint,
@@ -94,12 +107,15 @@ impl Connector {
 
     /// Registers more conferences; returns how many the edge now routes to this server.
     pub async fn register(&mut self, conferences: &[String]) -> Result<u16, ConnectorError> {
-        let frame = wire::encode_register(conferences).map_err(|e| ConnectorError::Protocol(e.to_string()))?;
+        let frame = wire::encode_register(conferences)
+            .map_err(|e| ConnectorError::Protocol(e.to_string()))?;
         self.control_send.write_all(&frame).await.map_err(quic)?;
         let mut buf = Vec::new();
         let (kind, payload) = read_frame(&mut self.control_recv, &mut buf).await?;
         if kind != REGISTERED || payload.len() != 2 {
-            return Err(ConnectorError::Protocol(format!("expected REGISTERED, got frame {kind:#04x}")));
+            return Err(ConnectorError::Protocol(format!(
+                "expected REGISTERED, got frame {kind:#04x}"
+            )));
         }
         Ok(u16::from_be_bytes([payload[0], payload[1]]))
     }
@@ -114,9 +130,12 @@ impl Connector {
         let mut buf = Vec::new();
         let (kind, payload) = read_frame(&mut recv, &mut buf).await?;
         if kind != SESSION {
-            return Err(ConnectorError::Protocol(format!("expected SESSION, got frame {kind:#04x}")));
+            return Err(ConnectorError::Protocol(format!(
+                "expected SESSION, got frame {kind:#04x}"
+            )));
         }
-        let header = SessionHeader::parse(&payload).map_err(|e| ConnectorError::Protocol(e.to_string()))?;
+        let header =
+            SessionHeader::parse(&payload).map_err(|e| ConnectorError::Protocol(e.to_string()))?;
         Ok(IncomingSession {
             header,
             send,
@@ -141,7 +160,7 @@ impl Connector {
     }
 
     /// Closes the connection cleanly (the edge closes the sessions it carried).
-    pub async fn close(self) {
+    pub async fn close(&self) {
         self.conn.close(0u32.into(), b"connector stopping");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }

@@ -57,7 +57,9 @@ pub fn client_config(
         .with_root_certificates(roots("CA", ca_pem)?);
     let mut cfg = match client_cert {
         None => builder.with_no_client_auth(),
-        Some((chain, k)) => builder.with_client_auth_cert(certs("certificate", chain)?, key("key", k)?)?,
+        Some((chain, k)) => {
+            builder.with_client_auth_cert(certs("certificate", chain)?, key("key", k)?)?
+        }
     };
     cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Ok(Arc::new(cfg))

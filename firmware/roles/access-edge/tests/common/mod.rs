@@ -166,6 +166,12 @@ impl Site {
     /// certificate for `sans`.
     pub fn new(sans: &[&str]) -> Site {
         edged_tls::install_crypto_provider();
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let store = Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("store: {e}"));
         let mut config = Config::embedded_default();
@@ -271,7 +277,7 @@ impl Director {
                 .await
                 .unwrap_or_else(|_| panic!("the edge did not connect to the director"))
                 .unwrap_or_else(|e| panic!("accept: {e}"));
-            if let Ok(s) = self.acceptor.accept(tcp).await {
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await {
                 return SipPeer::new(Box::new(s));
             }
         }
@@ -301,4 +307,25 @@ pub fn request(method: &str, branch: &str, call_id: &str, extra: &str) -> String
     format!(
         "{method} sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/TLS 192.0.2.10:5061;branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.test>;tag=a1\r\nTo: <sip:bob@example.test>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:alice@192.0.2.10:5061;transport=tls>\r\n{extra}Content-Length: 0\r\n\r\n"
     )
+}
+
+/// The next request a Director receives, answering the edge's health-check OPTIONS on the
+/// way; None when nothing else arrives within `wait`.
+pub async fn next_request_within(dir: &mut SipPeer, wait: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = dir.recv_within(left).await?;
+        if header(&m, "Call-ID").is_some_and(|c| c.starts_with("hc")) {
+            dir.send(&respond(&m, 200, "OK", "")).await;
+            continue;
+        }
+        return Some(m);
+    }
+}
+
+pub async fn next_request(dir: &mut SipPeer) -> String {
+    next_request_within(dir, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("the director received no request within 5 s"))
 }

@@ -66,6 +66,16 @@ pub async fn start(config: Config) -> Harness {
     let store = Store::open(&dir.path().join("edged.redb")).expect("store");
     edged_tls::install_crypto_provider();
     let tls = Arc::new(TlsMaterial::load(&config, &store).expect("tls"));
+    start_with(config, dir, store, tls).await
+}
+
+/// Starts the role on a store and TLS material shared with other roles.
+pub async fn start_with(
+    config: Config,
+    dir: tempfile::TempDir,
+    store: Store,
+    tls: Arc<TlsMaterial>,
+) -> Harness {
     let registry = Registry::new();
     let role = av_auth::start(RoleContext {
         config: Arc::new(config.clone()),

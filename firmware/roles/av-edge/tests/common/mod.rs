@@ -78,7 +78,9 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
         store: store.clone(),
         metrics: metrics.clone(),
     };
-    let role = av_edge::start(ctx).await.unwrap_or_else(|e| panic!("start: {e}"));
+    let role = av_edge::start(ctx)
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
     let status = role.status();
     let find = |t: Transport| -> SocketAddr {
         status
@@ -159,7 +161,9 @@ impl TcpWire {
 
 impl Wire for TcpWire {
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     fn recv(&mut self) -> Option<Vec<u8>> {
         loop {

@@ -61,8 +61,18 @@ impl TestEdge {
     }
 
     pub fn connector_tls(&self) -> Arc<rustls::ClientConfig> {
-        let issued = edged_tls::issue_client_certificate(&self.store, "conf-server", &["conf-server.localhost".into()]).unwrap();
-        webconf_connector::pem::client_config(&self.ca_pem, Some((&issued.chain_pem, &issued.key_pem)), &[ALPN_INTERNAL]).unwrap()
+        let issued = edged_tls::issue_client_certificate(
+            &self.store,
+            "conf-server",
+            &["conf-server.localhost".into()],
+        )
+        .unwrap();
+        webconf_connector::pem::client_config(
+            &self.ca_pem,
+            Some((&issued.chain_pem, &issued.key_pem)),
+            &[ALPN_INTERNAL],
+        )
+        .unwrap()
     }
 
     pub fn client(&self) -> Client {
@@ -71,16 +81,23 @@ impl TestEdge {
     }
 
     pub fn token(&self, conf: &str) -> String {
-        self.edge.mint(conf, session_key::ParticipantRole::Attendee, 600).unwrap()
+        self.edge
+            .mint(conf, session_key::ParticipantRole::Attendee, 600)
+            .unwrap()
     }
 
     /// Connects an echo connector; returns it and the count of sessions it received.
     pub async fn echo_connector(&self, confs: &[&str]) -> (Arc<Connector>, Arc<AtomicUsize>) {
         let confs: Vec<String> = confs.iter().map(|s| s.to_string()).collect();
         let c = Arc::new(
-            Connector::connect(self.edge.internal_addr(), "localhost", self.connector_tls(), &confs)
-                .await
-                .unwrap(),
+            Connector::connect(
+                self.edge.internal_addr(),
+                "localhost",
+                self.connector_tls(),
+                &confs,
+            )
+            .await
+            .unwrap(),
         );
         let count = Arc::new(AtomicUsize::new(0));
         let (c2, n2) = (c.clone(), count.clone());
@@ -90,12 +107,16 @@ impl TestEdge {
                 tokio::spawn(echo(s));
             }
         });
-        self.wait_servers(self.edge.connected_servers().max(1)).await;
+        self.wait_servers(self.edge.connected_servers().max(1))
+            .await;
         (c, count)
     }
 
     pub async fn wait_servers(&self, n: usize) {
-        wait_until(Duration::from_secs(5), || self.edge.connected_servers() >= n).await;
+        wait_until(Duration::from_secs(5), || {
+            self.edge.connected_servers() >= n
+        })
+        .await;
     }
 
     pub fn active(&self) -> u64 {
@@ -105,8 +126,16 @@ impl TestEdge {
 
     /// Waits until no session and no limit entry is left.
     pub async fn assert_no_leak(&self) {
-        let ok = wait_until(Duration::from_secs(10), || self.active() == 0 && self.edge.open_limit_entries() == (0, 0)).await;
-        assert!(ok, "leak: active {} limits {:?}", self.active(), self.edge.open_limit_entries());
+        let ok = wait_until(Duration::from_secs(10), || {
+            self.active() == 0 && self.edge.open_limit_entries() == (0, 0)
+        })
+        .await;
+        assert!(
+            ok,
+            "leak: active {} limits {:?}",
+            self.active(),
+            self.edge.open_limit_entries()
+        );
     }
 }
 
@@ -139,7 +168,9 @@ impl CrashableConnector {
         let n = sessions.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         rt.spawn(async move {
-            let c = Connector::connect(edge, "localhost", tls, &confs).await.unwrap();
+            let c = Connector::connect(edge, "localhost", tls, &confs)
+                .await
+                .unwrap();
             tx.send(()).unwrap();
             while let Ok(s) = c.accept().await {
                 n.fetch_add(1, Ordering::SeqCst);
@@ -147,7 +178,10 @@ impl CrashableConnector {
             }
         });
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Self { rt: Some(rt), sessions }
+        Self {
+            rt: Some(rt),
+            sessions,
+        }
     }
 
     pub fn crash(mut self) {

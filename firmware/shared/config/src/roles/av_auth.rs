@@ -140,3 +140,54 @@ impl AvAuthConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, EMBEDDED_DEFAULT};
+
+    fn errors_of(extra: &str) -> Vec<(String, String)> {
+        let text = EMBEDDED_DEFAULT.replace("[av_auth]\n", &format!("[av_auth]\n{extra}\n"));
+        match Config::from_toml(&text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| (e.key, e.reason)).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_new_fields_are_valid() {
+        assert!(errors_of("").is_empty());
+        assert!(errors_of(
+            "external_relay_host = \"av.example.com\"\ninternal_relay_host = \"10.0.0.5\""
+        )
+        .is_empty());
+        let c = Config::from_toml(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(c.av_auth.external_relay_host, None);
+        assert_eq!(c.av_auth.max_lifetime_minutes, 480);
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let cases = [
+            (
+                "external_relay_host = \"bad host\"",
+                "av_auth.external_relay_host",
+            ),
+            ("internal_relay_host = \"\"", "av_auth.internal_relay_host"),
+            ("allowed_identities = [\" \"]", "av_auth.allowed_identities"),
+            ("max_lifetime_minutes = 481", "av_auth.max_lifetime_minutes"),
+            (
+                "default_lifetime_minutes = 0",
+                "av_auth.default_lifetime_minutes",
+            ),
+            ("issuance_per_minute = 0", "av_auth.issuance_per_minute"),
+            (
+                "cors_origins = [\"example.com\"]",
+                "av_auth.cors_origins[0]",
+            ),
+        ];
+        for (extra, key) in cases {
+            let errs = errors_of(extra);
+            assert!(errs.iter().any(|(k, _)| k == key), "{extra}: {errs:?}");
+        }
+    }
+}

@@ -66,20 +66,35 @@ impl WebconfEdgeConfig {
             name: &self.certificate,
         });
         if self.first_frame_timeout_ms == 0 || self.first_frame_timeout_ms > 60_000 {
-            errs.push("webconf_edge.first_frame_timeout_ms", "must be from 1 to 60000 ms");
+            errs.push(
+                "webconf_edge.first_frame_timeout_ms",
+                "must be from 1 to 60000 ms",
+            );
         }
         if self.max_sessions_per_address == 0 {
-            errs.push("webconf_edge.max_sessions_per_address", "must be at least 1");
+            errs.push(
+                "webconf_edge.max_sessions_per_address",
+                "must be at least 1",
+            );
         }
         if self.max_sessions_per_conference == 0 {
-            errs.push("webconf_edge.max_sessions_per_conference", "must be at least 1");
+            errs.push(
+                "webconf_edge.max_sessions_per_conference",
+                "must be at least 1",
+            );
         }
         if self.idle_timeout_secs == 0 || self.idle_timeout_secs > 86_400 {
-            errs.push("webconf_edge.idle_timeout_secs", "must be from 1 to 86400 s");
+            errs.push(
+                "webconf_edge.idle_timeout_secs",
+                "must be from 1 to 86400 s",
+            );
         }
         if let Some(dir) = &self.connector_bundle_dir {
             if !dir.is_absolute() {
-                errs.push("webconf_edge.connector_bundle_dir", "must be an absolute path");
+                errs.push(
+                    "webconf_edge.connector_bundle_dir",
+                    "must be an absolute path",
+                );
             }
         }
     }

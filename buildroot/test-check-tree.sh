@@ -1,0 +1,47 @@
+#!/bin/bash
+# Proves check-tree.sh catches what it claims to: runs it on the real tree (must pass) and on
+# broken copies (each must fail naming the problem). Fast, no Buildroot needed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+failures=0
+
+"$here/check-tree.sh" >/dev/null || { echo "test-check-tree: the tree itself does not pass"; failures=$((failures + 1)); }
+
+# expect_failure DESCRIPTION EXPECTED_MESSAGE MUTATION (run inside a copy of the repo subset)
+expect_failure() {
+    local what=$1 expected=$2 mutation=$3 tmp out
+    tmp=$(mktemp -d)
+    cp -a "$repo/buildroot" "$repo/board" "$tmp/"
+    touch "$tmp/Cargo.lock"
+    (cd "$tmp" && eval "$mutation")
+    if out=$("$tmp/buildroot/check-tree.sh" 2>&1); then
+        echo "test-check-tree: not caught: $what"
+        failures=$((failures + 1))
+    elif ! grep -q "$expected" <<<"$out"; then
+        echo "test-check-tree: $what: expected '$expected' in: $out"
+        failures=$((failures + 1))
+    fi
+    rm -rf "$tmp"
+}
+
+expect_failure "unknown defconfig symbol" "unknown symbol BR2_PACKAGE_NO_SUCH" \
+    "echo BR2_PACKAGE_NO_SUCH=y >>buildroot/configs/edge_qemu_x86_64_defconfig"
+expect_failure "missing post-image script" "refers to missing" \
+    "rm board/common/post-image.sh"
+expect_failure "script not executable" "not executable" \
+    "chmod -x board/common/post-build.sh"
+expect_failure "missing sourced Config.in" "sources missing" \
+    "rm buildroot/package/edged/Config.in && touch buildroot/package/edged/Config.in.orig && echo 'source \"\$BR2_EXTERNAL_EDGE_PATH/package/gone/Config.in\"' >>buildroot/Config.in"
+expect_failure "unknown selected symbol" "unknown symbol BR2_PACKAGE_NOT_IN_BUILDROOT" \
+    "printf '\tselect BR2_PACKAGE_NOT_IN_BUILDROOT\n' >>buildroot/package/edged/Config.in"
+expect_failure "malformed defconfig line" "malformed" \
+    "echo 'this is not kconfig' >>buildroot/configs/edge_pc_x86_64_defconfig"
+expect_failure "missing shared board file" "missing shared board file" \
+    "rm board/common/grub.cfg"
+
+if [ "$failures" -gt 0 ]; then
+    echo "test-check-tree: $failures failure(s)"
+    exit 1
+fi
+echo "test-check-tree: OK (1 clean tree, 7 broken trees caught)"

@@ -1,0 +1,389 @@
+//! `make bench-webconf`: edged's Web Conferencing Edge against haproxy doing TLS
+//! termination and TCP proxying, side by side in one run, reported as ratios.
+//!
+//! Processes: this driver (the load), the edge (own process, CPU measured), an echo
+//! connector behind it (own process), haproxy (CPU measured) and a TCP echo behind it.
+//! Both proxies present a certificate of the same kind from the same CA; both sessions do
+//! a full handshake, an echo round trip and a close. haproxy checks no session key; the
+//! edge does, so this compares the transport cost with the edge carrying more work.
+//!
+//! Usage: webconf-bench [--smoke] [--seconds N]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use webconf_connector::bundle::Bundle;
+use webconf_connector::client::Client;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.get(1).map(String::as_str) {
+        Some("serve-edge") => rt.block_on(serve_edge(PathBuf::from(
+            arg_value(&args, "--dir").ok_or("--dir")?,
+        ))),
+        Some("serve-connector") => rt.block_on(serve_connector(PathBuf::from(
+            arg_value(&args, "--bundle").ok_or("--bundle")?,
+        ))),
+        Some("serve-tcp-echo") => rt.block_on(serve_tcp_echo(
+            arg_value(&args, "--addr").ok_or("--addr")?.parse()?,
+        )),
+        _ => {
+            let smoke = args.iter().any(|a| a == "--smoke");
+            let secs = arg_value(&args, "--seconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(if smoke { 2 } else { 10 });
+            rt.block_on(drive(Duration::from_secs(secs)))
+        }
+    }
+}
+
+async fn serve_edge(dir: PathBuf) -> Res<()> {
+    let store = edged_store::Store::open(&dir.join("edge.redb"))?;
+    let mut config = edged_config::Config::embedded_default();
+    config.webconf_edge.external_port = 0;
+    config.webconf_edge.internal_port = 0;
+    config.webconf_edge.max_sessions_per_address = 100_000;
+    config.webconf_edge.connector_bundle_dir = Some(dir.join("bundle"));
+    let tls = edged_tls::TlsMaterial::load(&config, &store)?;
+    let ctx = edged_role::RoleContext {
+        config: Arc::new(config),
+        tls: Arc::new(tls),
+        store,
+        metrics: edged_metrics::Registry::new(),
+    };
+    let _edge = webconf_edge::start_edge(ctx).await?;
+    std::fs::write(dir.join("edge.ready"), b"ok")?;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+async fn serve_connector(bundle: PathBuf) -> Res<()> {
+    let b = Bundle::load(&bundle)?;
+    let tls = webconf_connector::pem::client_config(
+        &b.ca_pem,
+        Some((&b.cert_pem, &b.key_pem)),
+        &[session_key::wire::ALPN_INTERNAL],
+    )?;
+    let c = webconf_connector::connector::Connector::connect(b.internal, &b.server_name, tls, &[])
+        .await?;
+    Err(Box::new(c.serve_echo().await))
+}
+
+async fn serve_tcp_echo(addr: SocketAddr) -> Res<()> {
+    let l = tokio::net::TcpListener::bind(addr).await?;
+    loop {
+        let (mut s, _) = l.accept().await?;
+        let _ = s.set_nodelay(true);
+        tokio::spawn(async move {
+            let (mut r, mut w) = s.split();
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        });
+    }
+}
+
+/// CPU seconds used so far by a process (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    ticks / hz
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_self(args: &[&str]) -> Res<Kill> {
+    Ok(Kill(
+        Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    ))
+}
+
+async fn wait_file(p: &Path) -> Res<()> {
+    for _ in 0..500 {
+        if p.exists() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("{} did not appear", p.display()).into())
+}
+
+fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One proxy under test: how to open a session and echo through it.
+#[derive(Clone)]
+enum Target {
+    Edge {
+        client: Client,
+        addr: SocketAddr,
+        token: String,
+    },
+    Haproxy {
+        tls: tokio_rustls::TlsConnector,
+        addr: SocketAddr,
+    },
+}
+
+const CONFERENCE: &str = "bench";
+const CHUNK: usize = 16 * 1024;
+
+impl Target {
+    /// Opens a session and runs `rounds` echo round trips of `len` bytes; returns bytes echoed.
+    async fn session(&self, rounds: usize, len: usize, until: Option<Instant>) -> Res<u64> {
+        let msg = vec![0x5au8; len];
+        let mut done = 0u64;
+        let keep_going = |i: usize| i < rounds || until.is_some_and(|u| Instant::now() < u);
+        match self {
+            Target::Edge {
+                client,
+                addr,
+                token,
+            } => {
+                let mut s = step("connect", client.connect_tls(*addr, CONFERENCE, token)).await?;
+                let mut i = 0;
+                while keep_going(i) {
+                    step("send", s.send(&msg)).await?;
+                    step("recv", s.recv_exact(len)).await?;
+                    done += len as u64;
+                    i += 1;
+                }
+                step("close", s.close()).await?;
+            }
+            Target::Haproxy { tls, addr } => {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                let name = rustls::pki_types::ServerName::try_from("webconf-connector.localhost")?;
+                let mut s = tls.connect(name, tcp).await?;
+                let mut back = vec![0u8; len];
+                let mut i = 0;
+                while keep_going(i) {
+                    s.write_all(&msg).await?;
+                    s.flush().await?;
+                    s.read_exact(&mut back).await?;
+                    done += len as u64;
+                    i += 1;
+                }
+                s.shutdown().await?;
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Bounds one step of a session so a stall is reported, never hangs the run.
+async fn step<T, E: std::error::Error + Send + Sync + 'static>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Res<T> {
+    match tokio::time::timeout(Duration::from_secs(10), f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(format!("{what}: no progress in 10 s").into()),
+    }
+}
+
+struct Measure {
+    per_sec: f64,
+    per_cpu_sec: f64,
+}
+
+/// Runs `workers` loops for `dur`; each loop repeats `job` and adds what it returns.
+async fn measure<F, Fut>(pid: u32, workers: usize, dur: Duration, job: F) -> Res<Measure>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Res<u64>> + Send,
+{
+    let total = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let end = t0 + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (job, total) = (job.clone(), total.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                total.fetch_add(job().await?, Ordering::Relaxed);
+            }
+            Res::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(pid) - cpu0).max(0.001);
+    let n = total.load(Ordering::Relaxed) as f64;
+    Ok(Measure {
+        per_sec: n / wall,
+        per_cpu_sec: n / cpu,
+    })
+}
+
+async fn drive(dur: Duration) -> Res<()> {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        if std::env::var_os("EDGED_REQUIRE_TOOLS").is_some() {
+            return Err("haproxy is not installed (Debian package haproxy)".into());
+        }
+        println!("skipped: haproxy not installed");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let edge = spawn_self(&["serve-edge", "--dir", &d.to_string_lossy()])?;
+    wait_file(&d.join("edge.ready")).await?;
+    let bundle_dir = d.join("bundle");
+    let _connector = spawn_self(&["serve-connector", "--bundle", &bundle_dir.to_string_lossy()])?;
+    let b = Bundle::load(&bundle_dir)?;
+
+    let echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let _echo = spawn_self(&["serve-tcp-echo", "--addr", &echo_addr.to_string()])?;
+    let hap_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    std::fs::write(
+        d.join("haproxy.pem"),
+        format!("{}{}", b.cert_pem, b.key_pem),
+    )?;
+    let cfg = format!(
+        "global\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
+         frontend fe\n  bind {hap_addr} ssl crt {} alpn edged-webconf/1\n  default_backend be\n\
+         backend be\n  server echo {echo_addr}\n",
+        d.join("haproxy.pem").display()
+    );
+    std::fs::write(d.join("haproxy.cfg"), cfg)?;
+    let haproxy = Kill(
+        Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(d.join("haproxy.cfg"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("haproxy.log"))?)
+            .spawn()?,
+    );
+
+    let client_tls =
+        webconf_connector::pem::client_config(&b.ca_pem, None, &[session_key::wire::ALPN_CLIENT])?;
+    let ring = session_key::KeyRing::from_records(b.keys.clone())?;
+    let now = webconf_edge::keys::unix_now();
+    let edge_t = Target::Edge {
+        client: Client::new(&client_tls, &b.server_name)?,
+        addr: b.external,
+        token: ring.mint(
+            CONFERENCE,
+            session_key::ParticipantRole::Attendee,
+            3600,
+            now,
+        )?,
+    };
+    let hap_t = Target::Haproxy {
+        tls: tokio_rustls::TlsConnector::from(client_tls.clone()),
+        addr: hap_addr,
+    };
+    // Both ready: one session each before measuring.
+    let mut ready = Err("not tried".into());
+    for _ in 0..100 {
+        ready = match hap_t.session(1, 8, None).await {
+            Ok(_) => edge_t.session(1, 8, None).await,
+            Err(e) => Err(e),
+        };
+        if ready.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Err(e) = ready {
+        let log = std::fs::read_to_string(d.join("haproxy.log")).unwrap_or_default();
+        return Err(format!("proxies not ready: {e}; haproxy says: {log}").into());
+    }
+
+    let mut rows = Vec::new();
+    for (name, target, pid) in [
+        ("haproxy", hap_t.clone(), haproxy.0.id()),
+        ("edged", edge_t.clone(), edge.0.id()),
+    ] {
+        eprintln!("{name}: throughput");
+        let t = target.clone();
+        let thr = measure(pid, 8, dur, move || {
+            let t = t.clone();
+            async move {
+                t.session(
+                    0,
+                    4 * CHUNK,
+                    Some(Instant::now() + Duration::from_millis(500)),
+                )
+                .await
+            }
+        })
+        .await?;
+        eprintln!("{name}: new sessions");
+        let t = target.clone();
+        let sess = measure(pid, 16, dur, move || {
+            let t = t.clone();
+            async move { t.session(1, 32, None).await.map(|_| 1) }
+        })
+        .await?;
+        rows.push((name, thr, sess));
+    }
+    let (h, e) = (&rows[0], &rows[1]);
+    println!(
+        "webconf-bench: {} s per phase, loopback, TLS 1.3 both sides",
+        dur.as_secs()
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "metric", "haproxy", "edged", "ratio"
+    );
+    let line = |m: &str, a: f64, b: f64| println!("{m:<34} {a:>12.1} {b:>12.1} {:>8.2}", b / a);
+    line(
+        "throughput MB/s (8 sessions)",
+        h.1.per_sec / 1e6,
+        e.1.per_sec / 1e6,
+    );
+    line(
+        "throughput MB per CPU-s",
+        h.1.per_cpu_sec / 1e6,
+        e.1.per_cpu_sec / 1e6,
+    );
+    line("new sessions/s (16 loops)", h.2.per_sec, e.2.per_sec);
+    line("new sessions per CPU-s", h.2.per_cpu_sec, e.2.per_cpu_sec);
+    println!("ratio = edged / haproxy (>= 1.00 meets the target); CPU is the proxy process only");
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! One load run: set up the flows, send at the configured rate in both directions for the
+//! configured time, collect what arrived.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+
+use crate::client::{ClientError, Credentials, TurnClient};
+use crate::stats::{Direction, Jitter};
+
+/// Bytes of the measurement header at the start of every payload: flow, sequence, send
+/// time in nanoseconds since the run started.
+pub const STAMP_LEN: usize = 16;
+const CHANNEL: u16 = 0x4000;
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub server: SocketAddr,
+    pub credentials: Credentials,
+    pub allocations: usize,
+    /// Packets per second per flow and direction; 0 sends as fast as possible.
+    pub rate_pps: u32,
+    /// Payload bytes per packet (at least the 16-byte stamp).
+    pub size: usize,
+    pub duration: Duration,
+    pub client_ip: IpAddr,
+    pub peer_ip: IpAddr,
+    pub sender_threads: usize,
+    /// Only one direction (client to peer): for a pure forwarding measurement.
+    pub one_way: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub allocations: usize,
+    pub setup: Duration,
+    pub sending: Duration,
+    pub to_peer: Direction,
+    pub to_client: Direction,
+}
+
+struct Flow {
+    client: UdpSocket,
+    peer: UdpSocket,
+    relayed: SocketAddr,
+}
+
+fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::bind(SocketAddr::new(ip, 0))
+}
+
+/// Sets up every flow: allocation and channel to its own peer socket.
+fn setup(cfg: &LoadConfig) -> Result<(Vec<Flow>, Vec<TurnClient>), ClientError> {
+    let mut flows = Vec::with_capacity(cfg.allocations);
+    let mut clients = Vec::with_capacity(cfg.allocations);
+    for _ in 0..cfg.allocations {
+        let client_sock = bind(cfg.client_ip)?;
+        let peer = bind(cfg.peer_ip)?;
+        let mut turn = TurnClient::new(client_sock.try_clone()?, cfg.server, &cfg.credentials)?;
+        let relayed = turn.allocate(600)?;
+        turn.bind_channel(CHANNEL, peer.local_addr()?)?;
+        client_sock.set_nonblocking(true)?;
+        peer.set_nonblocking(true)?;
+        flows.push(Flow {
+            client: client_sock,
+            peer,
+            relayed,
+        });
+        clients.push(turn);
+    }
+    Ok((flows, clients))
+}
+
+fn stamp(buf: &mut [u8], flow: u32, seq: u32, t_ns: u64) {
+    buf[0..4].copy_from_slice(&flow.to_be_bytes());
+    buf[4..8].copy_from_slice(&seq.to_be_bytes());
+    buf[8..16].copy_from_slice(&t_ns.to_be_bytes());
+}
+
+fn read_stamp(buf: &[u8]) -> Option<(u32, u64)> {
+    let flow = u32::from_be_bytes(buf.get(0..4)?.try_into().ok()?);
+    let t = u64::from_be_bytes(buf.get(8..16)?.try_into().ok()?);
+    Some((flow, t))
+}
+
+struct Sender {
+    flows: Vec<(u32, UdpSocket, UdpSocket, SocketAddr)>,
+}
+
+/// Sends on a fixed schedule: event j goes to flow j % n at start + j * period / n, so
+/// flows are spread evenly over the period instead of bursting together.
+fn send_loop(
+    s: Sender,
+    cfg: &LoadConfig,
+    epoch: Instant,
+    until: Instant,
+    sent_to_peer: &AtomicU64,
+    sent_to_client: &AtomicU64,
+) {
+    let n = s.flows.len() as u64;
+    if n == 0 {
+        return;
+    }
+    let size = cfg.size.max(STAMP_LEN);
+    let mut client_frame = vec![0u8; 4 + size];
+    client_frame[0..2].copy_from_slice(&CHANNEL.to_be_bytes());
+    client_frame[2..4].copy_from_slice(&(size as u16).to_be_bytes());
+    let mut peer_frame = vec![0u8; size];
+    let step_ns = if cfg.rate_pps == 0 {
+        0
+    } else {
+        1_000_000_000 / u64::from(cfg.rate_pps) / n
+    };
+    let start = Instant::now();
+    let (mut to_peer, mut to_client) = (0u64, 0u64);
+    let mut j: u64 = 0;
+    loop {
+        let due = start + Duration::from_nanos(j * step_ns);
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        if due > now {
+            let wait = due - now;
+            if wait > Duration::from_micros(200) {
+                std::thread::sleep(wait - Duration::from_micros(100));
+            }
+            continue;
+        }
+        let (flow, client, peer, relayed) = &s.flows[(j % n) as usize];
+        let seq = (j / n) as u32;
+        let t = epoch.elapsed().as_nanos() as u64;
+        stamp(&mut client_frame[4..], *flow, seq, t);
+        if client.send(&client_frame).is_ok() {
+            to_peer += 1;
+        }
+        if !cfg.one_way {
+            stamp(&mut peer_frame, *flow, seq, t);
+            if peer.send_to(&peer_frame, *relayed).is_ok() {
+                to_client += 1;
+            }
+        }
+        j += 1;
+    }
+    sent_to_peer.fetch_add(to_peer, Ordering::Relaxed);
+    sent_to_client.fetch_add(to_client, Ordering::Relaxed);
+}
+
+/// Receives on every socket until `stop`, then drains for a moment.
+fn receive_loop(
+    sockets: Vec<(UdpSocket, bool)>,
+    epoch: Instant,
+    stop: &AtomicBool,
+    expected: usize,
+) -> std::io::Result<(Direction, Direction)> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
+    for (i, (s, _)) in sockets.iter().enumerate() {
+        epoll
+            .add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, i as u64))
+            .map_err(std::io::Error::from)?;
+    }
+    let mut to_peer = Direction {
+        latencies_us: Vec::with_capacity(expected),
+        ..Default::default()
+    };
+    let mut to_client = Direction {
+        latencies_us: Vec::with_capacity(expected),
+        ..Default::default()
+    };
+    let mut jitter = vec![(Jitter::default(), Jitter::default()); sockets.len()];
+    let mut events = vec![EpollEvent::empty(); 256];
+    let mut buf = vec![0u8; 65_536];
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let n = epoll.wait(&mut events, 50u16).unwrap_or(0);
+        if n == 0 && stop.load(Ordering::Relaxed) {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+        } else {
+            idle_since = None;
+        }
+        for ev in &events[..n] {
+            let i = ev.data() as usize;
+            let Some((sock, is_client)) = sockets.get(i) else {
+                continue;
+            };
+            while let Ok(len) = sock.recv(&mut buf) {
+                let now = epoch.elapsed().as_nanos() as u64;
+                // Clients receive ChannelData (4-byte header), peers the bare payload.
+                let payload = if *is_client {
+                    buf.get(4..len)
+                } else {
+                    buf.get(..len)
+                };
+                let Some((_, sent_at)) = payload.and_then(read_stamp) else {
+                    continue;
+                };
+                let transit_us = (now.saturating_sub(sent_at) / 1000) as i64;
+                let (dir, jit) = if *is_client {
+                    (&mut to_client, &mut jitter[i].1)
+                } else {
+                    (&mut to_peer, &mut jitter[i].0)
+                };
+                dir.received += 1;
+                dir.latencies_us
+                    .push(transit_us.clamp(0, i64::from(u32::MAX)) as u32);
+                jit.update(transit_us);
+            }
+        }
+    }
+    for (i, (_, is_client)) in sockets.iter().enumerate() {
+        let (dir, j) = if *is_client {
+            (&mut to_client, jitter[i].1)
+        } else {
+            (&mut to_peer, jitter[i].0)
+        };
+        dir.jitter_sum_us += j.value;
+        dir.jitter_flows += 1;
+    }
+    Ok((to_peer, to_client))
+}
+
+/// Runs the load and returns what was measured.
+pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
+    let setup_start = Instant::now();
+    let (flows, mut clients) = setup(cfg)?;
+    let setup_time = setup_start.elapsed();
+
+    let threads = cfg.sender_threads.max(1);
+    let mut senders: Vec<Sender> = (0..threads).map(|_| Sender { flows: Vec::new() }).collect();
+    let mut receive = Vec::with_capacity(flows.len() * 2);
+    for (i, f) in flows.iter().enumerate() {
+        senders[i % threads].flows.push((
+            i as u32,
+            f.client.try_clone()?,
+            f.peer.try_clone()?,
+            f.relayed,
+        ));
+        receive.push((f.client.try_clone()?, true));
+        receive.push((f.peer.try_clone()?, false));
+    }
+    let expected = if cfg.rate_pps == 0 {
+        1 << 20
+    } else {
+        (cfg.allocations as u64 * u64::from(cfg.rate_pps) * cfg.duration.as_secs().max(1))
+            .min(1 << 24) as usize
+    };
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_to_peer = Arc::new(AtomicU64::new(0));
+    let sent_to_client = Arc::new(AtomicU64::new(0));
+    let receiver = {
+        let stop = stop.clone();
+        std::thread::spawn(move || receive_loop(receive, epoch, &stop, expected))
+    };
+    let until = Instant::now() + cfg.duration;
+    let send_start = Instant::now();
+    std::thread::scope(|scope| {
+        for s in senders {
+            let (a, b) = (&sent_to_peer, &sent_to_client);
+            scope.spawn(move || send_loop(s, cfg, epoch, until, a, b));
+        }
+    });
+    let sending = send_start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (mut to_peer, mut to_client) = receiver
+        .join()
+        .map_err(|_| ClientError::BadAnswer("receiver thread panicked".into()))??;
+    to_peer.sent = sent_to_peer.load(Ordering::Relaxed);
+    to_client.sent = sent_to_client.load(Ordering::Relaxed);
+    for c in &mut clients {
+        // Best effort: the allocations would expire anyway.
+        let _ = c.release();
+    }
+    Ok(Report {
+        allocations: flows.len(),
+        setup: setup_time,
+        sending,
+        to_peer,
+        to_client,
+    })
+}
