@@ -17,7 +17,7 @@ RUN_DIR ?= target/run
 
 # Debian packages the tests drive as real peers.
 APT_TEST := coturn sip-tester stunnel4 haproxy kamailio kamailio-tls-modules dnsutils iproute2 \
-            chromium python3-venv
+            python3-venv
 # Services those packages may start on a systemd machine; they would hold the ports edged
 # wants on loopback, so they are stopped and disabled.
 APT_SERVICES := coturn kamailio haproxy stunnel4
@@ -83,16 +83,16 @@ bench-smoke:
 BENCH_FLAGS = $(if $(SMOKE),--smoke,)
 
 bench-turn:
-	firmware/roles/av-edge/bench/bench-turn.sh $(BENCH_FLAGS)
+	firmware/roles/av-edge/bench/turn-bench.sh $(BENCH_FLAGS)
 
 bench-sip:
-	firmware/roles/access-edge/bench/bench-sip.sh $(BENCH_FLAGS)
+	firmware/roles/access-edge/bench/run.sh $(BENCH_FLAGS)
 
 bench-webconf:
-	firmware/roles/webconf-edge/bench/bench-webconf.sh $(BENCH_FLAGS)
+	firmware/roles/webconf-edge/bench/run.sh $(BENCH_FLAGS)
 
 bench-auth:
-	firmware/roles/av-auth/bench/bench-auth.sh $(BENCH_FLAGS)
+	$(CARGO) run --release -q -p av-auth --example issue_rate -- $(BENCH_FLAGS)
 
 # ---------------------------------------------------------------------------- appliance
 image:
@@ -103,3 +103,4 @@ hil: image
 
 buildroot-check:
 	buildroot/check-tree.sh
+	buildroot/test-check-tree.sh

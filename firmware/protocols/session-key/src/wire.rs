@@ -35,6 +35,9 @@ pub const HEADER_LEN: usize = 3;
 pub const MAX_HELLO_PAYLOAD: usize = 1 + MAX_CONFERENCE_ID + 2 + MAX_TOKEN_TEXT;
 /// Largest payload of any other frame.
 pub const MAX_PAYLOAD: usize = 16 * 1024;
+/// Payload that keeps header and payload inside one TLS record (16 KiB of plaintext):
+/// what senders should use, so no frame costs a second record for its last 3 bytes.
+pub const RECORD_FRIENDLY_PAYLOAD: usize = 16 * 1024 - HEADER_LEN;
 
 /// Why a session ends, sent in CLOSE frames and as the QUIC application close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use edged_config::Config;
 use edged_metrics::Registry;
-use edged_role::{Role, RoleContext};
+use edged_role::RoleContext;
 use edged_store::Store;
 use edged_tls::TlsMaterial;
 use tokio::io::AsyncReadExt;
@@ -43,8 +43,12 @@ async fn main() -> Result<(), String> {
     ae.health_check_interval_secs = 3600;
     let tls = TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?;
     write(&dir, "ca.pem", tls.ca_pem().unwrap_or_default())?;
-    let cert: Option<String> = store.get_json("tls", "default.cert").map_err(|e| e.to_string())?;
-    let key: Option<String> = store.get_json("tls", "default.key").map_err(|e| e.to_string())?;
+    let cert: Option<String> = store
+        .get_json("tls", "default.cert")
+        .map_err(|e| e.to_string())?;
+    let key: Option<String> = store
+        .get_json("tls", "default.key")
+        .map_err(|e| e.to_string())?;
     write(&dir, "edge.pem", &cert.unwrap_or_default())?;
     write(&dir, "edge.key", &key.unwrap_or_default())?;
     let director = edged_tls::issue_client_certificate(&store, "director", &["127.0.0.2".into()])

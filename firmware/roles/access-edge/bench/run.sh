@@ -33,7 +33,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [[ "${KEEP_WORK:-0}" == 1 ]]; then echo "bench-sip: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -214,11 +214,11 @@ e_ms, k_ms = (cpu_ms(e, at), cpu_ms(k, at)) if at else (float("nan"), float("nan
 e_mem, k_mem = per10k(e_up, e_kib), per10k(k_up, k_kib)
 print(f"bench-sip{' (smoke)' if smoke else ''}: SIPp uac/uas through each proxy over TLS (stunnel at both ends)")
 print()
-print(f"| proxy    | max clean calls/s | CPU ms/call @ {at} calls/s | calls per CPU-second | MiB per 10,000 idle TLS |")
-print( "|----------|-------------------|--------------------------|----------------------|-------------------------|")
-for name, rows, ms, mem in (("edged", e, e_ms, e_mem), ("kamailio", k, k_ms, k_mem)):
+print(f"| proxy    | max clean calls/s | CPU ms/call @ {at} calls/s | calls per CPU-second | idle TLS up | MiB per 10,000 idle TLS |")
+print( "|----------|-------------------|--------------------------|----------------------|-------------|-------------------------|")
+for name, rows, ms, mem, up in (("edged", e, e_ms, e_mem, e_up), ("kamailio", k, k_ms, k_mem, k_up)):
     cps = 1000.0 / ms if ms == ms and ms > 0 else float("nan")
-    print(f"| {name:<8} | {best(rows):>17} | {ms:>24.3f} | {cps:>20.0f} | {mem:>23.1f} |")
+    print(f"| {name:<8} | {best(rows):>17} | {ms:>24.3f} | {cps:>20.0f} | {up:>11} | {mem:>23.1f} |")
 print()
 if e_ms == e_ms and k_ms == k_ms and e_ms > 0:
     print(f"calls per CPU-second, edged / kamailio: {k_ms / e_ms:.2f}x  (target >= 2x)")

@@ -37,7 +37,10 @@ pub enum Origin {
 impl Origin {
     /// Messages from these peers come from outside the perimeter.
     pub fn is_external(self) -> bool {
-        matches!(self, Origin::RemoteUser | Origin::Federation | Origin::ToPartner)
+        matches!(
+            self,
+            Origin::RemoteUser | Origin::Federation | Origin::ToPartner
+        )
     }
 
     pub fn is_federation(self) -> bool {
@@ -72,7 +75,10 @@ impl ConnHandle {
     }
 
     pub fn domain(&self) -> Option<String> {
-        self.domain.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.domain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set_domain(&self, d: &str) {
@@ -147,13 +153,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = writer.shutdown().await;
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(shared: &Arc<Shared>, conn: &Arc<ConnHandle>, mut reader: R, s: ConnSettings) {
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnHandle>,
+    mut reader: R,
+    s: ConnSettings,
+) {
     let mut framer = StreamFramer::new(s.limits);
-    let mut buf = vec![0u8; 16 * 1024];
+    // Small on purpose: most connections sit idle, and a read loop drains big messages in
+    // several passes anyway (the framer accumulates them).
+    let mut buf = vec![0u8; 4 * 1024];
+    // Connections to the Director pool are ours and kept alive by the OPTIONS health checks,
+    // which also notice a dead one; only peers' connections are closed for idling.
+    let idle = if conn.origin == Origin::ToNextHop {
+        Duration::from_secs(24 * 3600)
+    } else {
+        s.idle
+    };
     loop {
         let read = tokio::select! {
             _ = shared.closing.cancelled() => return,
-            r = tokio::time::timeout(s.idle, reader.read(&mut buf)) => r,
+            r = tokio::time::timeout(idle, reader.read(&mut buf)) => r,
         };
         let n = match read {
             Err(_) => {

@@ -60,9 +60,10 @@ impl AddressGuard {
         });
         let elapsed = now_ms.saturating_sub(e.last_ms);
         e.last_ms = e.last_ms.max(now_ms);
-        e.connect_tokens = (e.connect_tokens + elapsed * u64::from(l.connection_rate)).min(u64::from(l.connection_rate) * 1000);
-        e.handshake_tokens =
-            (e.handshake_tokens + elapsed * u64::from(l.handshake_rate)).min(u64::from(l.handshake_rate) * 1000);
+        e.connect_tokens = (e.connect_tokens + elapsed * u64::from(l.connection_rate))
+            .min(u64::from(l.connection_rate) * 1000);
+        e.handshake_tokens = (e.handshake_tokens + elapsed * u64::from(l.handshake_rate))
+            .min(u64::from(l.handshake_rate) * 1000);
         e
     }
 
@@ -102,7 +103,8 @@ impl AddressGuard {
     pub fn sweep(&mut self, now_ms: u64) {
         // Buckets hold one second of tokens, so after a second of silence an entry is
         // indistinguishable from a fresh one.
-        self.table.retain(|_, e| e.open > 0 || now_ms.saturating_sub(e.last_ms) < 1000);
+        self.table
+            .retain(|_, e| e.open > 0 || now_ms.saturating_sub(e.last_ms) < 1000);
     }
 
     pub fn tracked(&self) -> usize {

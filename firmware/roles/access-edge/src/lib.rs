@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use edged_role::{
-    enabled_change, listener_changes, AdminError, ApplyReport, Config, Health, ListenerInfo, Role, RoleContext, RoleError,
-    RoleStatus, TlsMaterial,
+    enabled_change, listener_changes, AdminError, ApplyReport, Config, Health, ListenerInfo, Role,
+    RoleContext, RoleError, RoleStatus, TlsMaterial,
 };
 use edged_store::{AuditRecord, Store};
 use tokio::net::TcpListener;
@@ -59,20 +59,28 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
     // Restore operator decisions and figures of partner domains.
     let now = shared.now_ms();
     for (key, value) in ctx.store.list(NAME)? {
-        let Some(domain) = key.strip_prefix("domain.") else { continue };
+        let Some(domain) = key.strip_prefix("domain.") else {
+            continue;
+        };
         if let Ok(stored) = serde_json::from_slice::<StoredDomain>(&value) {
-            shared.policy.lock().unwrap_or_else(PoisonError::into_inner).restore(domain, stored, now);
+            shared
+                .policy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .restore(domain, stored, now);
         }
     }
 
     let mut bound = Vec::new();
     let mut infos = Vec::new();
     for spec in ctx.config.sockets().into_iter().filter(|s| s.owner == NAME) {
-        let listener = TcpListener::bind(spec.addr).await.map_err(|source| RoleError::Bind {
-            key: spec.key.clone(),
-            addr: spec.addr,
-            source,
-        })?;
+        let listener = TcpListener::bind(spec.addr)
+            .await
+            .map_err(|source| RoleError::Bind {
+                key: spec.key.clone(),
+                addr: spec.addr,
+                source,
+            })?;
         let addr = listener.local_addr().map_err(|source| RoleError::Bind {
             key: spec.key.clone(),
             addr: spec.addr,
@@ -107,7 +115,10 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
         federation,
         internal,
     });
-    *shared.listeners.write().unwrap_or_else(PoisonError::into_inner) = bound.iter().map(|(_, a, _)| *a).collect();
+    *shared
+        .listeners
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = bound.iter().map(|(_, a, _)| *a).collect();
     for (origin, addr, listener) in bound {
         tracing::info!(target: "access_edge", %addr, ?origin, "listening");
         tokio::spawn(listener::accept_loop(shared.clone(), listener, origin));
@@ -127,7 +138,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
 /// Transaction timers every 250 ms; per-domain figures persisted every few seconds.
 async fn housekeeping(shared: Arc<Shared>, store: Store) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut n: u64 = 0;
+    let mut n: u32 = 0;
     loop {
         tokio::select! {
             _ = shared.closing.cancelled() => break,
@@ -135,7 +146,8 @@ async fn housekeeping(shared: Arc<Shared>, store: Store) {
         }
         shared.sweep();
         n += 1;
-        if n % 20 == 0 {
+        if n >= 20 {
+            n = 0;
             shared.persist_domains(&store);
         }
     }
@@ -145,7 +157,11 @@ async fn housekeeping(shared: Arc<Shared>, store: Store) {
 impl AccessEdge {
     /// Live per-domain federation figures.
     pub fn domains(&self) -> Vec<DomainFigures> {
-        self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner).figures()
+        self.shared
+            .policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .figures()
     }
 
     /// Treats a domain as allow-listed from now on (persisted, audited).
@@ -166,16 +182,26 @@ impl AccessEdge {
     ) -> Result<(), AdminError> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         if !edged_config::roles::access_edge::is_domain(&domain) {
-            return Err(AdminError::BadRequest(format!("\"{domain}\" is not a domain name")));
+            return Err(AdminError::BadRequest(format!(
+                "\"{domain}\" is not a domain name"
+            )));
         }
         let stored = {
-            let mut p = self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut p = self
+                .shared
+                .policy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             f(&mut p, &domain, self.shared.now_ms())
         };
         self.store
             .write(|tx| {
                 tx.put_json(NAME, &format!("domain.{domain}"), &stored)?;
-                tx.audit(AuditRecord::new("admin", NAME, format!("federation partner {domain} {verb}")))?;
+                tx.audit(AuditRecord::new(
+                    "admin",
+                    NAME,
+                    format!("federation partner {domain} {verb}"),
+                ))?;
                 Ok(())
             })
             .map_err(|e| AdminError::Failed(e.to_string()))?;
@@ -200,15 +226,31 @@ impl Role for AccessEdge {
 
     fn status(&self) -> RoleStatus {
         let s = &self.shared;
-        let mut counters: BTreeMap<String, u64> =
-            s.counters.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let mut counters: BTreeMap<String, u64> = s
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         counters.insert("connections_open".into(), s.connection_count() as u64);
-        counters.insert("transactions_pending".into(), s.pending_transactions() as u64);
+        counters.insert(
+            "transactions_pending".into(),
+            s.pending_transactions() as u64,
+        );
         let figures = self.domains();
         counters.insert("federation_domains".into(), figures.len() as u64);
-        counters.insert("federation_domains_blocked".into(), figures.iter().filter(|f| f.kind == "blocked").count() as u64);
-        counters.insert("federation_domains_watched".into(), figures.iter().filter(|f| f.watched).count() as u64);
-        counters.insert("federation_messages".into(), figures.iter().map(|f| f.messages).sum());
+        counters.insert(
+            "federation_domains_blocked".into(),
+            figures.iter().filter(|f| f.kind == "blocked").count() as u64,
+        );
+        counters.insert(
+            "federation_domains_watched".into(),
+            figures.iter().filter(|f| f.watched).count() as u64,
+        );
+        counters.insert(
+            "federation_messages".into(),
+            figures.iter().map(|f| f.messages).sum(),
+        );
         let (healthy, total) = {
             let hops = s.hops.lock().unwrap_or_else(PoisonError::into_inner);
             (hops.healthy_count(), hops.addrs().len())
@@ -232,31 +274,65 @@ impl Role for AccessEdge {
     }
 
     async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let old = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut report = ApplyReport {
             restart_required: listener_changes(NAME, &old, &config),
             ..ApplyReport::default()
         };
-        if let Some(line) = enabled_change(NAME, old.access_edge.enabled, config.access_edge.enabled) {
+        if let Some(line) =
+            enabled_change(NAME, old.access_edge.enabled, config.access_edge.enabled)
+        {
             report.restart_required.push(line);
         }
         let new = &config.access_edge;
         match tls_peer::EdgeTls::build(&tls, &new.certificate) {
             Ok(t) => {
-                *self.shared.tls.write().unwrap_or_else(PoisonError::into_inner) = t;
-                report.applied.push("access_edge: certificates and trust anchors apply to new connections".into());
+                *self
+                    .shared
+                    .tls
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = t;
+                report.applied.push(
+                    "access_edge: certificates and trust anchors apply to new connections".into(),
+                );
             }
-            Err(e) => report.restart_required.push(format!("access_edge.certificate: {e}; the previous TLS setup stays")),
+            Err(e) => report.restart_required.push(format!(
+                "access_edge.certificate: {e}; the previous TLS setup stays"
+            )),
         }
-        *self.shared.settings.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Settings::from_config(new));
-        self.shared.guard.lock().unwrap_or_else(PoisonError::into_inner).set_limits(Settings::guard_limits(new));
-        self.shared.policy.lock().unwrap_or_else(PoisonError::into_inner).set_config(new.federation.clone());
-        self.shared.hops.lock().unwrap_or_else(PoisonError::into_inner).reconfigure(&new.next_hops);
+        *self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(Settings::from_config(new));
+        self.shared
+            .guard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_limits(Settings::guard_limits(new));
+        self.shared
+            .policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_config(new.federation.clone());
+        self.shared
+            .hops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reconfigure(&new.next_hops);
         if old.access_edge.federation != new.federation {
-            report.applied.push("access_edge.federation: policy applied".into());
+            report
+                .applied
+                .push("access_edge.federation: policy applied".into());
         }
         if old.access_edge.next_hops != new.next_hops {
-            report.applied.push("access_edge.next_hops: pool updated; established connections stay".into());
+            report
+                .applied
+                .push("access_edge.next_hops: pool updated; established connections stay".into());
         }
         report.applied.push("access_edge: timeouts, limits and scanner list applied (connections opened from now on)".into());
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
@@ -268,7 +344,8 @@ impl Role for AccessEdge {
         self.shared.accepting.cancel();
         let until = Instant::now() + deadline;
         while Instant::now() < until
-            && (self.shared.pending_transactions() > 0 || self.shared.in_flight.load(Ordering::Relaxed) > 0)
+            && (self.shared.pending_transactions() > 0
+                || self.shared.in_flight.load(Ordering::Relaxed) > 0)
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -286,17 +363,29 @@ impl Role for AccessEdge {
 
     async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
         match what {
-            "domains" => serde_json::to_value(self.domains()).map_err(|e| AdminError::Failed(e.to_string())),
-            _ => Err(AdminError::NotFound(format!("access_edge has no \"{what}\" (try \"domains\")"))),
+            "domains" => {
+                serde_json::to_value(self.domains()).map_err(|e| AdminError::Failed(e.to_string()))
+            }
+            _ => Err(AdminError::NotFound(format!(
+                "access_edge has no \"{what}\" (try \"domains\")"
+            ))),
         }
     }
 
-    async fn action(&self, action: &str, arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+    async fn action(
+        &self,
+        action: &str,
+        arg: serde_json::Value,
+    ) -> Result<serde_json::Value, AdminError> {
         let domain = domain_arg(&arg)?;
         match action {
             "promote" => self.promote(&domain)?,
             "block" => self.block(&domain)?,
-            _ => return Err(AdminError::NotFound(format!("access_edge has no action \"{action}\" (promote, block)"))),
+            _ => {
+                return Err(AdminError::NotFound(format!(
+                    "access_edge has no action \"{action}\" (promote, block)"
+                )))
+            }
         }
         Ok(serde_json::json!({ "domain": domain, "action": action }))
     }

@@ -40,7 +40,9 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, origin: Ori
             let now = shared.now_ms();
             let mut guard = shared.guard.lock().unwrap_or_else(PoisonError::into_inner);
             guard.connection_opened(ip, now).and_then(|()| {
-                guard.handshake_started(ip, now).inspect_err(|_| guard.connection_closed(ip))
+                guard
+                    .handshake_started(ip, now)
+                    .inspect_err(|_| guard.connection_closed(ip))
             })
         };
         if let Err(why) = admitted {
@@ -56,7 +58,13 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, origin: Ori
         tokio::spawn(async move {
             let release = {
                 let shared = shared.clone();
-                move || shared.guard.lock().unwrap_or_else(PoisonError::into_inner).connection_closed(ip)
+                move || {
+                    shared
+                        .guard
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .connection_closed(ip)
+                }
             };
             let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -80,7 +88,15 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, origin: Ori
                 .and_then(|c| c.first())
                 .map(|c| certificate_names(c))
                 .unwrap_or_default();
-            conn::spawn(&shared, stream, peer, origin, names, None, Some(Box::new(release)));
+            conn::spawn(
+                &shared,
+                stream,
+                peer,
+                origin,
+                names,
+                None,
+                Some(Box::new(release)),
+            );
         });
     }
 }

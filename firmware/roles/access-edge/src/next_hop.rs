@@ -27,7 +27,13 @@ impl Pool {
     pub fn new(addrs: &[String]) -> Self {
         Pool {
             // Optimistic until the first check: a fresh edge should serve at once.
-            hops: addrs.iter().map(|a| Hop { addr: a.clone(), healthy: true }).collect(),
+            hops: addrs
+                .iter()
+                .map(|a| Hop {
+                    addr: a.clone(),
+                    healthy: true,
+                })
+                .collect(),
             turn: 0,
         }
     }
@@ -62,7 +68,10 @@ impl Pool {
         self.turn = (self.turn + 1) % n;
         let rotated = (0..n).map(|i| &self.hops[(self.turn + i) % n]);
         let (good, bad): (Vec<&Hop>, Vec<&Hop>) = rotated.partition(|h| h.healthy);
-        good.into_iter().chain(bad).map(|h| h.addr.clone()).collect()
+        good.into_iter()
+            .chain(bad)
+            .map(|h| h.addr.clone())
+            .collect()
     }
 
     pub fn healthy_count(&self) -> usize {
@@ -89,23 +98,42 @@ pub async fn open(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, St
     let tls = shared.edge_tls().to_next_hop;
     let name = ServerName::try_from(host.clone()).map_err(|e| format!("{hop}: {e}"))?;
     let connect = async {
-        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("{hop}: {e}"))?;
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("{hop}: {e}"))?;
         let _ = tcp.set_nodelay(true);
         let peer = tcp.peer_addr().map_err(|e| e.to_string())?;
-        let stream = TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| format!("{hop}: TLS: {e}"))?;
+        let stream = TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{hop}: TLS: {e}"))?;
         Ok::<_, String>((peer, stream))
     };
     let (peer, stream) = tokio::time::timeout(timeout, connect)
         .await
         .map_err(|_| format!("{hop}: connect timed out"))??;
-    let handle = conn::spawn(shared, stream, peer, Origin::ToNextHop, Vec::new(), None, None);
+    let handle = conn::spawn(
+        shared,
+        stream,
+        peer,
+        Origin::ToNextHop,
+        Vec::new(),
+        None,
+        None,
+    );
     shared.pool_put(&format!("hop:{hop}"), handle.id);
     Ok(handle)
 }
 
 /// The open connection to the hop whose turn it is, if there is one (no waiting).
 pub fn connected(shared: &Shared) -> Option<Arc<ConnHandle>> {
-    let first = shared.hops.lock().unwrap_or_else(PoisonError::into_inner).order().into_iter().next()?;
+    let first = shared
+        .hops
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .order()
+        .into_iter()
+        .next()?;
     shared.pooled(&format!("hop:{first}"))
 }
 
@@ -113,7 +141,11 @@ pub fn connected(shared: &Shared) -> Option<Arc<ConnHandle>> {
 pub async fn connection(shared: &Arc<Shared>) -> Result<Arc<ConnHandle>, String> {
     let gate = shared.connect_lock("hop-pool");
     let _one_at_a_time = gate.lock().await;
-    let order = shared.hops.lock().unwrap_or_else(PoisonError::into_inner).order();
+    let order = shared
+        .hops
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .order();
     if order.is_empty() {
         return Err("no next hop configured (access_edge.next_hops)".into());
     }
@@ -125,7 +157,11 @@ pub async fn connection(shared: &Arc<Shared>) -> Result<Arc<ConnHandle>, String>
         match open(shared, &hop).await {
             Ok(c) => return Ok(c),
             Err(e) => {
-                shared.hops.lock().unwrap_or_else(PoisonError::into_inner).mark(&hop, false);
+                shared
+                    .hops
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .mark(&hop, false);
                 errors.push(e);
             }
         }
@@ -151,7 +187,11 @@ pub async fn health_loop(shared: Arc<Shared>) {
             _ = shared.accepting.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let hops = shared.hops.lock().unwrap_or_else(PoisonError::into_inner).addrs();
+        let hops = shared
+            .hops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .addrs();
         for hop in hops {
             let c = match shared.pooled(&format!("hop:{hop}")) {
                 Some(c) => c,
@@ -159,13 +199,21 @@ pub async fn health_loop(shared: Arc<Shared>) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!(target: "access_edge", error = %e, "health check cannot connect");
-                        shared.hops.lock().unwrap_or_else(PoisonError::into_inner).mark(&hop, false);
+                        shared
+                            .hops
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .mark(&hop, false);
                         continue;
                     }
                 },
             };
             let branch = shared.new_branch();
-            let local = shared.own.read().unwrap_or_else(PoisonError::into_inner).map(|a| a.internal.to_string());
+            let local = shared
+                .own
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .map(|a| a.internal.to_string());
             let local = local.unwrap_or_default();
             let n = shared.next_conn_id();
             let msg = format!(
@@ -199,6 +247,9 @@ mod tests {
         assert_eq!(p.order()[0], "d:1");
         assert!(Pool::new(&[]).order().is_empty());
         assert_eq!(split_host_port("[::1]:5061"), Some(("::1".into(), 5061)));
-        assert_eq!(split_host_port("dir.corp.test:5061"), Some(("dir.corp.test".into(), 5061)));
+        assert_eq!(
+            split_host_port("dir.corp.test:5061"),
+            Some(("dir.corp.test".into(), 5061))
+        );
     }
 }

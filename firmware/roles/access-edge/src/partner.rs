@@ -46,7 +46,11 @@ pub fn srv_candidate(domain: &str, target: &str, port: u16) -> Candidate {
     if target.ends_with(&format!(".{domain}")) || target == domain {
         names.push(target.clone());
     }
-    Candidate { host: target, port, names }
+    Candidate {
+        host: target,
+        port,
+        names,
+    }
 }
 
 fn resolver(servers: &[SocketAddr]) -> TokioAsyncResolver {
@@ -81,9 +85,22 @@ async fn candidates(shared: &Shared, domain: &str) -> Result<Vec<Candidate>, Str
         .srv_lookup(format!("_sipfederationtls._tcp.{domain}."))
         .await
         .map_err(|e| format!("{domain}: SRV lookup: {e}"))?;
-    let mut records: Vec<_> = srv.iter().map(|r| (r.priority(), std::cmp::Reverse(r.weight()), r.target().to_utf8(), r.port())).collect();
+    let mut records: Vec<_> = srv
+        .iter()
+        .map(|r| {
+            (
+                r.priority(),
+                std::cmp::Reverse(r.weight()),
+                r.target().to_utf8(),
+                r.port(),
+            )
+        })
+        .collect();
     records.sort();
-    Ok(records.into_iter().map(|(_, _, t, p)| srv_candidate(domain, &t, p)).collect())
+    Ok(records
+        .into_iter()
+        .map(|(_, _, t, p)| srv_candidate(domain, &t, p))
+        .collect())
 }
 
 async fn addresses(shared: &Shared, host: &str, port: u16) -> Vec<SocketAddr> {
@@ -111,14 +128,19 @@ pub async fn connection(shared: &Arc<Shared>, domain: &str) -> Result<Arc<ConnHa
     let timeout = shared.settings().handshake_timeout;
     let mut errors = Vec::new();
     for cand in candidates(shared, domain).await? {
-        let tls = shared.edge_tls().to_partner(&cand.names).map_err(|e| e.to_string())?;
+        let tls = shared
+            .edge_tls()
+            .to_partner(&cand.names)
+            .map_err(|e| e.to_string())?;
         for addr in addresses(shared, &cand.host, cand.port).await {
             let name = match ServerName::try_from(cand.names[0].clone()) {
                 Ok(n) => n,
                 Err(e) => return Err(format!("{domain}: {e}")),
             };
             let attempt = async {
-                let tcp = TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+                let tcp = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?;
                 let _ = tcp.set_nodelay(true);
                 TlsConnector::from(tls.clone())
                     .connect(name, tcp)
@@ -134,7 +156,15 @@ pub async fn connection(shared: &Arc<Shared>, domain: &str) -> Result<Arc<ConnHa
                         .and_then(|c| c.first())
                         .map(|c| certificate_names(c))
                         .unwrap_or_default();
-                    let h = conn::spawn(shared, stream, addr, Origin::ToPartner, names, Some(domain.to_owned()), None);
+                    let h = conn::spawn(
+                        shared,
+                        stream,
+                        addr,
+                        Origin::ToPartner,
+                        names,
+                        Some(domain.to_owned()),
+                        None,
+                    );
                     tracing::info!(target: "access_edge", domain, %addr, "connected to partner edge");
                     return Ok(h);
                 }
@@ -155,10 +185,15 @@ mod tests {
 
     #[test]
     fn allowed_edge_forms() {
-        let c = allowed_edge("partner.test", "sip.partner.test", 5061).unwrap_or_else(|| panic!("parse"));
+        let c = allowed_edge("partner.test", "sip.partner.test", 5061)
+            .unwrap_or_else(|| panic!("parse"));
         assert_eq!((c.host.as_str(), c.port), ("sip.partner.test", 5061));
-        assert_eq!(c.names, vec!["partner.test".to_string(), "sip.partner.test".to_string()]);
-        let c = allowed_edge("partner.test", "127.0.0.3:10061", 5061).unwrap_or_else(|| panic!("parse"));
+        assert_eq!(
+            c.names,
+            vec!["partner.test".to_string(), "sip.partner.test".to_string()]
+        );
+        let c = allowed_edge("partner.test", "127.0.0.3:10061", 5061)
+            .unwrap_or_else(|| panic!("parse"));
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.3", 10061));
         assert_eq!(c.names, vec!["partner.test".to_string()]);
         assert!(allowed_edge("p.test", "h:notaport", 5061).is_none());
@@ -166,7 +201,15 @@ mod tests {
 
     #[test]
     fn srv_target_outside_the_domain_does_not_vouch_for_it() {
-        assert_eq!(srv_candidate("partner.test", "sip.partner.test.", 5061).names.len(), 2);
-        assert_eq!(srv_candidate("partner.test", "sip.hoster.test.", 5061).names, vec!["partner.test".to_string()]);
+        assert_eq!(
+            srv_candidate("partner.test", "sip.partner.test.", 5061)
+                .names
+                .len(),
+            2
+        );
+        assert_eq!(
+            srv_candidate("partner.test", "sip.hoster.test.", 5061).names,
+            vec!["partner.test".to_string()]
+        );
     }
 }

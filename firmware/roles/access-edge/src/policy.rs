@@ -166,7 +166,9 @@ impl FederationPolicy {
         if listed(&self.config.block, &d) || state.is_some_and(|s| s.stored.operator_blocked) {
             return None;
         }
-        if self.config.allow.iter().any(|p| key(&p.domain) == d) || state.is_some_and(|s| s.stored.promoted) {
+        if self.config.allow.iter().any(|p| key(&p.domain) == d)
+            || state.is_some_and(|s| s.stored.promoted)
+        {
             return Some(PartnerKind::AllowListed);
         }
         if state.is_some_and(|s| s.stored.watched) {
@@ -190,24 +192,33 @@ impl FederationPolicy {
 
     fn state(&mut self, domain: &str, now_ms: u64) -> &mut DomainState {
         let rate = self.config.discovered_rate_per_sec;
-        self.domains.entry(key(domain)).or_insert_with(|| DomainState {
-            stored: StoredDomain::default(),
-            answered: 0,
-            internal_addresses: HashSet::new(),
-            bucket: Bucket::full(rate, now_ms),
-            dirty: true,
-        })
+        self.domains
+            .entry(key(domain))
+            .or_insert_with(|| DomainState {
+                stored: StoredDomain::default(),
+                answered: 0,
+                internal_addresses: HashSet::new(),
+                bucket: Bucket::full(rate, now_ms),
+                dirty: true,
+            })
     }
 
     fn is_suspicious(&self, s: &DomainState) -> bool {
         s.answered >= u64::from(self.config.suspicious_min_requests)
             && s.answered > 0
-            && s.stored.failures * 100 >= s.answered * u64::from(self.config.suspicious_failure_percent)
+            && s.stored.failures * 100
+                >= s.answered * u64::from(self.config.suspicious_failure_percent)
     }
 
     /// Decides on a request from `domain` addressed to the internal `target` (user@host),
     /// and counts it.
-    pub fn admit_inbound(&mut self, domain: &str, target: &str, now_ms: u64, unix: u64) -> Admission {
+    pub fn admit_inbound(
+        &mut self,
+        domain: &str,
+        target: &str,
+        now_ms: u64,
+        unix: u64,
+    ) -> Admission {
         self.admit(domain, Some(target), now_ms, unix)
     }
 
@@ -354,7 +365,10 @@ mod tests {
     fn lists_decide_the_kind() {
         let p = FederationPolicy::new(config());
         assert_eq!(p.classify("Partner.Test."), Some(PartnerKind::AllowListed));
-        assert_eq!(p.classify("im.public.test"), Some(PartnerKind::PublicProvider));
+        assert_eq!(
+            p.classify("im.public.test"),
+            Some(PartnerKind::PublicProvider)
+        );
         assert_eq!(p.classify("other.test"), Some(PartnerKind::Discovered));
         assert_eq!(p.classify("evil.test"), None);
         assert_eq!(p.allowed_edge("partner.test"), Some("sip.partner.test"));
@@ -362,25 +376,48 @@ mod tests {
         off.discovery = false;
         let mut p = FederationPolicy::new(off);
         assert_eq!(p.classify("other.test"), None);
-        assert_eq!(p.admit_inbound("other.test", "a@us", 0, 0), Admission::NotFederated);
-        assert_eq!(p.admit_inbound("evil.test", "a@us", 0, 0), Admission::Blocked);
+        assert_eq!(
+            p.admit_inbound("other.test", "a@us", 0, 0),
+            Admission::NotFederated
+        );
+        assert_eq!(
+            p.admit_inbound("evil.test", "a@us", 0, 0),
+            Admission::Blocked
+        );
     }
 
     #[test]
     fn discovered_domain_is_held_to_its_rate_and_refills() {
         let mut p = FederationPolicy::new(config());
         let admitted = (0..50)
-            .filter(|i| matches!(p.admit_inbound("other.test", &format!("u{}@us", i % 5), 0, 1), Admission::Admit(_)))
+            .filter(|i| {
+                matches!(
+                    p.admit_inbound("other.test", &format!("u{}@us", i % 5), 0, 1),
+                    Admission::Admit(_)
+                )
+            })
             .count();
         assert_eq!(admitted, 20);
         // Half a second later half the rate is back.
         let later = (0..50)
-            .filter(|_| matches!(p.admit_inbound("other.test", "u1@us", 500, 1), Admission::Admit(_)))
+            .filter(|_| {
+                matches!(
+                    p.admit_inbound("other.test", "u1@us", 500, 1),
+                    Admission::Admit(_)
+                )
+            })
             .count();
         assert_eq!(later, 10);
         // Allow-listed partners are not limited.
-        assert!((0..100).all(|_| p.admit_inbound("partner.test", "u@us", 0, 1) == Admission::Admit(PartnerKind::AllowListed)));
-        let f = p.figures().into_iter().find(|f| f.domain == "other.test").unwrap_or_else(|| panic!("no figures"));
+        assert!(
+            (0..100).all(|_| p.admit_inbound("partner.test", "u@us", 0, 1)
+                == Admission::Admit(PartnerKind::AllowListed))
+        );
+        let f = p
+            .figures()
+            .into_iter()
+            .find(|f| f.domain == "other.test")
+            .unwrap_or_else(|| panic!("no figures"));
         assert_eq!((f.messages, f.throttled, f.internal_addresses), (30, 70, 5));
     }
 
@@ -388,13 +425,21 @@ mod tests {
     fn suspicious_failure_ratio_lowers_the_rate() {
         let mut p = FederationPolicy::new(config());
         for i in 0..20u64 {
-            assert!(matches!(p.admit_inbound("scan.test", "a@us", i * 1000, 1), Admission::Admit(_)));
+            assert!(matches!(
+                p.admit_inbound("scan.test", "a@us", i * 1000, 1),
+                Admission::Admit(_)
+            ));
             p.record_outcome("scan.test", 404, i * 1000);
         }
         assert!(p.figures()[0].suspicious);
         let t = 100_000;
         let admitted = (0..10)
-            .filter(|_| matches!(p.admit_inbound("scan.test", "a@us", t, 1), Admission::Admit(_)))
+            .filter(|_| {
+                matches!(
+                    p.admit_inbound("scan.test", "a@us", t, 1),
+                    Admission::Admit(_)
+                )
+            })
             .count();
         assert_eq!(admitted, 1);
         // Challenges are not failures.
@@ -413,12 +458,24 @@ mod tests {
         c.discovered_rate_per_sec = 1000;
         let mut p = FederationPolicy::new(c);
         for i in 0..10 {
-            assert!(matches!(p.admit_inbound("harvest.test", &format!("u{i}@us"), 0, 1), Admission::Admit(_)));
+            assert!(matches!(
+                p.admit_inbound("harvest.test", &format!("u{i}@us"), 0, 1),
+                Admission::Admit(_)
+            ));
         }
         // Repeating a known address is fine; the eleventh distinct one is not.
-        assert!(matches!(p.admit_inbound("harvest.test", "u3@us", 0, 1), Admission::Admit(_)));
-        assert_eq!(p.admit_inbound("harvest.test", "u10@us", 0, 1), Admission::Blocked);
-        assert_eq!(p.admit_inbound("harvest.test", "u0@us", 0, 1), Admission::Blocked);
+        assert!(matches!(
+            p.admit_inbound("harvest.test", "u3@us", 0, 1),
+            Admission::Admit(_)
+        ));
+        assert_eq!(
+            p.admit_inbound("harvest.test", "u10@us", 0, 1),
+            Admission::Blocked
+        );
+        assert_eq!(
+            p.admit_inbound("harvest.test", "u0@us", 0, 1),
+            Admission::Blocked
+        );
         assert_eq!(p.classify("harvest.test"), None);
         let f = &p.figures()[0];
         assert!(f.watched);
@@ -426,7 +483,10 @@ mod tests {
         // The operator promotes it: allowed again, unlimited.
         let stored = p.promote("harvest.test", 0);
         assert!(stored.promoted && !stored.watched);
-        assert_eq!(p.admit_inbound("harvest.test", "u99@us", 0, 1), Admission::Admit(PartnerKind::AllowListed));
+        assert_eq!(
+            p.admit_inbound("harvest.test", "u99@us", 0, 1),
+            Admission::Admit(PartnerKind::AllowListed)
+        );
     }
 
     #[test]

@@ -13,17 +13,25 @@ use std::time::{Duration, Instant};
 
 use edged_config::roles::access_edge::AccessEdgeConfig;
 use edged_metrics::{Counter, Registry};
-use sip_core::{build_response, parse_with, Limits, Message, MessageEditor, Request, Response, ResponseSpec};
+use sip_core::{
+    build_response, parse_with, Limits, Message, MessageEditor, Request, Response, ResponseSpec,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::{ConnHandle, ConnId, ConnSettings, Origin};
 use crate::guard::{AddressGuard, GuardLimits};
 use crate::policy::{Admission, FederationPolicy, PartnerKind};
 use crate::reply::{looks_like_response, loose_response};
-use crate::route::{derive_branch, own_route, pop_own_routes, uri_address, uri_domain, uri_host, FlowToken, BRANCH_PREFIX};
+use crate::route::{
+    derive_branch, own_route, pop_own_routes, uri_address, uri_domain, uri_host, FlowToken,
+    BRANCH_PREFIX,
+};
 use crate::scanner::ScannerFilter;
 use crate::tls_peer::{name_matches, EdgeTls};
 use crate::{next_hop, partner};
+
+/// How long a ringing INVITE may wait for its final answer (RFC 3261 Timer C, > 3 min).
+const TIMER_C: Duration = Duration::from_secs(181);
 
 /// Header this edge uses to tell the Director where a request came from (MS-SIPRE 2.2.15).
 pub const TRUST_HEADER: &str = "ms-edge-proxy-message-trust";
@@ -60,7 +68,11 @@ impl Settings {
             transaction_timeout: Duration::from_secs(c.transaction_timeout_secs),
             health_interval: Duration::from_secs(c.health_check_interval_secs),
             next_hops: c.next_hops.clone(),
-            sip_domains: c.sip_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            sip_domains: c
+                .sip_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             fqdn: c.fqdn.clone(),
             scanners: ScannerFilter::new(&c.scanner_user_agents),
             dns_servers: c.federation.dns_servers.clone(),
@@ -100,24 +112,44 @@ pub struct Counters {
 
 impl Counters {
     pub fn new(r: &Registry) -> Self {
-        let c = |what: &str, help: &str| r.counter(&format!("edged_access_edge_{what}_total"), help, &[]);
+        let c = |what: &str, help: &str| {
+            r.counter(&format!("edged_access_edge_{what}_total"), help, &[])
+        };
         Counters {
             requests: c("requests", "SIP requests received"),
             responses: c("responses_relayed", "SIP responses relayed"),
             malformed_requests: c("malformed_requests", "Requests refused as malformed"),
             malformed_responses: c("malformed_responses", "Malformed responses dropped"),
-            stray_responses: c("stray_responses", "Responses matching no transaction, dropped"),
-            oversize_closed: c("oversize_closed", "Connections closed for an oversize message"),
+            stray_responses: c(
+                "stray_responses",
+                "Responses matching no transaction, dropped",
+            ),
+            oversize_closed: c(
+                "oversize_closed",
+                "Connections closed for an oversize message",
+            ),
             idle_closed: c("idle_closed", "Connections closed after the idle timeout"),
             scanners: c("scanner_requests", "Requests from SIP scanners dropped"),
             federation_refused: c("federation_refused", "Federated requests refused by policy"),
-            throttled: c("federation_throttled", "Federated requests over their domain's rate"),
-            no_next_hop: c("no_next_hop", "Requests answered 503 for lack of a next hop"),
+            throttled: c(
+                "federation_throttled",
+                "Federated requests over their domain's rate",
+            ),
+            no_next_hop: c(
+                "no_next_hop",
+                "Requests answered 503 for lack of a next hop",
+            ),
             timeouts: c("transaction_timeouts", "Transactions answered 408"),
             keepalives: c("keepalives", "CRLF keep-alives answered"),
             connections: c("connections", "Connections accepted or opened"),
-            connections_refused: c("connections_refused", "Connections refused by the per-address limits"),
-            handshake_failures: c("handshake_failures", "TLS handshakes that failed or timed out"),
+            connections_refused: c(
+                "connections_refused",
+                "Connections refused by the per-address limits",
+            ),
+            handshake_failures: c(
+                "handshake_failures",
+                "TLS handshakes that failed or timed out",
+            ),
             loops: c("loops", "Requests refused with 482 Loop Detected"),
         }
     }
@@ -159,7 +191,10 @@ struct InviteCopy {
 
 impl InviteCopy {
     fn build(&self, method: &str, to: &str) -> Vec<u8> {
-        let mut s = format!("{method} {} SIP/2.0\r\nVia: {}\r\n", self.request_uri, self.via);
+        let mut s = format!(
+            "{method} {} SIP/2.0\r\nVia: {}\r\n",
+            self.request_uri, self.via
+        );
         for r in &self.routes {
             s.push_str("Route: ");
             s.push_str(r);
@@ -183,6 +218,8 @@ struct ClientTxn {
     invite: Option<InviteCopy>,
     created: Instant,
     final_status: Option<u16>,
+    /// A provisional answer came: an INVITE may now ring up to Timer C.
+    provisional: bool,
     /// Inbound federated domain, whose outcomes feed the failure ratio.
     partner: Option<String>,
     /// Health check of this next hop.
@@ -256,11 +293,17 @@ impl Shared {
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn edge_tls(&self) -> EdgeTls {
-        self.tls.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.tls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn conn_settings(&self) -> ConnSettings {
@@ -302,7 +345,10 @@ impl Shared {
     }
 
     pub fn connect_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.connect_locks).entry(key.to_owned()).or_default().clone()
+        lock(&self.connect_locks)
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
     }
 
     pub fn conn(&self, id: ConnId) -> Option<Arc<ConnHandle>> {
@@ -314,7 +360,10 @@ impl Shared {
     }
 
     pub fn pending_transactions(&self) -> usize {
-        lock(&self.txns).values().filter(|t| t.final_status.is_none()).count()
+        lock(&self.txns)
+            .values()
+            .filter(|t| t.final_status.is_none())
+            .count()
     }
 
     fn unix_now() -> u64 {
@@ -348,7 +397,14 @@ impl Shared {
         }
     }
 
-    fn reply(&self, conn: &ConnHandle, req: &Request<'_>, status: u16, reason: &str, extra: &[(&str, &str)]) {
+    fn reply(
+        &self,
+        conn: &ConnHandle,
+        req: &Request<'_>,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
         if req.method() == "ACK" {
             return;
         }
@@ -361,7 +417,13 @@ impl Shared {
         conn.send(out);
     }
 
-    fn on_request(self: &Arc<Self>, conn: &Arc<ConnHandle>, req: &Request<'_>, bytes: &[u8], s: &Settings) {
+    fn on_request(
+        self: &Arc<Self>,
+        conn: &Arc<ConnHandle>,
+        req: &Request<'_>,
+        bytes: &[u8],
+        s: &Settings,
+    ) {
         if s.scanners.is_scanner(req.user_agent()) {
             // No answer at all: a scanner learns nothing, not even that SIP is spoken here.
             self.counters.scanners.inc();
@@ -370,12 +432,19 @@ impl Shared {
         }
         if let Err(reject) = sip_core::validate_for_proxy(req) {
             let unsupported = reject.unsupported.join(", ");
-            let extra: Vec<(&str, &str)> =
-                if unsupported.is_empty() { vec![] } else { vec![("Unsupported", unsupported.as_str())] };
+            let extra: Vec<(&str, &str)> = if unsupported.is_empty() {
+                vec![]
+            } else {
+                vec![("Unsupported", unsupported.as_str())]
+            };
             self.reply(conn, req, reject.status, reject.reason, &extra);
             return;
         }
-        let listeners = self.listeners.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let Some(top_via) = req.top_via() else {
             self.reply(conn, req, 400, "Missing Via", &[]);
             return;
@@ -385,7 +454,9 @@ impl Shared {
         let is_ours = |v: &sip_core::Via<'_>| {
             let port = v.port.unwrap_or(5061);
             v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
-                && v.host.ip().is_some_and(|ip| listeners.iter().any(|l| l.ip() == ip && l.port() == port))
+                && v.host
+                    .ip()
+                    .is_some_and(|ip| listeners.iter().any(|l| l.ip() == ip && l.port() == port))
         };
         if req.vias().any(|v| is_ours(&v)) {
             self.counters.loops.inc();
@@ -394,12 +465,19 @@ impl Shared {
         }
         let method = req.method();
         let via_raw = top_via.raw;
-        let extra: Vec<&str> = if top_via.has_rfc3261_branch() {
-            vec![]
-        } else {
+        // The connection is part of the key: on a stream a retransmission, CANCEL or ACK comes
+        // on the INVITE's connection, and one peer can never match (or cancel) another's
+        // transaction by copying its branch.
+        let conn_key = conn.id.to_string();
+        let mut extra: Vec<&str> = vec![&conn_key];
+        if !top_via.has_rfc3261_branch() {
             // RFC 2543 peers: the transaction is identified by the dialog fields.
-            vec![req.call_id().unwrap_or(""), req.first("CSeq").unwrap_or(""), req.uri().as_str()]
-        };
+            extra.extend([
+                req.call_id().unwrap_or(""),
+                req.first("CSeq").unwrap_or(""),
+                req.uri().as_str(),
+            ]);
+        }
         let branch = derive_branch(&self.secret, via_raw, method, &extra);
 
         if method == "CANCEL" {
@@ -431,12 +509,15 @@ impl Shared {
                     return;
                 }
                 None => {
-                    let covered = conn
-                        .names
-                        .iter()
-                        .any(|n| name_matches(n, &from_domain) || n.ends_with(&format!(".{from_domain}")));
+                    let covered = conn.names.iter().any(|n| {
+                        name_matches(n, &from_domain) || n.ends_with(&format!(".{from_domain}"))
+                    });
                     if !covered {
-                        self.refuse(conn, req, "partner certificate does not cover the From domain");
+                        self.refuse(
+                            conn,
+                            req,
+                            "partner certificate does not cover the From domain",
+                        );
                         return;
                     }
                     conn.set_domain(&from_domain);
@@ -444,12 +525,23 @@ impl Shared {
                 }
             }
             let target = req.to().map(|t| uri_address(&t.uri)).unwrap_or_default();
-            let verdict = lock(&self.policy).admit_inbound(&from_domain, &target, self.now_ms(), Self::unix_now());
+            let verdict = lock(&self.policy).admit_inbound(
+                &from_domain,
+                &target,
+                self.now_ms(),
+                Self::unix_now(),
+            );
             match verdict {
                 Admission::Admit(kind) => partner_kind = Some(kind),
                 Admission::Throttled => {
                     self.counters.throttled.inc();
-                    self.reply(conn, req, 503, "Service Unavailable", &[("Retry-After", "1")]);
+                    self.reply(
+                        conn,
+                        req,
+                        503,
+                        "Service Unavailable",
+                        &[("Retry-After", "1")],
+                    );
                     return;
                 }
                 Admission::Blocked | Admission::NotFederated => {
@@ -473,7 +565,7 @@ impl Shared {
                         self.reply(conn, req, 416, "Unsupported URI Scheme", &[]);
                         return;
                     };
-                    if s.sip_domains.iter().any(|d| *d == domain) {
+                    if s.sip_domains.contains(&domain) {
                         // Our own users are reached through the Director, never by guessing.
                         self.reply(conn, req, 480, "Temporarily Unavailable", &[]);
                         return;
@@ -495,17 +587,30 @@ impl Shared {
 
         // Edit the message: Via, rport/received, Max-Forwards, Route, Record-Route, trust.
         let going_inside = matches!(target, Target::NextHopPool);
-        let Some(own) = *self.own.read().unwrap_or_else(PoisonError::into_inner) else { return };
+        let Some(own) = *self.own.read().unwrap_or_else(PoisonError::into_inner) else {
+            return;
+        };
         let int_addr = own.internal;
         // Remote users come back on their own connection, partners connect to the federation port.
-        let ext_addr = if conn.origin == Origin::RemoteUser || matches!(target, Target::Connection(_)) {
-            own.remote_users
-        } else {
-            own.federation
-        };
+        let ext_addr =
+            if conn.origin == Origin::RemoteUser || matches!(target, Target::Connection(_)) {
+                own.remote_users
+            } else {
+                own.federation
+            };
         let out_addr = if going_inside { int_addr } else { ext_addr };
-        let host_of = |a: &SocketAddr| if s.fqdn.is_empty() { uri_host(a) } else { s.fqdn.clone() };
-        let via = format!("SIP/2.0/TLS {}:{};branch={branch}", host_of(&out_addr), out_addr.port());
+        let host_of = |a: &SocketAddr| {
+            if s.fqdn.is_empty() {
+                uri_host(a)
+            } else {
+                s.fqdn.clone()
+            }
+        };
+        let via = format!(
+            "SIP/2.0/TLS {}:{};branch={branch}",
+            host_of(&out_addr),
+            out_addr.port()
+        );
         let mut ed = MessageEditor::new(req.parts());
         ed.insert_top("Via", &via);
         let mut top = top_via.raw.to_owned();
@@ -568,7 +673,10 @@ impl Shared {
             } else {
                 "federation"
             };
-            let mut trust = format!("ms-source-type={source};ms-ep-fqdn={};ms-source-network={network}", host_of(&ext_addr));
+            let mut trust = format!(
+                "ms-source-type={source};ms-ep-fqdn={};ms-source-network={network}",
+                host_of(&ext_addr)
+            );
             if let Some(d) = &inbound_partner {
                 trust.push_str(&format!(";ms-source-domain={d}"));
             }
@@ -612,6 +720,7 @@ impl Shared {
                     invite,
                     created: Instant::now(),
                     final_status: None,
+                    provisional: false,
                     partner: inbound_partner,
                     health_of: None,
                 },
@@ -668,10 +777,17 @@ impl Shared {
                 _ => None,
             };
             let was_final = t.final_status.is_some();
+            if (101..200).contains(&code) {
+                t.provisional = true;
+            }
             if code >= 200 && !was_final {
                 t.final_status = Some(code);
             }
-            let partner = if code >= 200 && !was_final { t.partner.clone() } else { None };
+            let partner = if code >= 200 && !was_final {
+                t.partner.clone()
+            } else {
+                None
+            };
             (t.upstream.clone(), ack, partner, t.health_of.clone())
         };
         if let Some(ack) = ack {
@@ -769,7 +885,9 @@ impl Shared {
                 _ => None,
             }
         };
-        let Some((Some(up), request)) = taken else { return };
+        let Some((Some(up), request)) = taken else {
+            return;
+        };
         if let Ok(Message::Request(req)) = parse_with(&request, &Limits::default()) {
             self.reply(&up, &req, code, reason, &[]);
         }
@@ -786,6 +904,7 @@ impl Shared {
                 invite: None,
                 created: Instant::now(),
                 final_status: None,
+                provisional: false,
                 partner: None,
                 health_of: Some(hop.to_owned()),
             },
@@ -805,12 +924,23 @@ impl Shared {
             let mut txns = lock(&self.txns);
             txns.retain(|branch, t| {
                 let age = now.duration_since(t.created);
-                if t.final_status.is_none() && age > timeout {
-                    expired.push((branch.clone(), t.health_of.clone(), t.invite.clone(), t.downstream.clone()));
+                // A ringing INVITE waits for Timer C (RFC 3261 16.6 step 11), not Timer B.
+                let limit = if t.provisional && t.invite.is_some() {
+                    timeout.max(TIMER_C)
+                } else {
+                    timeout
+                };
+                if t.final_status.is_none() && age > limit {
+                    expired.push((
+                        branch.clone(),
+                        t.health_of.clone(),
+                        t.invite.clone(),
+                        t.downstream.clone(),
+                    ));
                     return true;
                 }
                 // Finished INVITEs linger to absorb the ACK and relay further 2xx.
-                age <= timeout * 2 || t.final_status.is_none()
+                t.final_status.is_none() || age <= limit * 2
             });
         }
         for (branch, health, invite, downstream) in expired {

@@ -30,17 +30,27 @@ fn canonical(name: &str) -> Option<&'static str> {
 /// A response to an unparsable request, or None when it has no Via to answer along.
 /// Missing Call-ID/CSeq are simply absent from the answer: the peer still learns why.
 pub fn loose_response(bytes: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
     let head = String::from_utf8_lossy(&bytes[..head_end]);
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     let mut via = false;
     for line in head.split("\r\n").skip(1) {
         // Folded continuation lines and anything unusual are skipped, not repaired.
-        if line.starts_with([' ', '\t']) || line.len() > 1024 || line.chars().any(|c| c.is_control()) {
+        if line.starts_with([' ', '\t'])
+            || line.len() > 1024
+            || line.chars().any(|c| c.is_control())
+        {
             continue;
         }
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let Some(name) = canonical(name) else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(name) = canonical(name) else {
+            continue;
+        };
         via |= name == "Via";
         out.push_str(name);
         out.push_str(": ");

@@ -36,7 +36,8 @@ impl FlowToken {
             return id.parse().ok().map(FlowToken::Connection);
         }
         let d = user.strip_prefix("ae.d.")?;
-        edged_config::roles::access_edge::is_domain(d).then(|| FlowToken::Domain(d.to_ascii_lowercase()))
+        edged_config::roles::access_edge::is_domain(d)
+            .then(|| FlowToken::Domain(d.to_ascii_lowercase()))
     }
 }
 
@@ -55,11 +56,15 @@ pub fn uri_host(addr: &SocketAddr) -> String {
 
 /// Whether a URI names one of our listeners (by address, or by our FQDN and a listener port).
 pub fn is_own_uri(uri: &Uri<'_>, listeners: &[SocketAddr], fqdn: &str) -> bool {
-    let Some(sip) = uri.as_sip() else { return false };
+    let Some(sip) = uri.as_sip() else {
+        return false;
+    };
     let port = sip.port.unwrap_or(5061);
     match sip.host {
         Host::Domain(d) => {
-            !fqdn.is_empty() && d.eq_ignore_ascii_case(fqdn) && listeners.iter().any(|l| l.port() == port)
+            !fqdn.is_empty()
+                && d.eq_ignore_ascii_case(fqdn)
+                && listeners.iter().any(|l| l.port() == port)
         }
         host => host
             .ip()
@@ -82,7 +87,12 @@ pub fn pop_own_routes<'a>(
             if let Ok(na) = NameAddr::parse(value, "Route") {
                 if is_own_uri(&na.uri, listeners, fqdn) {
                     popped += 1;
-                    if let Some(t) = na.uri.as_sip().and_then(|s| s.user).and_then(FlowToken::decode) {
+                    if let Some(t) = na
+                        .uri
+                        .as_sip()
+                        .and_then(|s| s.user)
+                        .and_then(FlowToken::decode)
+                    {
                         token = Some(t);
                     }
                     continue;
@@ -97,7 +107,11 @@ pub fn pop_own_routes<'a>(
 /// A branch derived from what identifies the incoming transaction, so a CANCEL and the
 /// ACK of a non-2xx answer get the branch of their INVITE without any lookup.
 pub fn derive_branch(secret: &[u8], incoming_via: &str, method: &str, extra: &[&str]) -> String {
-    let class = if method == "ACK" || method == "CANCEL" { "INVITE" } else { method };
+    let class = if method == "ACK" || method == "CANCEL" {
+        "INVITE"
+    } else {
+        method
+    };
     let mut h = Sha256::new();
     h.update(secret);
     h.update(incoming_via.as_bytes());
@@ -137,12 +151,18 @@ mod tests {
     use super::*;
 
     fn listeners() -> Vec<SocketAddr> {
-        vec!["127.0.0.1:10443".parse().unwrap_or_else(|e| panic!("{e}")), "127.0.0.2:10061".parse().unwrap_or_else(|e| panic!("{e}"))]
+        vec![
+            "127.0.0.1:10443".parse().unwrap_or_else(|e| panic!("{e}")),
+            "127.0.0.2:10061".parse().unwrap_or_else(|e| panic!("{e}")),
+        ]
     }
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {
-        for t in [FlowToken::Connection(42), FlowToken::Domain("partner.test".into())] {
+        for t in [
+            FlowToken::Connection(42),
+            FlowToken::Domain("partner.test".into()),
+        ] {
             assert_eq!(FlowToken::decode(&t.encode()), Some(t));
         }
         assert_eq!(FlowToken::decode("ae.c.x"), None);
@@ -165,7 +185,10 @@ mod tests {
         assert_eq!((popped, rest.len()), (0, 2));
         // By FQDN.
         let values = ["<sip:edge.corp.test:10443;lr>"];
-        assert_eq!(pop_own_routes(values.into_iter(), &listeners(), "edge.corp.test").0, 1);
+        assert_eq!(
+            pop_own_routes(values.into_iter(), &listeners(), "edge.corp.test").0,
+            1
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ mod tests {
 
     #[test]
     fn known_scanners_match_and_clients_do_not() {
-        let f = ScannerFilter::new(&["friendly-scanner".into(), "SIPVicious".into(), String::new()]);
+        let f = ScannerFilter::new(&[
+            "friendly-scanner".into(),
+            "SIPVicious".into(),
+            String::new(),
+        ]);
         assert!(f.is_scanner(Some("friendly-scanner")));
         assert!(f.is_scanner(Some("sipvicious 0.3.4")));
         assert!(f.is_scanner(Some("Mozilla FRIENDLY-SCANNER x")));

@@ -16,7 +16,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::SingleCertAndKey;
-use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use x509_parser::extensions::GeneralName;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -41,8 +44,12 @@ pub fn certificate_names(der: &[u8]) -> Vec<String> {
         .filter_map(|n| match n {
             GeneralName::DNSName(d) => Some(d.trim_end_matches('.').to_ascii_lowercase()),
             GeneralName::IPAddress(b) => match b.len() {
-                4 => <[u8; 4]>::try_from(*b).ok().map(|a| std::net::IpAddr::from(a).to_string()),
-                16 => <[u8; 16]>::try_from(*b).ok().map(|a| std::net::IpAddr::from(a).to_string()),
+                4 => <[u8; 4]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
+                16 => <[u8; 16]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
                 _ => None,
             },
             _ => None,
@@ -103,11 +110,16 @@ impl ClientCertVerifier for FederationClientVerifier {
         let names = certificate_names(end_entity);
         let mut last = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
         for name in &names {
-            let Ok(server_name) = ServerName::try_from(name.clone()) else { continue };
-            match self
-                .server_purpose
-                .verify_server_cert(end_entity, intermediates, &server_name, &[], now)
-            {
+            let Ok(server_name) = ServerName::try_from(name.clone()) else {
+                continue;
+            };
+            match self.server_purpose.verify_server_cert(
+                end_entity,
+                intermediates,
+                &server_name,
+                &[],
+                now,
+            ) {
                 Ok(_) => return Ok(ClientCertVerified::assertion()),
                 Err(e) => last = e,
             }
@@ -124,7 +136,8 @@ impl ClientCertVerifier for FederationClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.client_purpose.verify_tls12_signature(message, cert, dss)
+        self.client_purpose
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -133,7 +146,8 @@ impl ClientCertVerifier for FederationClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.client_purpose.verify_tls13_signature(message, cert, dss)
+        self.client_purpose
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -160,7 +174,10 @@ impl ServerCertVerifier for PartnerServerVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let mut last = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
         for name in &self.names {
-            match self.inner.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+            {
                 Ok(v) => return Ok(v),
                 Err(e) => last = e,
             }
@@ -224,9 +241,10 @@ impl EdgeTls {
 
     /// A client config for a partner edge accepting a certificate for any of `names`.
     pub fn to_partner(&self, names: &[String]) -> Result<Arc<ClientConfig>, edged_tls::TlsError> {
-        let inner = WebPkiServerVerifier::builder_with_provider(self.federation_roots.clone(), provider())
-            .build()
-            .map_err(rustls_err)?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(self.federation_roots.clone(), provider())
+                .build()
+                .map_err(rustls_err)?;
         let names = names
             .iter()
             .filter_map(|n| ServerName::try_from(n.clone()).ok())
@@ -254,12 +272,76 @@ mod tests {
         assert!(!name_matches("partner.test", "evilpartner.test"));
     }
 
+    /// A CA and a partner certificate issued for server authentication only, as public CAs
+    /// issue them since 2026.
+    fn server_auth_only_partner() -> (
+        Arc<RootCertStore>,
+        CertificateDer<'static>,
+        CertificateDer<'static>,
+    ) {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        fn ok<T>(r: Result<T, rcgen::Error>) -> T {
+            r.unwrap_or_else(|e| panic!("{e}"))
+        }
+        let ca_key = ok(KeyPair::generate());
+        let mut ca = ok(CertificateParams::new(Vec::<String>::new()));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ok(ca.self_signed(&ca_key));
+        let leaf_key = ok(KeyPair::generate());
+        let mut leaf = ok(CertificateParams::new(vec![
+            "sip.partner.test".into(),
+            "partner.test".into(),
+        ]));
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_cert = ok(leaf.signed_by(&leaf_key, &ca_cert, &ca_key));
+        let other_key = ok(KeyPair::generate());
+        let other_ca =
+            ok(ok(CertificateParams::new(vec!["partner.test".into()])).self_signed(&other_key));
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca_cert.der().clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            Arc::new(roots),
+            leaf_cert.der().clone(),
+            other_ca.der().clone(),
+        )
+    }
+
+    #[test]
+    fn federation_accepts_server_auth_only_partners_and_refuses_strangers() {
+        let (roots, leaf, stranger) = server_auth_only_partner();
+        let now = UnixTime::now();
+        let ours = FederationClientVerifier::new(roots.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            ours.verify_client_cert(&leaf, &[], now).is_ok(),
+            "serverAuth-only partner accepted"
+        );
+        assert!(
+            ours.verify_client_cert(&stranger, &[], now).is_err(),
+            "unknown issuer refused"
+        );
+        // The stock verifier would have refused the partner for its missing clientAuth EKU.
+        let stock = WebPkiClientVerifier::builder_with_provider(roots, provider())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(stock.verify_client_cert(&leaf, &[], now).is_err());
+        assert_eq!(
+            certificate_names(&leaf),
+            vec!["sip.partner.test".to_string(), "partner.test".to_string()]
+        );
+    }
+
     #[test]
     fn names_are_read_from_the_certificate() {
-        let ck = rcgen::generate_simple_self_signed(vec!["sip.partner.test".into(), "127.0.0.9".into()])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ck =
+            rcgen::generate_simple_self_signed(vec!["sip.partner.test".into(), "127.0.0.9".into()])
+                .unwrap_or_else(|e| panic!("{e}"));
         let names = certificate_names(ck.cert.der());
-        assert_eq!(names, vec!["sip.partner.test".to_string(), "127.0.0.9".to_string()]);
+        assert_eq!(
+            names,
+            vec!["sip.partner.test".to_string(), "127.0.0.9".to_string()]
+        );
         assert!(certificate_names(b"not a certificate").is_empty());
     }
 }

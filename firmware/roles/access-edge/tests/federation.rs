@@ -27,7 +27,6 @@ fn message(from: &str, to: &str, branch: &str) -> String {
     )
 }
 
-
 /// Makes two sites that trust each other's CA for federation.
 async fn two_companies() -> ((Site, Director), (Site, Director)) {
     let a0 = Site::new(&["sip.a.test", "a.test", "127.0.0.1", "127.0.0.2"]);
@@ -54,13 +53,19 @@ async fn message_across(
     expect_source: &str,
 ) -> (SipPeer, SipPeer) {
     let mut a_director = director_client(a_site, a).await;
-    a_director.send(&message("alice@a.test", "bob@b.test", "z9hG4bKfed1")).await;
+    a_director
+        .send(&message("alice@a.test", "bob@b.test", "z9hG4bKfed1"))
+        .await;
     let mut b_in = b_dir.accept().await;
     let m = next_request(&mut b_in).await;
     assert!(m.starts_with("MESSAGE sip:bob@b.test"), "{m}");
     assert!(m.ends_with("hello"));
-    let trust = header(&m, "ms-edge-proxy-message-trust").unwrap_or_else(|| panic!("trust header: {m}"));
-    assert!(trust.contains(&format!("ms-source-type={expect_source}")), "{trust}");
+    let trust =
+        header(&m, "ms-edge-proxy-message-trust").unwrap_or_else(|| panic!("trust header: {m}"));
+    assert!(
+        trust.contains(&format!("ms-source-type={expect_source}")),
+        "{trust}"
+    );
     assert!(trust.contains("ms-source-domain=a.test"), "{trust}");
     assert_eq!(headers(&m, "Via").len(), 3, "{m}");
     b_in.send(&respond(&m, 200, "OK", "")).await;
@@ -73,11 +78,16 @@ async fn message_across(
 #[tokio::test]
 async fn allow_listed_partners_exchange_messages_both_ways_on_one_connection() {
     let ((mut a_site, a_dir), (mut b_site, b_dir)) = two_companies().await;
-    b_site.config.access_edge.federation.allow = vec![AllowedPartner { domain: "a.test".into(), edge: None }];
+    b_site.config.access_edge.federation.allow = vec![AllowedPartner {
+        domain: "a.test".into(),
+        edge: None,
+    }];
     let b = b_site.start().await;
     let b_fed = listener(&b, "federation");
-    a_site.config.access_edge.federation.allow =
-        vec![AllowedPartner { domain: "b.test".into(), edge: Some(b_fed.to_string()) }];
+    a_site.config.access_edge.federation.allow = vec![AllowedPartner {
+        domain: "b.test".into(),
+        edge: Some(b_fed.to_string()),
+    }];
     a_site.config.access_edge.federation.discovery = false;
     let a = a_site.start().await;
 
@@ -86,50 +96,76 @@ async fn allow_listed_partners_exchange_messages_both_ways_on_one_connection() {
     // b.test answers back over the connection a.test opened (reuse both ways).
     let connections_before = b.status().counters["connections"];
     let mut b_director = director_client(&b_site, &b).await;
-    b_director.send(&message("bob@b.test", "alice@a.test", "z9hG4bKback1")).await;
+    b_director
+        .send(&message("bob@b.test", "alice@a.test", "z9hG4bKback1"))
+        .await;
     let mut a_in = a_dir.accept().await;
     let m = next_request(&mut a_in).await;
     assert!(m.starts_with("MESSAGE sip:alice@a.test"), "{m}");
-    assert!(header(&m, "ms-edge-proxy-message-trust").is_some_and(|t| t.contains("AllowListedPartner")));
+    assert!(
+        header(&m, "ms-edge-proxy-message-trust").is_some_and(|t| t.contains("AllowListedPartner"))
+    );
     a_in.send(&respond(&m, 200, "OK", "")).await;
     assert_eq!(status_of(&b_director.recv().await), 200);
     // Only the Director's own connection is new on b.
     assert_eq!(b.status().counters["connections"], connections_before + 1);
 
     // A request whose From is not the authenticated domain is refused by b.
-    a_director.send(&message("mallory@c.test", "bob@b.test", "z9hG4bKspoof")).await;
+    a_director
+        .send(&message("mallory@c.test", "bob@b.test", "z9hG4bKspoof"))
+        .await;
     let r = a_director.recv().await;
     assert_eq!(status_of(&r), 403, "{r}");
 
     // b's operator blocks a.test: refused from then on, and the figures show it.
     b.block("a.test").unwrap_or_else(|e| panic!("{e}"));
-    a_director.send(&message("alice@a.test", "bob@b.test", "z9hG4bKblk")).await;
+    a_director
+        .send(&message("alice@a.test", "bob@b.test", "z9hG4bKblk"))
+        .await;
     assert_eq!(status_of(&a_director.recv().await), 403);
-    let fig = b.domains().into_iter().find(|d| d.domain == "a.test").unwrap_or_else(|| panic!("figures"));
+    let fig = b
+        .domains()
+        .into_iter()
+        .find(|d| d.domain == "a.test")
+        .unwrap_or_else(|| panic!("figures"));
     assert_eq!(fig.kind, "blocked");
     assert!(fig.messages >= 1 && fig.blocked >= 1, "{fig:?}");
     let q = b.query("domains").await.unwrap_or_else(|e| panic!("{e}"));
     assert!(q.to_string().contains("a.test"));
     // Persisted for restarts.
     b.drain(Duration::from_millis(100)).await;
-    assert!(b_site.store.list("access_edge").unwrap_or_default().iter().any(|(k, _)| k == "domain.a.test"));
+    assert!(b_site
+        .store
+        .list("access_edge")
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, _)| k == "domain.a.test"));
 
     // a.test cannot reach an unlisted domain with discovery off.
-    a_director.send(&message("alice@a.test", "carol@c.test", "z9hG4bKnf")).await;
+    a_director
+        .send(&message("alice@a.test", "carol@c.test", "z9hG4bKnf"))
+        .await;
     assert_eq!(status_of(&a_director.recv().await), 403);
 }
 
 /// Answers SRV for `_sipfederationtls._tcp.<domain>` and A for `sip.<domain>`.
 async fn dns_server(domain: &'static str, port: u16) -> SocketAddr {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = sock.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1500];
-        let srv_name = Name::from_ascii(format!("_sipfederationtls._tcp.{domain}.")).unwrap_or_else(|e| panic!("{e}"));
+        let srv_name = Name::from_ascii(format!("_sipfederationtls._tcp.{domain}."))
+            .unwrap_or_else(|e| panic!("{e}"));
         let host = Name::from_ascii(format!("sip.{domain}.")).unwrap_or_else(|e| panic!("{e}"));
         loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else { return };
-            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
             let mut resp = Message::new();
             resp.set_id(q.id());
             resp.set_message_type(MessageType::Response);
@@ -141,12 +177,20 @@ async fn dns_server(domain: &'static str, port: u16) -> SocketAddr {
             for query in q.queries() {
                 let name = query.name();
                 if name == &srv_name && query.query_type() == RecordType::SRV {
-                    resp.add_answer(Record::from_rdata(name.clone(), 60, RData::SRV(SRV::new(0, 0, port, host.clone()))));
+                    resp.add_answer(Record::from_rdata(
+                        name.clone(),
+                        60,
+                        RData::SRV(SRV::new(0, 0, port, host.clone())),
+                    ));
                     found = true;
                 } else if name == &host {
                     found = true;
                     if query.query_type() == RecordType::A {
-                        resp.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A(Ipv4Addr::LOCALHOST))));
+                        resp.add_answer(Record::from_rdata(
+                            name.clone(),
+                            60,
+                            RData::A(A(Ipv4Addr::LOCALHOST)),
+                        ));
                     }
                 }
             }
@@ -169,16 +213,32 @@ async fn discovered_partner_is_found_by_dns_srv() {
     a_site.config.access_edge.federation.dns_servers = vec![dns];
     let a = a_site.start().await;
     let _ = message_across(&a_site, &a, &b_dir, "DiscoveredPartner").await;
-    let fig = b.domains().into_iter().find(|d| d.domain == "a.test").unwrap_or_else(|| panic!("figures"));
-    assert_eq!((fig.kind.as_str(), fig.messages, fig.internal_addresses), ("discovered", 1, 1));
+    let fig = b
+        .domains()
+        .into_iter()
+        .find(|d| d.domain == "a.test")
+        .unwrap_or_else(|| panic!("figures"));
+    assert_eq!(
+        (fig.kind.as_str(), fig.messages, fig.internal_addresses),
+        ("discovered", 1, 1)
+    );
     assert_eq!(b.status().counters["federation_domains"], 1);
-    let out = a.domains().into_iter().find(|d| d.domain == "b.test").unwrap_or_else(|| panic!("a figures"));
+    let out = a
+        .domains()
+        .into_iter()
+        .find(|d| d.domain == "b.test")
+        .unwrap_or_else(|| panic!("a figures"));
     assert_eq!(out.kind, "discovered");
 
     // An unknown domain has no SRV record: the edge answers 504 without connecting anywhere.
     let mut a_director = director_client(&a_site, &a).await;
-    a_director.send(&message("alice@a.test", "x@nowhere.test", "z9hG4bKnx")).await;
-    let r = a_director.recv_within(Duration::from_secs(8)).await.unwrap_or_default();
+    a_director
+        .send(&message("alice@a.test", "x@nowhere.test", "z9hG4bKnx"))
+        .await;
+    let r = a_director
+        .recv_within(Duration::from_secs(8))
+        .await
+        .unwrap_or_default();
     assert_eq!(status_of(&r), 504, "{r}");
     let _ = Arc::clone(&a);
 }

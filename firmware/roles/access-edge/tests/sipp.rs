@@ -16,13 +16,19 @@ use tokio::process::{Child, Command};
 fn tools_present() -> bool {
     let missing: Vec<&str> = ["sipp", "stunnel4"]
         .into_iter()
-        .filter(|t| !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(t).is_file()))
+        .filter(|t| {
+            !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .any(|d| d.join(t).is_file())
+        })
         .collect();
     if missing.is_empty() {
         return true;
     }
     if std::env::var("EDGED_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{} not installed (Debian: sip-tester stunnel4)", missing.join(", "));
+        panic!(
+            "{} not installed (Debian: sip-tester stunnel4)",
+            missing.join(", ")
+        );
     }
     println!("skipped: {} not installed", missing.join(", "));
     false
@@ -47,12 +53,17 @@ impl Drop for Procs {
 }
 
 fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
 }
 
 fn stunnel(dir: &Path, name: &str, body: &str) -> Child {
     let conf = dir.join(format!("{name}.conf"));
-    let text = format!("foreground = yes\npid =\ndebug = 3\noutput = {}\n{body}", dir.join(format!("{name}.log")).display());
+    let text = format!(
+        "foreground = yes\npid =\ndebug = 3\noutput = {}\n{body}",
+        dir.join(format!("{name}.log")).display()
+    );
     std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write {name}: {e}"));
     Command::new("stunnel4")
         .arg(&conf)
@@ -78,13 +89,19 @@ async fn through_the_edge(uac: &[&str], uas: &[&str], calls: u32) {
     let mut site = Site::new(&["127.0.0.1", "127.0.0.2"]);
     let dir = site.dir.path().to_owned();
     let tls = site.tls();
-    std::fs::write(dir.join("ca.pem"), tls.ca_pem().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
-    let director = edged_tls::issue_client_certificate(&site.store, "director", &["127.0.0.2".into()])
+    std::fs::write(dir.join("ca.pem"), tls.ca_pem().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
+    let director =
+        edged_tls::issue_client_certificate(&site.store, "director", &["127.0.0.2".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("director.pem"), &director.chain_pem).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("director.key"), &director.key_pem).unwrap_or_else(|e| panic!("{e}"));
 
-    let (uas_port, dir_tls_port, user_port) = (free_port("127.0.0.2"), free_port("127.0.0.2"), free_port("127.0.0.1"));
+    let (uas_port, dir_tls_port, user_port) = (
+        free_port("127.0.0.2"),
+        free_port("127.0.0.2"),
+        free_port("127.0.0.1"),
+    );
     site.config.access_edge.next_hops = vec![format!("127.0.0.2:{dir_tls_port}")];
     site.config.access_edge.health_check_interval_secs = 3600;
     let edge = site.start().await;
@@ -94,14 +111,25 @@ async fn through_the_edge(uac: &[&str], uas: &[&str], calls: u32) {
     let mut uas_cmd = Command::new("sipp");
     uas_cmd
         .args(uas)
-        .args(["-t", "t1", "-i", "127.0.0.2", "-p", &uas_port.to_string(), "-m", &calls.to_string()])
+        .args([
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.2",
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            &calls.to_string(),
+        ])
         .args(["-timeout", "30s", "-nostdin", "-trace_err", "-error_file"])
         .arg(dir.join("uas_err.log"))
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    procs.0.push(uas_cmd.spawn().unwrap_or_else(|e| panic!("sipp: {e}")));
+    procs
+        .0
+        .push(uas_cmd.spawn().unwrap_or_else(|e| panic!("sipp: {e}")));
     procs.0.push(stunnel(
         &dir,
         "director",
@@ -127,7 +155,16 @@ async fn through_the_edge(uac: &[&str], uas: &[&str], calls: u32) {
     let status = Command::new("sipp")
         .args(uac)
         .arg(format!("127.0.0.1:{user_port}"))
-        .args(["-t", "t1", "-i", "127.0.0.1", "-m", &calls.to_string(), "-r", "5"])
+        .args([
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "5",
+        ])
         .args(["-timeout", "30s", "-nostdin", "-trace_err", "-error_file"])
         .arg(dir.join("uac_err.log"))
         .current_dir(&dir)
@@ -165,7 +202,12 @@ async fn sipp_cancel_through_the_edge() {
         return;
     }
     let (uac, uas) = (scenario("cancel_uac.xml"), scenario("cancel_uas.xml"));
-    through_the_edge(&["-sf", &uac.to_string_lossy()], &["-sf", &uas.to_string_lossy()], 3).await;
+    through_the_edge(
+        &["-sf", &uac.to_string_lossy()],
+        &["-sf", &uas.to_string_lossy()],
+        3,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,5 +216,10 @@ async fn sipp_register_digest_challenge_through_the_edge() {
         return;
     }
     let (uac, uas) = (scenario("register_uac.xml"), scenario("register_uas.xml"));
-    through_the_edge(&["-sf", &uac.to_string_lossy()], &["-sf", &uas.to_string_lossy()], 3).await;
+    through_the_edge(
+        &["-sf", &uac.to_string_lossy()],
+        &["-sf", &uas.to_string_lossy()],
+        3,
+    )
+    .await;
 }

@@ -11,7 +11,9 @@ use edged_config::Config;
 use edged_role::RoleContext;
 
 fn usage() -> ! {
-    eprintln!("usage: standalone <udp addr> <user> <password> <realm> <relay threads> [allowed range...]");
+    eprintln!(
+        "usage: standalone <udp addr> <user> <password> <realm> <relay threads> [allowed range...]"
+    );
     std::process::exit(2)
 }
 
@@ -21,8 +23,12 @@ async fn main() {
     if args.len() < 5 {
         usage();
     }
-    let Ok(udp) = args[0].parse::<SocketAddr>() else { usage() };
-    let Ok(threads) = args[4].parse::<usize>() else { usage() };
+    let Ok(udp) = args[0].parse::<SocketAddr>() else {
+        usage()
+    };
+    let Ok(threads) = args[4].parse::<usize>() else {
+        usage()
+    };
     edged_tls::install_crypto_provider();
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
@@ -32,7 +38,8 @@ async fn main() {
         }
     };
     let run = async {
-        let store = edged_store::Store::open(&dir.path().join("store.redb")).map_err(|e| e.to_string())?;
+        let store =
+            edged_store::Store::open(&dir.path().join("store.redb")).map_err(|e| e.to_string())?;
         let mut config = Config::embedded_default();
         config.access_edge.enabled = false;
         config.webconf_edge.enabled = false;
@@ -54,7 +61,8 @@ async fn main() {
         Credentials::open(store.clone())
             .and_then(|c| c.put_user(&args[1], &args[3], &args[2]))
             .map_err(|e| e.to_string())?;
-        let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?);
+        let tls =
+            Arc::new(edged_tls::TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?);
         let role = av_edge::start(RoleContext {
             config: Arc::new(config),
             tls,

@@ -144,7 +144,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         tracing::info!(target: "av_edge", realm = %cfg.realm, "demo relay user: demo / {password}");
         if let Some(udp) = udp_bound.first() {
             hints.push(format!(
-                "A/V Edge (TURN): turnutils_uclient -u demo -w {password} -r {realm} -p {port} -e 127.0.0.2 {ip}",
+                "A/V Edge (TURN, realm {realm}): turnutils_peer -L 127.0.0.3 & turnutils_uclient -u demo -w {password} -p {port} -e 127.0.0.3 {ip}",
                 realm = cfg.realm,
                 port = udp.port(),
                 ip = udp.ip()

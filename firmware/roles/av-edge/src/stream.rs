@@ -117,7 +117,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut relay, &mut out).await {
+                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut relay).await {
                     Ok(()) => {}
                     Err(why) => {
                         tracing::debug!(target: "av_edge", client = %tuple.client, "closing stream: {why}");
@@ -183,7 +183,6 @@ async fn frames<S: AsyncWrite + Unpin>(
     inbuf: &mut Vec<u8>,
     tuple: &FiveTuple,
     relay: &mut Option<UdpSocket>,
-    _out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let mut consumed = 0;
     loop {

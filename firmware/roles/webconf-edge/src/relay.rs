@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use edged_role::DrainToken;
-use session_key::wire::{self, CLOSE, DATA, HEADER_LEN, MAX_PAYLOAD};
+use session_key::wire::{self, CLOSE, DATA, HEADER_LEN, MAX_PAYLOAD, RECORD_FRIENDLY_PAYLOAD};
 use session_key::CloseCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -121,7 +121,8 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     };
 
     let downward = async {
-        let mut frame = vec![0u8; HEADER_LEN + MAX_PAYLOAD];
+        // One DATA frame per TLS record: header and payload fill 16 KiB exactly.
+        let mut frame = vec![0u8; HEADER_LEN + RECORD_FRIENDLY_PAYLOAD];
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
             match from_server.read(&mut frame[HEADER_LEN..]).await {

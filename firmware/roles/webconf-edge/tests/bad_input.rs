@@ -341,6 +341,8 @@ async fn apply_changes_limits_live_and_reports_port_moves() {
     let mut new = old.clone();
     new.webconf_edge.idle_timeout_secs = 42;
     new.webconf_edge.external_port = 1;
+    let bundle = tempfile::tempdir().unwrap();
+    new.webconf_edge.connector_bundle_dir = Some(bundle.path().join("b"));
     let tls = edged_tls::TlsMaterial::load(&new, &t.store).unwrap();
     let report = t.edge.apply(Arc::new(new), Arc::new(tls)).await;
     assert!(
@@ -357,4 +359,10 @@ async fn apply_changes_limits_live_and_reports_port_moves() {
             .any(|l| l.starts_with("webconf_edge.external_port")),
         "{report:?}"
     );
+    // The demo bundle appears on reload, and its key ring verifies the edge's tokens.
+    let b = webconf_connector::bundle::Bundle::load(&bundle.path().join("b")).unwrap();
+    assert_eq!(b.external, t.ext());
+    let ring = session_key::KeyRing::from_records(b.keys).unwrap();
+    let now = webconf_edge::keys::unix_now();
+    assert!(ring.verify(&t.token("m"), "m", now).is_ok());
 }

@@ -245,3 +245,24 @@ fn close_errors_read_clearly() {
         "the edge closed the session: server_gone (12) x"
     );
 }
+
+#[tokio::test]
+async fn rotated_keys_keep_old_tokens_for_the_overlap() {
+    let t = start(|_| {}).await;
+    let (_c, _) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let old = t.token("m");
+    let ring = t.edge.rotate_keys(600).unwrap();
+    let now = webconf_edge::keys::unix_now();
+    assert_eq!(ring.current(now).map(|k| k.id), Some(2));
+    let new = t.token("m");
+    assert_eq!(session_key::token::parse(&new).unwrap().claims.key_id, 2);
+    for token in [&old, &new] {
+        let mut s = client.connect_quic(t.ext(), "m", token).await.unwrap();
+        s.send(b"k").await.unwrap();
+        assert_eq!(s.recv_exact(1).await.unwrap(), b"k");
+    }
+    // The rotation is in the store: a restarted edge would load the same ring.
+    let stored = webconf_edge::keys::load(&t.store).unwrap();
+    assert_eq!(stored.records(), ring.records());
+}

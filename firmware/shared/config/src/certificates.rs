@@ -57,7 +57,10 @@ impl CertificateConfig {
         }
         for san in &self.sans {
             if san.is_empty() || san.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                errs.push(format!("{key}.sans"), format!("\"{san}\" is not a valid name"));
+                errs.push(
+                    format!("{key}.sans"),
+                    format!("\"{san}\" is not a valid name"),
+                );
             }
         }
     }
@@ -73,7 +76,7 @@ fn check_readable(key: &str, path: &std::path::Path, errs: &mut ConfigErrors) {
 
 /// Whom the appliance trusts for mutual TLS on the internal side (Directors, conferencing
 /// servers, internal pools) and for federation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsTrust {
     /// PEM files of CA certificates trusted for internal peers.
@@ -84,16 +87,6 @@ pub struct TlsTrust {
     /// Trust the appliance's own self-signed certificates as anchors (loopback demos and
     /// tests, where edged talks to itself). Off in production.
     pub trust_own_certificates: bool,
-}
-
-impl Default for TlsTrust {
-    fn default() -> Self {
-        Self {
-            internal_ca_files: Vec::new(),
-            federation_ca_files: Vec::new(),
-            trust_own_certificates: false,
-        }
-    }
 }
 
 impl TlsTrust {

@@ -196,7 +196,10 @@ impl Config {
             errs.push("appliance.user", "must not be empty");
         }
         if self.appliance.drain_timeout_secs > 600 {
-            errs.push("appliance.drain_timeout_secs", "must be at most 600 seconds");
+            errs.push(
+                "appliance.drain_timeout_secs",
+                "must be at most 600 seconds",
+            );
         }
         self.logging.validate(&mut errs);
         for (name, cert) in &self.certificates {

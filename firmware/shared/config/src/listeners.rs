@@ -28,11 +28,15 @@ pub struct SocketSpec {
 /// Two sockets overlap when protocol and port match and the addresses can both receive the
 /// same packet: equal, or one of them the wildcard of the same family.
 fn overlaps(a: &SocketSpec, b: &SocketSpec) -> bool {
-    a.protocol == b.protocol && a.addr.port() == b.addr.port() && addrs_overlap(a.addr.ip(), b.addr.ip())
+    a.protocol == b.protocol
+        && a.addr.port() == b.addr.port()
+        && addrs_overlap(a.addr.ip(), b.addr.ip())
 }
 
 fn addrs_overlap(a: IpAddr, b: IpAddr) -> bool {
-    a == b || (a.is_unspecified() && a.is_ipv4() == b.is_ipv4()) || (b.is_unspecified() && a.is_ipv4() == b.is_ipv4())
+    a == b
+        || (a.is_unspecified() && a.is_ipv4() == b.is_ipv4())
+        || (b.is_unspecified() && a.is_ipv4() == b.is_ipv4())
 }
 
 pub(crate) fn check_clashes(sockets: &[SocketSpec], config: &Config, errs: &mut ConfigErrors) {

@@ -53,7 +53,10 @@ impl LoggingConfig {
         if parse_level(&self.level).is_none() {
             errs.push(
                 "logging.level",
-                format!("\"{}\" is not one of error, warn, info, debug, trace, off", self.level),
+                format!(
+                    "\"{}\" is not one of error, warn, info, debug, trace, off",
+                    self.level
+                ),
             );
         }
         for (role, level) in &self.roles {

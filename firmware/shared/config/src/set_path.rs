@@ -7,7 +7,9 @@ use crate::{Config, ConfigError, ConfigErrors};
 fn parse_value(text: &str) -> toml::Value {
     let doc = format!("v = {text}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(text.to_owned())),
         Err(_) => toml::Value::String(text.to_owned()),
     }
 }
@@ -33,9 +35,9 @@ fn to_table(config: &Config) -> toml::Table {
 pub(crate) fn with_value(config: &Config, key: &str, value: &str) -> Result<Config, ConfigErrors> {
     let segs = segments(key)?;
     let mut root = to_table(config);
-    let (last, parents) = segs.split_last().ok_or_else(|| {
-        ConfigErrors::one(ConfigError::new(key, "not a key"))
-    })?;
+    let (last, parents) = segs
+        .split_last()
+        .ok_or_else(|| ConfigErrors::one(ConfigError::new(key, "not a key")))?;
     let mut table = &mut root;
     for (depth, seg) in parents.iter().enumerate() {
         // Sections that are maps (certificates, logging.roles) may gain new entries.

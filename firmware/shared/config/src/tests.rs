@@ -18,7 +18,10 @@ fn production_defaults_are_the_ocs_ports() {
     assert_eq!(c.webconf_edge.internal_port, 8057);
     assert_eq!(c.av_edge.udp_port, 3478);
     assert_eq!(c.av_edge.tcp_port, 443);
-    assert_eq!((c.av_edge.relay_port_min, c.av_edge.relay_port_max), (50000, 59999));
+    assert_eq!(
+        (c.av_edge.relay_port_min, c.av_edge.relay_port_max),
+        (50000, 59999)
+    );
     assert_eq!(c.av_auth.sip_port, 5062);
 }
 
@@ -28,7 +31,11 @@ fn wrong_type_names_the_key() {
     let errs = Config::from_toml(&text).unwrap_err();
     assert_eq!(errs.0.len(), 1);
     assert_eq!(errs.0[0].key, "access_edge.remote_users_port");
-    assert!(errs.0[0].reason.contains("invalid type"), "{}", errs.0[0].reason);
+    assert!(
+        errs.0[0].reason.contains("invalid type"),
+        "{}",
+        errs.0[0].reason
+    );
 }
 
 #[test]
@@ -44,7 +51,10 @@ fn port_clash_names_both_keys() {
     let text = EMBEDDED_DEFAULT.replace("external_port = 11443", "external_port = 10443");
     let errs = Config::from_toml(&text).unwrap_err();
     let line = errs.to_string();
-    assert!(line.contains("webconf_edge.external_port: port clash: TCP 127.0.0.1:10443"), "{line}");
+    assert!(
+        line.contains("webconf_edge.external_port: port clash: TCP 127.0.0.1:10443"),
+        "{line}"
+    );
     assert!(line.contains("access_edge.remote_users_port"), "{line}");
 }
 
@@ -62,7 +72,10 @@ fn listener_inside_relay_range_is_refused() {
     let mut c = Config::embedded_default();
     c.webconf_edge.external_port = 50001;
     let errs = c.validate().unwrap_err();
-    assert!(errs.to_string().contains("inside the relay port range"), "{errs}");
+    assert!(
+        errs.to_string().contains("inside the relay port range"),
+        "{errs}"
+    );
 }
 
 #[test]
@@ -73,7 +86,10 @@ fn missing_certificate_file_names_the_key() {
     );
     let errs = Config::from_toml(&text).unwrap_err();
     let s = errs.to_string();
-    assert!(s.contains("certificates.default.cert_file: cannot read /nonexistent/edge.pem"), "{s}");
+    assert!(
+        s.contains("certificates.default.cert_file: cannot read /nonexistent/edge.pem"),
+        "{s}"
+    );
     assert!(s.contains("certificates.default.key_file"), "{s}");
 }
 
@@ -102,21 +118,36 @@ fn several_problems_are_all_reported() {
 #[test]
 fn set_and_get_by_path() {
     let c = Config::embedded_default();
-    let c2 = c.with_value("access_edge.federation.discovery", "false").unwrap();
+    let c2 = c
+        .with_value("access_edge.federation.discovery", "false")
+        .unwrap();
     assert!(!c2.access_edge.federation.discovery);
-    assert_eq!(c2.get_value("access_edge.federation.discovery").unwrap(), "false");
+    assert_eq!(
+        c2.get_value("access_edge.federation.discovery").unwrap(),
+        "false"
+    );
     let c3 = c2.with_value("appliance.name", "edge-01").unwrap();
     assert_eq!(c3.appliance.name, "edge-01");
     let c4 = c3.with_value("logging.roles.access_edge", "debug").unwrap();
-    assert_eq!(c4.logging.roles.get("access_edge").map(String::as_str), Some("debug"));
-    let c5 = c4.with_value("access_edge.next_hops", r#"["10.0.0.5:5061", "dir.corp.example:5061"]"#).unwrap();
+    assert_eq!(
+        c4.logging.roles.get("access_edge").map(String::as_str),
+        Some("debug")
+    );
+    let c5 = c4
+        .with_value(
+            "access_edge.next_hops",
+            r#"["10.0.0.5:5061", "dir.corp.example:5061"]"#,
+        )
+        .unwrap();
     assert_eq!(c5.access_edge.next_hops.len(), 2);
 }
 
 #[test]
 fn set_bad_value_fails_and_names_key() {
     let c = Config::embedded_default();
-    let errs = c.with_value("access_edge.remote_users_port", "70000").unwrap_err();
+    let errs = c
+        .with_value("access_edge.remote_users_port", "70000")
+        .unwrap_err();
     assert_eq!(errs.0[0].key, "access_edge.remote_users_port");
     let errs = c.with_value("access_edge.no_such_thing", "1").unwrap_err();
     assert!(errs.to_string().contains("unknown field"), "{errs}");

@@ -108,7 +108,10 @@ impl Registry {
         if let Some(s) = series.iter().find(|s| {
             s.name == name
                 && s.labels.len() == labels.len()
-                && s.labels.iter().zip(labels).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+                && s.labels
+                    .iter()
+                    .zip(labels)
+                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
         }) {
             return s.value.clone();
         }
@@ -193,14 +196,26 @@ mod tests {
     #[test]
     fn renders_families_once_with_labels() {
         let r = Registry::new();
-        let a = r.counter("edged_relay_packets_total", "Packets relayed", &[("thread", "0")]);
-        let b = r.counter("edged_relay_packets_total", "Packets relayed", &[("thread", "1")]);
+        let a = r.counter(
+            "edged_relay_packets_total",
+            "Packets relayed",
+            &[("thread", "0")],
+        );
+        let b = r.counter(
+            "edged_relay_packets_total",
+            "Packets relayed",
+            &[("thread", "1")],
+        );
         let g = r.gauge("edged_allocations", "Live allocations", &[]);
         a.add(3);
         b.inc();
         g.set(7);
         let text = r.render();
-        assert_eq!(text.matches("# TYPE edged_relay_packets_total counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE edged_relay_packets_total counter")
+                .count(),
+            1
+        );
         assert!(text.contains("edged_relay_packets_total{thread=\"0\"} 3\n"));
         assert!(text.contains("edged_relay_packets_total{thread=\"1\"} 1\n"));
         assert!(text.contains("# TYPE edged_allocations gauge\nedged_allocations 7\n"));
@@ -221,7 +236,8 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let r = Registry::new();
-        r.counter("y_total", "line1\nline2", &[("domain", "a\"b\\c")]).inc();
+        r.counter("y_total", "line1\nline2", &[("domain", "a\"b\\c")])
+            .inc();
         let text = r.render();
         assert!(text.contains("# HELP y_total line1\\nline2"));
         assert!(text.contains("y_total{domain=\"a\\\"b\\\\c\"} 1"));

@@ -50,13 +50,23 @@ pub trait Role: Send + Sync + 'static {
     /// Role-specific admin query, `GET /api/v1/roles/<role>/<what>` (for example the
     /// Access Edge's per-domain federation figures).
     async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
-        Err(AdminError::NotFound(format!("{} has no \"{what}\"", self.name())))
+        Err(AdminError::NotFound(format!(
+            "{} has no \"{what}\"",
+            self.name()
+        )))
     }
 
     /// Role-specific admin action, `POST /api/v1/roles/<role>/<action>` with a JSON argument
     /// (for example promoting a federation partner, or rotating credential keys).
-    async fn action(&self, action: &str, _arg: serde_json::Value) -> Result<serde_json::Value, AdminError> {
-        Err(AdminError::NotFound(format!("{} has no action \"{action}\"", self.name())))
+    async fn action(
+        &self,
+        action: &str,
+        _arg: serde_json::Value,
+    ) -> Result<serde_json::Value, AdminError> {
+        Err(AdminError::NotFound(format!(
+            "{} has no action \"{action}\"",
+            self.name()
+        )))
     }
 }
 
@@ -137,13 +147,19 @@ pub fn listener_changes(owner: &str, old: &Config, new: &Config) -> Vec<String> 
     for (key, addr) in &b {
         match a.iter().find(|(k, _)| k == key) {
             Some((_, old_addr)) if old_addr == addr => {}
-            Some((_, old_addr)) => out.push(format!("{key}: listener moves from {old_addr} to {addr}; restart edged to rebind")),
-            None => out.push(format!("{key}: new listener {addr}; restart edged to bind it")),
+            Some((_, old_addr)) => out.push(format!(
+                "{key}: listener moves from {old_addr} to {addr}; restart edged to rebind"
+            )),
+            None => out.push(format!(
+                "{key}: new listener {addr}; restart edged to bind it"
+            )),
         }
     }
     for (key, addr) in &a {
         if !b.iter().any(|(k, _)| k == key) {
-            out.push(format!("{key}: listener {addr} is removed; restart edged to close it"));
+            out.push(format!(
+                "{key}: listener {addr} is removed; restart edged to close it"
+            ));
         }
     }
     out.sort();
@@ -177,7 +193,9 @@ mod tests {
         new.access_edge.federation.discovery = false;
         let lines = listener_changes("access_edge", &old, &new);
         assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("access_edge.remote_users_port: listener moves from 127.0.0.1:10443 to 127.0.0.1:20443"));
+        assert!(lines[0].starts_with(
+            "access_edge.remote_users_port: listener moves from 127.0.0.1:10443 to 127.0.0.1:20443"
+        ));
         assert!(listener_changes("webconf_edge", &old, &new).is_empty());
     }
 

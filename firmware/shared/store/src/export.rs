@@ -21,7 +21,10 @@ struct Exported {
 pub(crate) fn export(store: &Store) -> Result<String, StoreError> {
     let rtx = store.db().begin_read()?;
     let cfg = rtx.open_table(CONFIG)?;
-    let config = cfg.get(KEY_ACTIVE)?.map(|v| v.value().to_owned()).unwrap_or_default();
+    let config = cfg
+        .get(KEY_ACTIVE)?
+        .map(|v| v.value().to_owned())
+        .unwrap_or_default();
     let state_t = rtx.open_table(STATE)?;
     let mut state = std::collections::BTreeMap::new();
     for item in state_t.iter()? {
@@ -47,7 +50,8 @@ pub(crate) fn import(
     check_config: impl FnOnce(&str) -> Result<(), String>,
     audit: AuditRecord,
 ) -> Result<u64, StoreError> {
-    let doc: Exported = toml::from_str(text).map_err(|e| StoreError::Import(e.message().to_owned()))?;
+    let doc: Exported =
+        toml::from_str(text).map_err(|e| StoreError::Import(e.message().to_owned()))?;
     if doc.store_schema_version > crate::STORE_SCHEMA_VERSION {
         return Err(StoreError::Import(format!(
             "the export has store schema {}, newer than this build ({})",
@@ -55,11 +59,14 @@ pub(crate) fn import(
             crate::STORE_SCHEMA_VERSION
         )));
     }
-    check_config(&doc.config).map_err(|e| StoreError::Import(format!("its configuration is invalid: {e}")))?;
+    check_config(&doc.config)
+        .map_err(|e| StoreError::Import(format!("its configuration is invalid: {e}")))?;
     let mut values = Vec::with_capacity(doc.state.len());
     for (k, v) in &doc.state {
         let Some((ns, key)) = k.split_once('/') else {
-            return Err(StoreError::Import(format!("state key \"{k}\" has no namespace")));
+            return Err(StoreError::Import(format!(
+                "state key \"{k}\" has no namespace"
+            )));
         };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(v)

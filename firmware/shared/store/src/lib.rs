@@ -83,7 +83,11 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub fn new(actor: impl Into<String>, action: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             actor: actor.into(),
             action: action.into(),
@@ -175,7 +179,10 @@ impl Store {
 
     /// Runs `f` in one write transaction: everything it writes is committed together and
     /// durably (fsync) before this returns, or nothing is.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let wtx = self.db.begin_write()?;
         let out = {
             let mut txn = Txn { wtx: &wtx };
@@ -194,13 +201,21 @@ impl Store {
     }
 
     /// One small value, decoded from JSON.
-    pub fn get_json<T: DeserializeOwned>(&self, ns: &str, key: &str) -> Result<Option<T>, StoreError> {
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        ns: &str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get(ns, key)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
-                key: format!("{ns}/{key}"),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: format!("{ns}/{key}"),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -233,10 +248,11 @@ impl Store {
         let mut out = Vec::new();
         for item in t.range(after.saturating_add(1)..)?.take(limit) {
             let (k, v) = item?;
-            let entry: AuditEntry = serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt {
-                key: format!("audit/{}", k.value()),
-                reason: e.to_string(),
-            })?;
+            let entry: AuditEntry =
+                serde_json::from_str(v.value()).map_err(|e| StoreError::Corrupt {
+                    key: format!("audit/{}", k.value()),
+                    reason: e.to_string(),
+                })?;
             out.push(entry);
         }
         Ok(out)
@@ -287,7 +303,12 @@ impl Txn<'_> {
         Ok(())
     }
 
-    pub fn put_json<T: Serialize>(&mut self, ns: &str, key: &str, value: &T) -> Result<(), StoreError> {
+    pub fn put_json<T: Serialize>(
+        &mut self,
+        ns: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
             key: format!("{ns}/{key}"),
             reason: e.to_string(),

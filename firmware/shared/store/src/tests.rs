@@ -16,11 +16,21 @@ fn fresh_store_is_at_current_schema_and_empty() {
 #[test]
 fn config_commits_count_generations_and_audit() {
     let (_d, s) = open();
-    let g1 = s.commit_config("a = 1", AuditRecord::new("test", "config", "first")).unwrap();
-    let g2 = s.commit_config("a = 2", AuditRecord::new("test", "config", "second")).unwrap();
+    let g1 = s
+        .commit_config("a = 1", AuditRecord::new("test", "config", "first"))
+        .unwrap();
+    let g2 = s
+        .commit_config("a = 2", AuditRecord::new("test", "config", "second"))
+        .unwrap();
     assert_eq!((g1, g2), (1, 2));
     let c = s.config().unwrap().unwrap();
-    assert_eq!(c, StoredConfig { generation: 2, toml: "a = 2".into() });
+    assert_eq!(
+        c,
+        StoredConfig {
+            generation: 2,
+            toml: "a = 2".into()
+        }
+    );
     let log = s.audit_log(0, 10).unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[1].detail, "second");
@@ -53,7 +63,10 @@ fn multi_key_commit_and_namespaced_listing() {
     let fed = s.list("federation").unwrap();
     assert_eq!(fed.len(), 2);
     assert_eq!(fed[0].0, "allow:a.example");
-    assert_eq!(s.get_json::<String>("keys", "relay-1").unwrap().as_deref(), Some("s3cret"));
+    assert_eq!(
+        s.get_json::<String>("keys", "relay-1").unwrap().as_deref(),
+        Some("s3cret")
+    );
     assert!(s.write(|tx| tx.delete("keys", "relay-1")).unwrap());
     assert!(s.get("keys", "relay-1").unwrap().is_none());
 }
@@ -71,18 +84,23 @@ fn reopen_keeps_everything() {
     let path = dir.path().join("edged.redb");
     {
         let s = Store::open(&path).unwrap();
-        s.commit_config("x = 1", AuditRecord::new("t", "c", "d")).unwrap();
+        s.commit_config("x = 1", AuditRecord::new("t", "c", "d"))
+            .unwrap();
         s.put_json("admins", "root", &"hash").unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(s.config().unwrap().unwrap().toml, "x = 1");
-    assert_eq!(s.get_json::<String>("admins", "root").unwrap().as_deref(), Some("hash"));
+    assert_eq!(
+        s.get_json::<String>("admins", "root").unwrap().as_deref(),
+        Some("hash")
+    );
 }
 
 #[test]
 fn export_import_round_trip_replaces_state() {
     let (_d, a) = open();
-    a.commit_config("name = \"a\"", AuditRecord::new("t", "c", "d")).unwrap();
+    a.commit_config("name = \"a\"", AuditRecord::new("t", "c", "d"))
+        .unwrap();
     a.write(|tx| tx.put("keys", "k", &[0, 159, 255])).unwrap();
     let text = a.export_toml().unwrap();
     let (_d2, b) = open();
@@ -94,7 +112,13 @@ fn export_import_round_trip_replaces_state() {
     assert_eq!(b.get("keys", "k").unwrap().unwrap(), vec![0, 159, 255]);
     assert!(b.get("stale", "x").unwrap().is_none());
     assert_eq!(b.config().unwrap().unwrap().toml, "name = \"a\"");
-    let refused = b.import_toml(&text, |_| Err("bad port".into()), AuditRecord::new("t", "i", "d"));
+    let refused = b.import_toml(
+        &text,
+        |_| Err("bad port".into()),
+        AuditRecord::new("t", "i", "d"),
+    );
     assert!(matches!(refused, Err(StoreError::Import(m)) if m.contains("bad port")));
-    assert!(b.import_toml("garbage = [", |_| Ok(()), AuditRecord::new("t", "i", "d")).is_err());
+    assert!(b
+        .import_toml("garbage = [", |_| Ok(()), AuditRecord::new("t", "i", "d"))
+        .is_err());
 }

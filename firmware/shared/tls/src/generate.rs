@@ -2,8 +2,8 @@
 
 use edged_store::Store;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 use crate::TlsError;
@@ -32,7 +32,8 @@ fn get_str(store: &Store, key: &str) -> Result<Option<String>, TlsError> {
 
 /// The appliance CA: loaded from the store, or created and stored on first use.
 fn ca(store: &Store) -> Result<(String, rcgen::Certificate, KeyPair), TlsError> {
-    if let (Some(cert_pem), Some(key_pem)) = (get_str(store, "ca.cert")?, get_str(store, "ca.key")?) {
+    if let (Some(cert_pem), Some(key_pem)) = (get_str(store, "ca.cert")?, get_str(store, "ca.key")?)
+    {
         let key = KeyPair::from_pem(&key_pem).map_err(gen_err)?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(gen_err)?;
         // Re-signing the stored parameters gives an issuer object with the same subject and
@@ -47,13 +48,21 @@ fn ca(store: &Store) -> Result<(String, rcgen::Certificate, KeyPair), TlsError> 
     dn.push(DnType::OrganizationName, "edged");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let cert = params.self_signed(&key).map_err(gen_err)?;
     let cert_pem = cert.pem();
     store.write(|tx| {
         tx.put_json(NS, "ca.cert", &cert_pem)?;
         tx.put_json(NS, "ca.key", &key.serialize_pem())?;
-        tx.audit(edged_store::AuditRecord::new("edged", "tls", "generated the appliance CA"))?;
+        tx.audit(edged_store::AuditRecord::new(
+            "edged",
+            "tls",
+            "generated the appliance CA",
+        ))?;
         Ok(())
     })?;
     tracing::info!(target: "edged", "generated the appliance CA for self-signed certificates");
@@ -73,14 +82,21 @@ fn issue(
     params.distinguished_name = dn;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     // Both purposes: the same certificate serves listeners and mutual TLS towards peers.
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     let cert = params.signed_by(&key, ca_cert, ca_key).map_err(gen_err)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// The self-signed certificate `name` for `sans`: from the store when it was issued for
 /// the same names, otherwise newly issued and stored.
-pub(crate) fn self_signed(store: &Store, name: &str, sans: &[String]) -> Result<IssuedCertificate, TlsError> {
+pub(crate) fn self_signed(
+    store: &Store,
+    name: &str,
+    sans: &[String],
+) -> Result<IssuedCertificate, TlsError> {
     let (ca_pem, ca_cert, ca_key) = ca(store)?;
     let stored_sans: Option<Vec<String>> = store.get_json(NS, &format!("{name}.sans"))?;
     if stored_sans.as_deref() == Some(sans) {
@@ -88,7 +104,11 @@ pub(crate) fn self_signed(store: &Store, name: &str, sans: &[String]) -> Result<
             get_str(store, &format!("{name}.cert"))?,
             get_str(store, &format!("{name}.key"))?,
         ) {
-            return Ok(IssuedCertificate { chain_pem, key_pem, ca_pem });
+            return Ok(IssuedCertificate {
+                chain_pem,
+                key_pem,
+                ca_pem,
+            });
         }
     }
     let cn = sans.first().map_or(name, String::as_str);
@@ -101,18 +121,29 @@ pub(crate) fn self_signed(store: &Store, name: &str, sans: &[String]) -> Result<
         tx.audit(edged_store::AuditRecord::new(
             "edged",
             "tls",
-            format!("issued self-signed certificate \"{name}\" for {}", sans.join(", ")),
+            format!(
+                "issued self-signed certificate \"{name}\" for {}",
+                sans.join(", ")
+            ),
         ))?;
         Ok(())
     })?;
     tracing::info!(target: "edged", certificate = name, sans = %sans.join(","), "issued self-signed certificate");
-    Ok(IssuedCertificate { chain_pem, key_pem, ca_pem })
+    Ok(IssuedCertificate {
+        chain_pem,
+        key_pem,
+        ca_pem,
+    })
 }
 
 /// Issues a certificate from the appliance CA for a peer (a Director, a conferencing
 /// server, a test client) so it can take part in mutual TLS with this appliance. Nothing
 /// is stored but the CA, which is created if it does not exist yet.
-pub fn issue_client_certificate(store: &Store, common_name: &str, sans: &[String]) -> Result<IssuedCertificate, TlsError> {
+pub fn issue_client_certificate(
+    store: &Store,
+    common_name: &str,
+    sans: &[String],
+) -> Result<IssuedCertificate, TlsError> {
     let (ca_pem, ca_cert, ca_key) = ca(store)?;
     let (leaf, key_pem) = issue(&ca_cert, &ca_key, common_name, sans)?;
     Ok(IssuedCertificate {

@@ -137,7 +137,9 @@ impl TlsMaterial {
     }
 
     pub fn cert(&self, name: &str) -> Result<&LoadedCert, TlsError> {
-        self.certs.get(name).ok_or_else(|| TlsError::Unknown(name.into()))
+        self.certs
+            .get(name)
+            .ok_or_else(|| TlsError::Unknown(name.into()))
     }
 
     /// PEM of the appliance CA that issued the self-signed certificates, if any: what a
@@ -156,7 +158,12 @@ impl TlsMaterial {
 
     /// A server config presenting certificate `name`, with the given client authentication
     /// and ALPN protocols.
-    pub fn server_config(&self, name: &str, auth: ClientAuth, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+    pub fn server_config(
+        &self,
+        name: &str,
+        auth: ClientAuth,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let cert = self.cert(name)?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -216,9 +223,10 @@ pub fn load_pem(key: &str, chain_pem: &str, key_pem: &str) -> Result<LoadedCert,
         key: key.to_owned(),
         reason,
     };
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut BufReader::new(chain_pem.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("certificate PEM: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut BufReader::new(chain_pem.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(format!("certificate PEM: {e}")))?;
     if chain.is_empty() {
         return Err(bad("the certificate file holds no certificate".into()));
     }
@@ -241,7 +249,11 @@ pub fn load_pem(key: &str, chain_pem: &str, key_pem: &str) -> Result<LoadedCert,
     })
 }
 
-fn add_anchors(roots: &mut RootCertStore, key: &str, path: &std::path::Path) -> Result<(), TlsError> {
+fn add_anchors(
+    roots: &mut RootCertStore,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(), TlsError> {
     let pem = std::fs::read_to_string(path).map_err(|e| TlsError::Certificate {
         key: key.into(),
         reason: format!("cannot read {}: {e}", path.display()),

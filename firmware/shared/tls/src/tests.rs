@@ -15,7 +15,10 @@ fn self_signed_certificate_is_stable_across_loads() {
     let (_d, store, config) = setup();
     let a = TlsMaterial::load(&config, &store).unwrap();
     let b = TlsMaterial::load(&config, &store).unwrap();
-    assert_eq!(a.cert("default").unwrap().chain_pem, b.cert("default").unwrap().chain_pem);
+    assert_eq!(
+        a.cert("default").unwrap().chain_pem,
+        b.cert("default").unwrap().chain_pem
+    );
     assert!(a.ca_pem().is_some());
 }
 
@@ -23,9 +26,17 @@ fn self_signed_certificate_is_stable_across_loads() {
 fn changing_sans_reissues() {
     let (_d, store, mut config) = setup();
     let a = TlsMaterial::load(&config, &store).unwrap();
-    config.certificates.get_mut("default").unwrap().sans.push("other.localhost".into());
+    config
+        .certificates
+        .get_mut("default")
+        .unwrap()
+        .sans
+        .push("other.localhost".into());
     let b = TlsMaterial::load(&config, &store).unwrap();
-    assert_ne!(a.cert("default").unwrap().chain_pem, b.cert("default").unwrap().chain_pem);
+    assert_ne!(
+        a.cert("default").unwrap().chain_pem,
+        b.cert("default").unwrap().chain_pem
+    );
     assert_eq!(a.ca_pem(), b.ca_pem(), "the CA stays");
 }
 
@@ -38,15 +49,25 @@ fn mismatched_key_file_is_refused_with_its_key() {
     let key_path = dir.path().join("k.pem");
     std::fs::write(&cert_path, &a.cert("default").unwrap().chain_pem).unwrap();
     std::fs::write(&key_path, &other.key_pem).unwrap();
-    let err = load_pem("certificates.files", &std::fs::read_to_string(&cert_path).unwrap(), &other.key_pem)
-        .err()
-        .unwrap();
-    assert!(err.to_string().starts_with("certificates.files: the key does not match"), "{err}");
+    let err = load_pem(
+        "certificates.files",
+        &std::fs::read_to_string(&cert_path).unwrap(),
+        &other.key_pem,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("certificates.files: the key does not match"),
+        "{err}"
+    );
 }
 
 #[test]
 fn garbage_pem_is_refused() {
-    let err = load_pem("certificates.x", "not pem", "not pem").err().unwrap();
+    let err = load_pem("certificates.x", "not pem", "not pem")
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("holds no certificate"), "{err}");
 }
 
@@ -56,7 +77,9 @@ fn garbage_pem_is_refused() {
 async fn mutual_tls_over_loopback() {
     let (_d, store, config) = setup();
     let m = TlsMaterial::load(&config, &store).unwrap();
-    let server = m.server_config("default", ClientAuth::Internal, &[b"sip"]).unwrap();
+    let server = m
+        .server_config("default", ClientAuth::Internal, &[b"sip"])
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
@@ -76,7 +99,9 @@ async fn mutual_tls_over_loopback() {
         }
         results
     });
-    let peer = issue_client_certificate(&store, "director.localhost", &["director.localhost".into()]).unwrap();
+    let peer =
+        issue_client_certificate(&store, "director.localhost", &["director.localhost".into()])
+            .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     add_pem_anchors(&mut roots, "test", &peer.ca_pem).unwrap();
     let roots = Arc::new(roots);
@@ -99,13 +124,18 @@ async fn mutual_tls_over_loopback() {
     let without = m.client_config(roots, None, &[b"sip"]).unwrap();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let outcome = async {
-        let mut tls = tokio_rustls::TlsConnector::from(without).connect(name, tcp).await?;
+        let mut tls = tokio_rustls::TlsConnector::from(without)
+            .connect(name, tcp)
+            .await?;
         tls.write_all(b"ping").await?;
         let mut b = [0u8; 4];
         tls.read_exact(&mut b).await?;
         Ok::<_, std::io::Error>(())
     }
     .await;
-    assert!(outcome.is_err(), "a client without certificate must be refused");
+    assert!(
+        outcome.is_err(),
+        "a client without certificate must be refused"
+    );
     assert_eq!(srv.await.unwrap(), vec![true, false]);
 }

@@ -1,6 +1,7 @@
 //! A blocking TURN client over UDP: enough of RFC 8656 to set up a relayed flow.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 use stun_core::{
@@ -58,7 +59,7 @@ impl Credentials {
 }
 
 pub struct TurnClient {
-    pub socket: UdpSocket,
+    pub socket: Arc<UdpSocket>,
     pub server: SocketAddr,
     username: String,
     password: String,
@@ -72,7 +73,7 @@ fn method_name(m: Method) -> &'static str {
 
 impl TurnClient {
     pub fn new(
-        socket: UdpSocket,
+        socket: Arc<UdpSocket>,
         server: SocketAddr,
         creds: &Credentials,
     ) -> Result<Self, ClientError> {

@@ -44,10 +44,14 @@ pub struct Report {
 }
 
 struct Flow {
-    client: UdpSocket,
-    peer: UdpSocket,
+    client: Arc<UdpSocket>,
+    peer: Arc<UdpSocket>,
     relayed: SocketAddr,
 }
+
+/// Peer sockets are shared by flows (a peer serves many callers, and one descriptor per
+/// flow would exhaust the descriptor limit long before 10,000 allocations).
+const PEER_SOCKETS: usize = 64;
 
 fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(SocketAddr::new(ip, 0))
@@ -57,14 +61,19 @@ fn bind(ip: IpAddr) -> std::io::Result<UdpSocket> {
 fn setup(cfg: &LoadConfig) -> Result<(Vec<Flow>, Vec<TurnClient>), ClientError> {
     let mut flows = Vec::with_capacity(cfg.allocations);
     let mut clients = Vec::with_capacity(cfg.allocations);
-    for _ in 0..cfg.allocations {
-        let client_sock = bind(cfg.client_ip)?;
+    let mut peers = Vec::new();
+    for _ in 0..cfg.allocations.clamp(1, PEER_SOCKETS) {
         let peer = bind(cfg.peer_ip)?;
-        let mut turn = TurnClient::new(client_sock.try_clone()?, cfg.server, &cfg.credentials)?;
+        peer.set_nonblocking(true)?;
+        peers.push(Arc::new(peer));
+    }
+    for i in 0..cfg.allocations {
+        let client_sock = Arc::new(bind(cfg.client_ip)?);
+        let peer = peers[i % peers.len()].clone();
+        let mut turn = TurnClient::new(client_sock.clone(), cfg.server, &cfg.credentials)?;
         let relayed = turn.allocate(600)?;
         turn.bind_channel(CHANNEL, peer.local_addr()?)?;
         client_sock.set_nonblocking(true)?;
-        peer.set_nonblocking(true)?;
         flows.push(Flow {
             client: client_sock,
             peer,
@@ -88,7 +97,7 @@ fn read_stamp(buf: &[u8]) -> Option<(u32, u64)> {
 }
 
 struct Sender {
-    flows: Vec<(u32, UdpSocket, UdpSocket, SocketAddr)>,
+    flows: Vec<(u32, Arc<UdpSocket>, Arc<UdpSocket>, SocketAddr)>,
 }
 
 /// Sends on a fixed schedule: event j goes to flow j % n at start + j * period / n, so
@@ -135,7 +144,7 @@ fn send_loop(
         let seq = (j / n) as u32;
         let t = epoch.elapsed().as_nanos() as u64;
         stamp(&mut client_frame[4..], *flow, seq, t);
-        if client.send(&client_frame).is_ok() {
+        if client.send_to(&client_frame, cfg.server).is_ok() {
             to_peer += 1;
         }
         if !cfg.one_way {
@@ -152,10 +161,11 @@ fn send_loop(
 
 /// Receives on every socket until `stop`, then drains for a moment.
 fn receive_loop(
-    sockets: Vec<(UdpSocket, bool)>,
+    sockets: Vec<(Arc<UdpSocket>, bool)>,
     epoch: Instant,
     stop: &AtomicBool,
     expected: usize,
+    flows: usize,
 ) -> std::io::Result<(Direction, Direction)> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
     for (i, (s, _)) in sockets.iter().enumerate() {
@@ -171,7 +181,8 @@ fn receive_loop(
         latencies_us: Vec::with_capacity(expected),
         ..Default::default()
     };
-    let mut jitter = vec![(Jitter::default(), Jitter::default()); sockets.len()];
+    // Per flow: (to peer, to client).
+    let mut jitter = vec![(Jitter::default(), Jitter::default()); flows];
     let mut events = vec![EpollEvent::empty(); 256];
     let mut buf = vec![0u8; 65_536];
     let mut idle_since: Option<Instant> = None;
@@ -198,14 +209,17 @@ fn receive_loop(
                 } else {
                     buf.get(..len)
                 };
-                let Some((_, sent_at)) = payload.and_then(read_stamp) else {
+                let Some((flow, sent_at)) = payload.and_then(read_stamp) else {
+                    continue;
+                };
+                let Some(jit) = jitter.get_mut(flow as usize) else {
                     continue;
                 };
                 let transit_us = (now.saturating_sub(sent_at) / 1000) as i64;
                 let (dir, jit) = if *is_client {
-                    (&mut to_client, &mut jitter[i].1)
+                    (&mut to_client, &mut jit.1)
                 } else {
-                    (&mut to_peer, &mut jitter[i].0)
+                    (&mut to_peer, &mut jit.0)
                 };
                 dir.received += 1;
                 dir.latencies_us
@@ -214,14 +228,11 @@ fn receive_loop(
             }
         }
     }
-    for (i, (_, is_client)) in sockets.iter().enumerate() {
-        let (dir, j) = if *is_client {
-            (&mut to_client, jitter[i].1)
-        } else {
-            (&mut to_peer, jitter[i].0)
-        };
-        dir.jitter_sum_us += j.value;
-        dir.jitter_flows += 1;
+    for (a, b) in &jitter {
+        to_peer.jitter_sum_us += a.value;
+        to_peer.jitter_flows += 1;
+        to_client.jitter_sum_us += b.value;
+        to_client.jitter_flows += 1;
     }
     Ok((to_peer, to_client))
 }
@@ -234,17 +245,17 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
 
     let threads = cfg.sender_threads.max(1);
     let mut senders: Vec<Sender> = (0..threads).map(|_| Sender { flows: Vec::new() }).collect();
-    let mut receive = Vec::with_capacity(flows.len() * 2);
+    let mut receive = Vec::with_capacity(flows.len() + PEER_SOCKETS);
     for (i, f) in flows.iter().enumerate() {
-        senders[i % threads].flows.push((
-            i as u32,
-            f.client.try_clone()?,
-            f.peer.try_clone()?,
-            f.relayed,
-        ));
-        receive.push((f.client.try_clone()?, true));
-        receive.push((f.peer.try_clone()?, false));
+        senders[i % threads]
+            .flows
+            .push((i as u32, f.client.clone(), f.peer.clone(), f.relayed));
+        receive.push((f.client.clone(), true));
+        if i < PEER_SOCKETS {
+            receive.push((f.peer.clone(), false));
+        }
     }
+    let flow_count = flows.len();
     let expected = if cfg.rate_pps == 0 {
         1 << 20
     } else {
@@ -257,7 +268,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
     let sent_to_client = Arc::new(AtomicU64::new(0));
     let receiver = {
         let stop = stop.clone();
-        std::thread::spawn(move || receive_loop(receive, epoch, &stop, expected))
+        std::thread::spawn(move || receive_loop(receive, epoch, &stop, expected, flow_count))
     };
     let until = Instant::now() + cfg.duration;
     let send_start = Instant::now();
@@ -276,7 +287,9 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
     to_client.sent = sent_to_client.load(Ordering::Relaxed);
     for c in &mut clients {
         // Best effort: the allocations would expire anyway.
-        let _ = c.release();
+        if c.socket.set_nonblocking(false).is_ok() {
+            let _ = c.release();
+        }
     }
     Ok(Report {
         allocations: flows.len(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_key::wire::{self, Hello, ACCEPT, CLOSE, DATA, MAX_PAYLOAD};
+use session_key::wire::{self, Hello, ACCEPT, CLOSE, DATA, MAX_PAYLOAD, RECORD_FRIENDLY_PAYLOAD};
 use session_key::{CloseCode, ParticipantRole};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -196,7 +196,7 @@ impl Session {
     /// Sends bytes as DATA frames.
     pub async fn send(&mut self, data: &[u8]) -> Result<(), ClientError> {
         let mut out = Vec::with_capacity(data.len() + data.len() / MAX_PAYLOAD * 3 + 3);
-        for part in data.chunks(MAX_PAYLOAD) {
+        for part in data.chunks(RECORD_FRIENDLY_PAYLOAD) {
             wire::encode(DATA, part, &mut out).map_err(|e| ClientError::Protocol(e.to_string()))?;
         }
         if let Err(e) = write_flush(&mut self.io, &out).await {

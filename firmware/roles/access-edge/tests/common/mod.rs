@@ -51,8 +51,14 @@ impl SipPeer {
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap_or_else(|e| panic!("send: {e}"));
-        self.stream.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
+        self.stream
+            .write_all(bytes)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        self.stream
+            .flush()
+            .await
+            .unwrap_or_else(|e| panic!("flush: {e}"));
     }
 
     /// The next message (keep-alive pongs skipped), or None after `wait` or on close.
@@ -61,12 +67,17 @@ impl SipPeer {
         let mut buf = vec![0u8; 65536];
         loop {
             match self.framer.next_message() {
-                Ok(Some(StreamItem::Message(m))) => return Some(String::from_utf8_lossy(m).into_owned()),
+                Ok(Some(StreamItem::Message(m))) => {
+                    return Some(String::from_utf8_lossy(m).into_owned())
+                }
                 Ok(Some(StreamItem::Ping)) => continue,
                 Ok(None) => {}
                 Err(e) => panic!("peer framing: {e}"),
             }
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await.ok()?.ok()?;
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
             if n == 0 {
                 return None;
             }
@@ -75,7 +86,9 @@ impl SipPeer {
     }
 
     pub async fn recv(&mut self) -> String {
-        self.recv_within(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("no message within 5 s"))
+        self.recv_within(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no message within 5 s"))
     }
 
     /// Raw bytes within `wait` (for keep-alive pongs), empty on timeout.
@@ -144,7 +157,11 @@ pub fn respond(req: &str, status: u16, reason: &str, extra: &str) -> String {
         out.push_str(&format!("Record-Route: {rr}\r\n"));
     }
     let to = header(req, "To").unwrap_or("");
-    let to = if to.contains("tag=") || status == 100 { to.to_owned() } else { format!("{to};tag=uas1") };
+    let to = if to.contains("tag=") || status == 100 {
+        to.to_owned()
+    } else {
+        format!("{to};tag=uas1")
+    };
     out.push_str(&format!(
         "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
         header(req, "From").unwrap_or(""),
@@ -173,7 +190,8 @@ impl Site {
                 .try_init();
         }
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let store = Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("store: {e}"));
+        let store =
+            Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("store: {e}"));
         let mut config = Config::embedded_default();
         config.webconf_edge.enabled = false;
         config.av_edge.enabled = false;
@@ -198,7 +216,8 @@ impl Site {
     pub fn ca_file(&self) -> PathBuf {
         let tls = self.tls();
         let path = self.dir.path().join("ca.pem");
-        std::fs::write(&path, tls.ca_pem().unwrap_or_default()).unwrap_or_else(|e| panic!("write ca: {e}"));
+        std::fs::write(&path, tls.ca_pem().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("write ca: {e}"));
         path
     }
 
@@ -210,7 +229,9 @@ impl Site {
             store: self.store.clone(),
             metrics: Registry::new(),
         };
-        access_edge::start_edge(ctx).await.unwrap_or_else(|e| panic!("start: {e}"))
+        access_edge::start_edge(ctx)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"))
     }
 
     fn roots(&self) -> Arc<RootCertStore> {
@@ -220,10 +241,21 @@ impl Site {
         Arc::new(roots)
     }
 
-    fn issued(&self, cn: &str, sans: &[&str]) -> (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) {
+    fn issued(
+        &self,
+        cn: &str,
+        sans: &[&str],
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
         let _ = self.tls();
-        let issued = edged_tls::issue_client_certificate(&self.store, cn, &sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .unwrap_or_else(|e| panic!("issue: {e}"));
+        let issued = edged_tls::issue_client_certificate(
+            &self.store,
+            cn,
+            &sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|e| panic!("issue: {e}"));
         let chain = rustls_pemfile::certs(&mut issued.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap_or_else(|e| panic!("pem: {e}"));
@@ -241,7 +273,8 @@ impl Site {
             None => b.with_no_client_auth(),
             Some((cn, sans)) => {
                 let (chain, key) = self.issued(cn, sans);
-                b.with_client_auth_cert(chain, key).unwrap_or_else(|e| panic!("client cert: {e}"))
+                b.with_client_auth_cert(chain, key)
+                    .unwrap_or_else(|e| panic!("client cert: {e}"))
             }
         })
     }
@@ -249,14 +282,20 @@ impl Site {
     /// A Director: a mutual-TLS server with a certificate from this site's CA, on 127.0.0.2.
     pub async fn director(&self) -> Director {
         let (chain, key) = self.issued("director", &["127.0.0.2"]);
-        let verifier = WebPkiClientVerifier::builder(self.roots()).build().unwrap_or_else(|e| panic!("verifier: {e}"));
+        let verifier = WebPkiClientVerifier::builder(self.roots())
+            .build()
+            .unwrap_or_else(|e| panic!("verifier: {e}"));
         let cfg = ServerConfig::builder()
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .unwrap_or_else(|e| panic!("server cfg: {e}"));
-        let listener = TcpListener::bind("127.0.0.2:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let listener = TcpListener::bind("127.0.0.2:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
         Director {
-            addr: listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}")),
+            addr: listener
+                .local_addr()
+                .unwrap_or_else(|e| panic!("addr: {e}")),
             listener,
             acceptor: TlsAcceptor::from(Arc::new(cfg)),
         }
@@ -277,7 +316,9 @@ impl Director {
                 .await
                 .unwrap_or_else(|_| panic!("the edge did not connect to the director"))
                 .unwrap_or_else(|e| panic!("accept: {e}"));
-            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await
+            {
                 return SipPeer::new(Box::new(s));
             }
         }
@@ -286,9 +327,14 @@ impl Director {
 
 /// Connects over TLS to `addr`, verifying the edge's certificate for `name`.
 pub async fn connect(cfg: Arc<ClientConfig>, addr: SocketAddr, name: &str) -> SipPeer {
-    let tcp = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let tcp = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     let name = ServerName::try_from(name.to_owned()).unwrap_or_else(|e| panic!("name: {e}"));
-    let s = TlsConnector::from(cfg).connect(name, tcp).await.unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
+    let s = TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .unwrap_or_else(|e| panic!("TLS to {addr}: {e}"));
     SipPeer::new(Box::new(s))
 }
 

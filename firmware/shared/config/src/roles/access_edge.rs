@@ -53,10 +53,20 @@ pub struct AccessEdgeConfig {
 }
 
 fn default_scanner_user_agents() -> Vec<String> {
-    ["friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipsak", "iWar", "sundayddr", "VaxSIPUserAgent", "pplsip"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+    [
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "sipsak",
+        "iWar",
+        "sundayddr",
+        "VaxSIPUserAgent",
+        "pplsip",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
 }
 
 impl Default for AccessEdgeConfig {
@@ -155,7 +165,10 @@ impl AccessEdgeConfig {
         }
         for (i, d) in self.sip_domains.iter().enumerate() {
             if !is_domain(d) {
-                errs.push(format!("access_edge.sip_domains[{i}]"), format!("\"{d}\" is not a domain name"));
+                errs.push(
+                    format!("access_edge.sip_domains[{i}]"),
+                    format!("\"{d}\" is not a domain name"),
+                );
             }
         }
         let f = &self.federation;
@@ -178,53 +191,92 @@ impl AccessEdgeConfig {
             if f.block.iter().any(|b| b.eq_ignore_ascii_case(&p.domain)) {
                 errs.push(
                     format!("access_edge.federation.allow[{i}].domain"),
-                    format!("\"{}\" is on both the allow list and the block list", p.domain),
+                    format!(
+                        "\"{}\" is on both the allow list and the block list",
+                        p.domain
+                    ),
                 );
             }
         }
         for (i, d) in f.block.iter().enumerate() {
             if !is_domain(d) {
-                errs.push(format!("access_edge.federation.block[{i}]"), format!("\"{d}\" is not a domain name"));
+                errs.push(
+                    format!("access_edge.federation.block[{i}]"),
+                    format!("\"{d}\" is not a domain name"),
+                );
             }
         }
         if f.discovered_rate_per_sec == 0 {
-            errs.push("access_edge.federation.discovered_rate_per_sec", "must be at least 1");
+            errs.push(
+                "access_edge.federation.discovered_rate_per_sec",
+                "must be at least 1",
+            );
         }
         if f.suspicious_rate_per_sec == 0 {
-            errs.push("access_edge.federation.suspicious_rate_per_sec", "must be at least 1");
+            errs.push(
+                "access_edge.federation.suspicious_rate_per_sec",
+                "must be at least 1",
+            );
         }
         if f.watch_threshold == 0 {
-            errs.push("access_edge.federation.watch_threshold", "must be at least 1");
+            errs.push(
+                "access_edge.federation.watch_threshold",
+                "must be at least 1",
+            );
         }
         if f.suspicious_failure_percent == 0 || f.suspicious_failure_percent > 100 {
-            errs.push("access_edge.federation.suspicious_failure_percent", "must be from 1 to 100");
+            errs.push(
+                "access_edge.federation.suspicious_failure_percent",
+                "must be from 1 to 100",
+            );
         }
         if f.partner_port == 0 {
             errs.push("access_edge.federation.partner_port", "must not be 0");
         }
         for (i, d) in f.public_providers.iter().enumerate() {
             if !is_domain(d) {
-                errs.push(format!("access_edge.federation.public_providers[{i}]"), format!("\"{d}\" is not a domain name"));
+                errs.push(
+                    format!("access_edge.federation.public_providers[{i}]"),
+                    format!("\"{d}\" is not a domain name"),
+                );
             }
         }
         if !self.fqdn.is_empty() && !is_domain(&self.fqdn) {
-            errs.push("access_edge.fqdn", format!("\"{}\" is not a host name", self.fqdn));
+            errs.push(
+                "access_edge.fqdn",
+                format!("\"{}\" is not a host name", self.fqdn),
+            );
         }
         for (key, v) in [
             ("handshake_timeout_secs", self.handshake_timeout_secs),
             ("idle_timeout_secs", self.idle_timeout_secs),
             ("transaction_timeout_secs", self.transaction_timeout_secs),
-            ("health_check_interval_secs", self.health_check_interval_secs),
-            ("connection_rate_per_ip", u64::from(self.connection_rate_per_ip)),
-            ("handshake_rate_per_ip", u64::from(self.handshake_rate_per_ip)),
-            ("max_connections_per_ip", u64::from(self.max_connections_per_ip)),
+            (
+                "health_check_interval_secs",
+                self.health_check_interval_secs,
+            ),
+            (
+                "connection_rate_per_ip",
+                u64::from(self.connection_rate_per_ip),
+            ),
+            (
+                "handshake_rate_per_ip",
+                u64::from(self.handshake_rate_per_ip),
+            ),
+            (
+                "max_connections_per_ip",
+                u64::from(self.max_connections_per_ip),
+            ),
         ] {
             if v == 0 {
                 errs.push(format!("access_edge.{key}"), "must be at least 1");
             }
         }
         if !(1024..=1024 * 1024).contains(&self.max_message_bytes) {
-            errs.push("access_edge.max_message_bytes", "must be from 1024 to 1048576");
+            errs.push(
+                "access_edge.max_message_bytes",
+                "must be from 1024 to 1048576",
+            );
         }
     }
 
@@ -245,16 +297,41 @@ impl AccessEdgeConfig {
                 addr: SocketAddr::new(ip, port),
             })
         };
-        add("remote_users_port", "SIP remote users", Side::External, Transport::Tls, ext, self.remote_users_port);
-        add("federation_port", "SIP federation", Side::External, Transport::Mtls, ext, self.federation_port);
-        add("internal_port", "SIP from the Director pool", Side::Internal, Transport::Mtls, int, self.internal_port);
+        add(
+            "remote_users_port",
+            "SIP remote users",
+            Side::External,
+            Transport::Tls,
+            ext,
+            self.remote_users_port,
+        );
+        add(
+            "federation_port",
+            "SIP federation",
+            Side::External,
+            Transport::Mtls,
+            ext,
+            self.federation_port,
+        );
+        add(
+            "internal_port",
+            "SIP from the Director pool",
+            Side::Internal,
+            Transport::Mtls,
+            int,
+            self.internal_port,
+        );
     }
 }
 
 /// `host:port` with a non-empty host and a port from 1 to 65535.
 pub(crate) fn check_host_port(s: &str) -> Result<(), String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return if addr.port() == 0 { Err(format!("\"{s}\": port must not be 0")) } else { Ok(()) };
+        return if addr.port() == 0 {
+            Err(format!("\"{s}\": port must not be 0"))
+        } else {
+            Ok(())
+        };
     }
     let Some((host, port)) = s.rsplit_once(':') else {
         return Err(format!("\"{s}\" is not host:port"));
@@ -291,14 +368,25 @@ mod tests {
         let c = Config::embedded_default();
         assert_eq!(c.access_edge.max_message_bytes, 64 * 1024);
         assert_eq!(c.access_edge.federation.partner_port, 5061);
-        assert!(c.access_edge.scanner_user_agents.iter().any(|u| u == "friendly-scanner"));
+        assert!(c
+            .access_edge
+            .scanner_user_agents
+            .iter()
+            .any(|u| u == "friendly-scanner"));
         let errs = c
             .with_value("access_edge.federation.suspicious_failure_percent", "0")
             .unwrap_err();
-        assert_eq!(errs.0[0].key, "access_edge.federation.suspicious_failure_percent");
-        let errs = c.with_value("access_edge.idle_timeout_secs", "0").unwrap_err();
+        assert_eq!(
+            errs.0[0].key,
+            "access_edge.federation.suspicious_failure_percent"
+        );
+        let errs = c
+            .with_value("access_edge.idle_timeout_secs", "0")
+            .unwrap_err();
         assert_eq!(errs.0[0].key, "access_edge.idle_timeout_secs");
-        let errs = c.with_value("access_edge.fqdn", "\"bad host\"").unwrap_err();
+        let errs = c
+            .with_value("access_edge.fqdn", "\"bad host\"")
+            .unwrap_err();
         assert_eq!(errs.0[0].key, "access_edge.fqdn");
     }
 }

@@ -154,8 +154,14 @@ impl AvEdgeConfig {
             return;
         }
         for (side, ip) in [
-            (Side::External, side_address(net, Side::External, self.external_address)),
-            (Side::Internal, side_address(net, Side::Internal, self.internal_address)),
+            (
+                Side::External,
+                side_address(net, Side::External, self.external_address),
+            ),
+            (
+                Side::Internal,
+                side_address(net, Side::Internal, self.internal_address),
+            ),
         ] {
             let mut add = |key: &str, purpose: &str, protocol, transport, port| {
                 out.push(SocketSpec {
@@ -168,10 +174,28 @@ impl AvEdgeConfig {
                     addr: SocketAddr::new(ip, port),
                 })
             };
-            add("udp_port", "STUN/TURN", Protocol::Udp, Transport::Udp, self.udp_port);
-            add("tcp_port", "TURN over TCP/TLS", Protocol::Tcp, Transport::Tcp, self.tcp_port);
+            add(
+                "udp_port",
+                "STUN/TURN",
+                Protocol::Udp,
+                Transport::Udp,
+                self.udp_port,
+            );
+            add(
+                "tcp_port",
+                "TURN over TCP/TLS",
+                Protocol::Tcp,
+                Transport::Tcp,
+                self.tcp_port,
+            );
             if self.tls_port != 0 {
-                add("tls_port", "TURN over TLS", Protocol::Tcp, Transport::Tls, self.tls_port);
+                add(
+                    "tls_port",
+                    "TURN over TLS",
+                    Protocol::Tcp,
+                    Transport::Tls,
+                    self.tls_port,
+                );
             }
         }
     }
@@ -193,4 +217,36 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
         return Err(format!("\"{s}\": prefix length must be at most {max}"));
     }
     Ok((addr, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn relay_timing_errors_name_their_keys() {
+        let mut c = Config::embedded_default();
+        c.av_edge.nonce_lifetime_secs = 0;
+        c.av_edge.default_lifetime_secs = 7200;
+        c.av_edge.unauthenticated_rate_per_sec = 0;
+        let text = match c.validate() {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        for key in [
+            "av_edge.nonce_lifetime_secs",
+            "av_edge.default_lifetime_secs",
+            "av_edge.unauthenticated_rate_per_sec",
+        ] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn older_documents_get_the_defaults() {
+        let c = Config::embedded_default();
+        assert_eq!(c.av_edge.nonce_lifetime_secs, 600);
+        assert_eq!(c.av_edge.max_lifetime_secs, 3600);
+        assert!(c.validate().is_ok());
+    }
 }
