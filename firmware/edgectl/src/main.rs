@@ -200,7 +200,7 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Audit { limit } => {
             let entries: Vec<edged_admin_api::AuditEntry> =
                 client.get(&format!("/api/v1/audit?limit={limit}"))?;
-            print_out(json, &entries, render::audit)
+            print_out(json, &entries, |e| render::audit(e))
         }
         Command::Role { role, what, action } => {
             let path = format!(

@@ -59,7 +59,7 @@ pub fn levels(l: &LogLevels) -> String {
     out
 }
 
-pub fn audit(entries: &Vec<AuditEntry>) -> String {
+pub fn audit(entries: &[AuditEntry]) -> String {
     entries
         .iter()
         .map(|e| {

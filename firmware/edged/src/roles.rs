@@ -11,22 +11,22 @@ pub async fn start_all(ctx: &RoleContext) -> Result<Vec<Arc<dyn Role>>, RoleErro
     roles.push(if c.access_edge.enabled {
         access_edge::start(ctx.clone()).await?
     } else {
-        DisabledRole::new("access_edge")
+        DisabledRole::arc("access_edge")
     });
     roles.push(if c.webconf_edge.enabled {
         webconf_edge::start(ctx.clone()).await?
     } else {
-        DisabledRole::new("webconf_edge")
+        DisabledRole::arc("webconf_edge")
     });
     roles.push(if c.av_edge.enabled {
         av_edge::start(ctx.clone()).await?
     } else {
-        DisabledRole::new("av_edge")
+        DisabledRole::arc("av_edge")
     });
     roles.push(if c.av_auth.enabled {
         av_auth::start(ctx.clone()).await?
     } else {
-        DisabledRole::new("av_auth")
+        DisabledRole::arc("av_auth")
     });
     Ok(roles)
 }

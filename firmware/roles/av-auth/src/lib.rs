@@ -46,7 +46,7 @@ pub const NAME: &str = "av_auth";
 /// Binds the role's listeners on the internal side, starts serving and returns the role.
 pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
     if !ctx.config.av_auth.enabled {
-        return Ok(DisabledRole::new(NAME));
+        return Ok(DisabledRole::arc(NAME));
     }
     edged_tls::install_crypto_provider();
     let ring = keys::load_or_create(&ctx.store, keys::unix_now()).map_err(|e| match e {

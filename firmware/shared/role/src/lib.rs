@@ -107,7 +107,7 @@ pub struct DisabledRole {
 }
 
 impl DisabledRole {
-    pub fn new(name: &'static str) -> Arc<dyn Role> {
+    pub fn arc(name: &'static str) -> Arc<dyn Role> {
         Arc::new(Self { name })
     }
 }
