@@ -56,6 +56,10 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
     av.tcp_port = 0;
     av.tls_port = free_tcp_port();
     av.relay_threads = 1;
+    // Below Linux's ephemeral range (32768-60999): the listeners above bind port 0, and a
+    // listener port inside the relay range would count as a relay port, not a service port.
+    av.relay_port_min = 20000;
+    av.relay_port_max = 29999;
     av.demo_user = false;
     av.allowed_peer_ranges = vec!["127.0.0.0/8".into()];
     adjust(av);
