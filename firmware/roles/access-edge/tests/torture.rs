@@ -14,7 +14,6 @@ fn corpus() -> Option<PathBuf> {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     [
         here.join("../../../../shared/sip-torture"),
-        PathBuf::from("/work/shared/sip-torture"),
         here.join("../../protocols/sip-core/tests/data"),
     ]
     .into_iter()
