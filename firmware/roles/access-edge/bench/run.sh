@@ -32,6 +32,10 @@ WORK=$(mktemp -d /tmp/bench-sip.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Tunnels started inside $(...) run in a subshell: their pids are in this file.
+    if [[ -f "$WORK/pids" ]]; then
+        while read -r p; do kill "$p" 2>/dev/null || true; done <"$WORK/pids"
+    fi
     wait 2>/dev/null || true
     if [[ "${KEEP_WORK:-0}" == 1 ]]; then echo "bench-sip: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -134,7 +138,7 @@ CAfile = $CERTS/ca.pem
 verifyChain = yes
 CONF
     stunnel4 "$WORK/$1.conf" >/dev/null 2>&1 &
-    PIDS+=($!)
+    echo $! >>"$WORK/pids"
     wait_port 127.0.0.1 "$port"
     echo "$port"
 }
