@@ -245,9 +245,10 @@ async fn serve(
     notify_systemd("STOPPING=1");
     let deadline = Duration::from_secs(daemon.current().await.config.appliance.drain_timeout_secs);
     tracing::info!(target: "edged", deadline_secs = deadline.as_secs(), "draining");
-    let drains = daemon.roles.iter().map(|r| r.drain(deadline));
-    // A role that overruns its own deadline does not hold the appliance hostage.
-    if tokio::time::timeout(deadline + Duration::from_secs(2), futures_join(drains))
+    // All roles drain at once, each within the same deadline; a role that overruns it does
+    // not hold the appliance hostage.
+    let drains = futures::future::join_all(daemon.roles.iter().map(|r| r.drain(deadline)));
+    if tokio::time::timeout(deadline + Duration::from_secs(2), drains)
         .await
         .is_err()
     {
@@ -257,13 +258,6 @@ async fn serve(
     let _ = std::fs::remove_file(&args.admin_socket);
     tracing::info!(target: "edged", "stopped");
     Ok(())
-}
-
-async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
-    let handles: Vec<_> = futs.collect();
-    for f in handles {
-        f.await;
-    }
 }
 
 /// Tells systemd (when it started us with Type=notify) how far along we are.
