@@ -57,7 +57,7 @@ key=${RAUC_KEY:-$out/keys/signing.key.pem}
 log "root filesystem"
 "$here/mk-rootfs.sh" "$work/rootfs" "$bindir" "$kdir/boot/vmlinuz-$kver" "$work/initrd.img" \
     "$keyring" "$version" "$common/rootfs-overlay" "$board/rootfs-overlay"
-mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -comp xz -Xbcj x86 -b 256K -noappend \
+mksquashfs "$work/rootfs" "$work/rootfs.squashfs" -comp gzip -b 256K -noappend \
     -all-root -no-progress -quiet >/dev/null
 
 log "EFI partition"
@@ -88,7 +88,7 @@ printf '#!/bin/sh\necho "edged: refusing to start (fallback test system)" >&2\ns
     >"$work/rootfs-broken/usr/bin/edged"
 chmod 755 "$work/rootfs-broken/usr/bin/edged"
 echo "$version-never-healthy" >"$work/rootfs-broken/etc/edge-release"
-mksquashfs "$work/rootfs-broken" "$work/rootfs-broken.squashfs" -comp xz -Xbcj x86 -b 256K \
+mksquashfs "$work/rootfs-broken" "$work/rootfs-broken.squashfs" -comp gzip -b 256K \
     -noappend -all-root -no-progress -quiet >/dev/null
 "$here/mk-bundle.sh" "$work/rootfs-broken.squashfs" "$version-never-healthy" "$cert" "$key" "$keyring" \
     "$out/hil/never-healthy.raucb"

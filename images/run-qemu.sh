@@ -14,10 +14,11 @@ cp /usr/share/OVMF/OVMF_VARS_4M.fd "$scratch/vars.fd"
 accel=tcg
 cpu=qemu64
 if [ -n "${KVM:-}" ]; then accel=kvm cpu=host; fi
-qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -machine q35 -smp 2 -m 512 -nodefaults -no-user-config \
+qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -machine q35,smm=off -smp 2 -m 512 -nodefaults -no-user-config \
     -display none -serial mon:stdio \
     -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
     -drive if=pflash,format=raw,file="$scratch/vars.fd" \
     -drive if=virtio,format=raw,file="$scratch/disk.img" \
     -device i6300esb -watchdog-action reset \
+    -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
     -nic user,model=virtio-net-pci,restrict=on -nic user,model=virtio-net-pci,restrict=on
