@@ -11,7 +11,7 @@ repo=$(cd "$here/.." && pwd)
 
 [ "$(id -u)" = 0 ] || die "the rig creates network namespaces and taps: run as root"
 
-pkgs=(qemu-system-x86 ovmf coturn iproute2 python3-venv)
+pkgs=(qemu-system-x86 ovmf coturn sip-tester stunnel4 openssl iproute2 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
