@@ -17,7 +17,7 @@ RUN_DIR ?= target/run
 
 # Debian packages the tests drive as real peers.
 APT_TEST := coturn sip-tester stunnel4 haproxy kamailio kamailio-tls-modules dnsutils iproute2 \
-            python3-venv
+            python3-venv chromium openssl
 # Services those packages may start on a systemd machine; they would hold the ports edged
 # wants on loopback, so they are stopped and disabled.
 APT_SERVICES := coturn kamailio haproxy stunnel4
