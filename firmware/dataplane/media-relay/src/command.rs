@@ -16,6 +16,11 @@ pub enum Command {
         client: SocketAddr,
         listener: usize,
         relay: UdpSocket,
+        /// The IPv6 relay socket of an RFC 6156 dual allocation (then `relay` is the IPv4
+        /// one). A single-family allocation of either family passes only `relay`. Packets
+        /// to a peer leave by the socket of the peer's family; packets from peers are
+        /// accepted on both.
+        relay_v6: Option<UdpSocket>,
         /// Bytes per second in each direction; 0 means no cap.
         bandwidth_bytes_per_sec: u64,
     },

@@ -11,9 +11,11 @@ pub mod channel;
 mod command;
 mod counters;
 mod forward;
+mod mmsg;
 mod plane;
+mod sockaddr;
 mod table;
 mod worker;
 
 pub use command::{AllocationId, Command};
-pub use plane::{ControlPacket, PeerGuard, PlaneConfig, PlaneError, RelayPlane};
+pub use plane::{ControlPacket, PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};

@@ -35,6 +35,18 @@ pub struct PlaneConfig {
     pub metrics: Registry,
 }
 
+/// Real-time options for the relay threads, both off by default: they need privileges
+/// (CAP_SYS_NICE, CAP_IPC_LOCK or root) and a misconfigured real-time thread can starve a
+/// core, so an operator opts in. When not permitted, the plane logs it and runs without.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Realtime {
+    /// SCHED_FIFO priority (1-99) for the relay threads: a relay thread then preempts
+    /// ordinary work on its core as soon as a packet arrives.
+    pub fifo_priority: Option<u8>,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)`: no page fault on the packet path, ever.
+    pub lock_memory: bool,
+}
+
 /// The data plane's last line of defence on the Send path: even with a permission for the
 /// appliance's own address, only relay ports (client to client) are reachable there.
 #[derive(Debug, Clone, Default)]
@@ -138,6 +150,33 @@ fn placement(threads: usize, cores: &[usize]) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// Locks the process's memory, present and future; logs when not permitted.
+fn lock_memory() {
+    // SAFETY: mlockall takes flags only and touches no memory of ours.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    if rc == 0 {
+        tracing::info!(target: "av_edge", "relay memory locked (mlockall)");
+    } else {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(target: "av_edge", "cannot lock memory (mlockall), running unlocked: {e}");
+    }
+}
+
+/// Puts the calling relay thread under SCHED_FIFO; logs when not permitted.
+fn set_fifo(thread: usize, priority: u8) {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority.clamp(1, 99)),
+    };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        tracing::info!(target: "av_edge", thread, priority = param.sched_priority, "relay thread runs SCHED_FIFO");
+    } else {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!(target: "av_edge", thread, "SCHED_FIFO not permitted, relay thread stays SCHED_OTHER: {e}");
+    }
+}
+
 impl RelayPlane {
     /// Binds every listener shard, starts the threads and returns. STUN messages other than
     /// Send indications go to `control`.
@@ -145,6 +184,18 @@ impl RelayPlane {
         config: PlaneConfig,
         control: tokio::sync::mpsc::Sender<ControlPacket>,
     ) -> Result<RelayPlane, PlaneError> {
+        Self::start_with(config, control, Realtime::default())
+    }
+
+    /// `start` with real-time scheduling and memory locking as asked in `realtime`.
+    pub fn start_with(
+        config: PlaneConfig,
+        control: tokio::sync::mpsc::Sender<ControlPacket>,
+        realtime: Realtime,
+    ) -> Result<RelayPlane, PlaneError> {
+        if realtime.lock_memory {
+            lock_memory();
+        }
         let placement = placement(config.threads, &config.cores);
         // Shard 0 binds first so port 0 resolves to one port the other shards then share.
         let mut bound: Vec<SocketAddr> = config.listeners.clone();
@@ -225,6 +276,9 @@ impl RelayPlane {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                             tracing::warn!(target: "av_edge", thread = index, core, "cannot pin relay thread");
                         }
+                    }
+                    if let Some(priority) = realtime.fifo_priority {
+                        set_fifo(index, priority);
                     }
                     tracing::info!(target: "av_edge", thread = index, ?core, "relay thread started");
                     worker.run();

@@ -49,12 +49,23 @@ pub(crate) struct Allocation {
     pub id: AllocationId,
     pub client: SocketAddr,
     pub listener: usize,
-    pub relay: UdpSocket,
+    /// Relay sockets by address family: `[IPv4, IPv6]`; a dual allocation (RFC 6156) has
+    /// both, a single-family one has one.
+    pub relays: [Option<UdpSocket>; 2],
     /// Few entries per allocation in practice, so a vector beats a map.
     pub permissions: Vec<IpAddr>,
     pub channels: Vec<(u16, SocketAddr)>,
     pub to_peer: Bucket,
     pub to_client: Bucket,
+}
+
+/// Index into `Allocation::relays` for an address family.
+#[inline]
+pub(crate) fn family_index(ip: IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(_) => 0,
+        IpAddr::V6(_) => 1,
+    }
 }
 
 impl Allocation {
@@ -113,6 +124,17 @@ impl Table {
     pub fn by_id_mut(&mut self, id: AllocationId) -> Option<&mut Allocation> {
         let slot = *self.by_id.get(&id)?;
         self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// The slot of the allocation of `client` on `listener`.
+    #[inline]
+    pub fn client_slot(&self, listener: usize, client: SocketAddr) -> Option<usize> {
+        self.by_client.get(&(listener, client)).copied()
+    }
+
+    #[inline]
+    pub fn slot(&self, slot: usize) -> Option<&Allocation> {
+        self.slots.get(slot)?.as_ref()
     }
 
     #[inline]

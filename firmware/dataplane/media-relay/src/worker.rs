@@ -1,9 +1,14 @@
 //! One relay thread: an epoll loop over its listener shards, its relay sockets and a
 //! wake-up eventfd, with the command queue drained on every turn.
+//!
+//! I/O is batched: a ready socket is drained with `recvmmsg` (one call returns everything
+//! queued, where reading packet by packet would end with a wasted EAGAIN read), and every
+//! frame going back to clients during one turn leaves through its listener in one
+//! `sendmmsg`. Frames to peers leave one `sendto` each: every allocation has its own relay
+//! socket, and `sendmmsg` cannot span sockets.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,23 +18,22 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use nix::sys::eventfd::EventFd;
 
 use crate::command::Command;
-use crate::counters::ThreadCounters;
+use crate::counters::{Tally, ThreadCounters};
 use crate::forward::{build_data_indication, classify_stun, ClientPacket, PAYLOAD_OFFSET};
+use crate::mmsg::{RecvSlots, SendQueue};
 use crate::plane::{ControlPacket, PeerGuard};
-use crate::table::{Allocation, Bucket, Table};
+use crate::table::{family_index, Allocation, Bucket, Table};
 
 const TOKEN_WAKE: u64 = u64::MAX;
-/// Relay socket tokens start here; below are listener indexes.
+/// Relay socket tokens start here: `RELAY_BASE + 2 * slot + family`; below are listener
+/// indexes.
 const RELAY_BASE: u64 = 1 << 32;
-/// Datagrams read from a listener shard per readiness event before looking at the other
-/// sockets, so a busy listener cannot starve the relay sockets.
+/// Datagrams per `recvmmsg`/`sendmmsg`.
 const BATCH: usize = 64;
-/// Datagrams read from a relay socket per readiness event. One: a relay socket carries one
-/// flow (50 packets/s for audio), so a second read nearly always returns EAGAIN, a wasted
-/// system call per packet; level-triggered epoll reports the socket again if more is queued.
-const PEER_BATCH: usize = 1;
-/// Largest UDP payload plus the Data indication head room.
-const BUF_LEN: usize = PAYLOAD_OFFSET + 65_536 + 4;
+/// Batches read from a listener shard per readiness event before looking at the other
+/// sockets, so a busy listener cannot starve the relay sockets (level-triggered epoll
+/// reports it again if more is queued).
+const LISTENER_BATCHES: usize = 4;
 
 pub(crate) struct Worker {
     pub index: usize,
@@ -62,16 +66,43 @@ impl Ids {
     }
 }
 
+/// The thread's packet-path state, allocated once when the thread starts.
+struct Path {
+    table: Table,
+    /// Datagrams from clients (listener shards).
+    from_clients: RecvSlots,
+    /// Datagrams from peers; frames to clients are built in place here and stay until the
+    /// turn's `sendmmsg`.
+    from_peers: RecvSlots,
+    /// Slots of `from_peers` in use this turn.
+    peer_slots_used: usize,
+    to_clients: SendQueue,
+    /// Payloads from `from_clients` on their way to peers.
+    to_peers: SendQueue,
+    tally: Tally,
+    ids: Ids,
+    /// One clock read per turn: the bandwidth buckets need no finer time.
+    now: Instant,
+}
+
 impl Worker {
     pub fn run(mut self) {
-        let mut table = Table::default();
-        let mut buf = vec![0u8; BUF_LEN];
-        let mut events = [EpollEvent::empty(); 256];
         let seed = (self.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
-        let mut ids = Ids(seed | 1);
+        let mut path = Path {
+            table: Table::default(),
+            from_clients: RecvSlots::new(BATCH),
+            from_peers: RecvSlots::new(BATCH),
+            peer_slots_used: 0,
+            to_clients: SendQueue::new(BATCH),
+            to_peers: SendQueue::new(BATCH),
+            tally: Tally::default(),
+            ids: Ids(seed | 1),
+            now: Instant::now(),
+        };
+        let mut events = [EpollEvent::empty(); 256];
         while !self.stop.load(Ordering::Relaxed) {
             let ready = match self.epoll.wait(&mut events, 200u16) {
                 Ok(n) => n,
@@ -81,23 +112,22 @@ impl Worker {
                     break;
                 }
             };
-            self.apply_commands(&mut table);
-            let now = Instant::now();
+            self.apply_commands(&mut path.table);
+            path.now = Instant::now();
             for ev in &events[..ready] {
                 match ev.data() {
                     TOKEN_WAKE => {
                         let _ = self.wake.read();
                     }
-                    t if t >= RELAY_BASE => self.on_peer_datagrams(
-                        (t - RELAY_BASE) as usize,
-                        &mut table,
-                        &mut buf,
-                        &mut ids,
-                        now,
-                    ),
-                    t => self.on_client_datagrams(t as usize, &mut table, &mut buf, now),
+                    t if t >= RELAY_BASE => {
+                        let t = t - RELAY_BASE;
+                        self.on_peer_datagrams((t >> 1) as usize, (t & 1) as usize, &mut path);
+                    }
+                    t => self.on_client_datagrams(t as usize, &mut path),
                 }
             }
+            self.flush_to_clients(&mut path);
+            path.tally.publish(&self.counters);
         }
         tracing::debug!(target: "av_edge", thread = self.index, "relay thread stopped");
     }
@@ -110,30 +140,17 @@ impl Worker {
                     client,
                     listener,
                     relay,
+                    relay_v6,
                     bandwidth_bytes_per_sec,
-                } => {
-                    let now = Instant::now();
-                    let alloc = Allocation {
-                        id,
-                        client,
-                        listener,
-                        relay,
-                        permissions: Vec::with_capacity(4),
-                        channels: Vec::with_capacity(4),
-                        to_peer: Bucket::new(bandwidth_bytes_per_sec, now),
-                        to_client: Bucket::new(bandwidth_bytes_per_sec, now),
-                    };
-                    let slot = table.insert(alloc);
-                    let ev = EpollEvent::new(EpollFlags::EPOLLIN, RELAY_BASE + slot as u64);
-                    let watched = match table.slot_mut(slot) {
-                        Some(a) => self.epoll.add(a.relay.as_fd(), ev),
-                        None => continue,
-                    };
-                    if let Err(e) = watched {
-                        tracing::warn!(target: "av_edge", "cannot watch relay socket of allocation {id}: {e}");
-                        table.remove(id);
-                    }
-                }
+                } => self.install(
+                    table,
+                    id,
+                    client,
+                    listener,
+                    relay,
+                    relay_v6,
+                    bandwidth_bytes_per_sec,
+                ),
                 Command::Permit { id, peer } => {
                     if let Some(a) = table.by_id_mut(id) {
                         if !a.permissions.contains(&peer) {
@@ -159,7 +176,9 @@ impl Worker {
                 }
                 Command::Remove { id } => {
                     if let Some(a) = table.remove(id) {
-                        let _ = self.epoll.delete(a.relay.as_fd());
+                        for relay in a.relays.iter().flatten() {
+                            let _ = self.epoll.delete(relay.as_fd());
+                        }
                     }
                 }
             }
@@ -167,88 +186,162 @@ impl Worker {
         self.allocations.store(table.len(), Ordering::Relaxed);
     }
 
-    /// Datagrams on a listener shard: ChannelData and Send go out here, other STUN goes
-    /// to the control plane.
-    fn on_client_datagrams(
+    /// Files the relay sockets under their address family and watches them.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
         &mut self,
-        listener: usize,
         table: &mut Table,
-        buf: &mut [u8],
-        now: Instant,
+        id: u64,
+        client: SocketAddr,
+        listener: usize,
+        relay: UdpSocket,
+        relay_v6: Option<UdpSocket>,
+        bandwidth_bytes_per_sec: u64,
     ) {
+        let mut relays: [Option<UdpSocket>; 2] = [None, None];
+        for sock in std::iter::once(relay).chain(relay_v6) {
+            let family = match sock.local_addr() {
+                Ok(a) => family_index(a.ip()),
+                Err(e) => {
+                    tracing::warn!(target: "av_edge", "relay socket of allocation {id} unusable: {e}");
+                    return;
+                }
+            };
+            if relays[family].is_some() {
+                tracing::warn!(target: "av_edge", "allocation {id} has two relay sockets of one address family; not installed");
+                return;
+            }
+            relays[family] = Some(sock);
+        }
+        let now = Instant::now();
+        let slot = table.insert(Allocation {
+            id,
+            client,
+            listener,
+            relays,
+            permissions: Vec::with_capacity(4),
+            channels: Vec::with_capacity(4),
+            to_peer: Bucket::new(bandwidth_bytes_per_sec, now),
+            to_client: Bucket::new(bandwidth_bytes_per_sec, now),
+        });
+        let Some(alloc) = table.slot_mut(slot) else {
+            return;
+        };
+        let mut failed = None;
+        for (family, relay) in alloc.relays.iter().enumerate() {
+            let Some(relay) = relay else { continue };
+            let token = RELAY_BASE + 2 * slot as u64 + family as u64;
+            if let Err(e) = self
+                .epoll
+                .add(relay.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            tracing::warn!(target: "av_edge", "cannot watch relay socket of allocation {id}: {e}");
+            if let Some(a) = table.remove(id) {
+                for relay in a.relays.iter().flatten() {
+                    let _ = self.epoll.delete(relay.as_fd());
+                }
+            }
+        }
+    }
+
+    /// Datagrams on a listener shard: ChannelData and Send go out to peers, other STUN
+    /// goes to the control plane.
+    fn on_client_datagrams(&mut self, listener: usize, path: &mut Path) {
         let Some(sock) = self.listeners.get(listener) else {
             return;
         };
-        for _ in 0..BATCH {
-            let (len, from) = match sock.recv_from(buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => continue,
+        for _ in 0..LISTENER_BATCHES {
+            let received = match path.from_clients.recv(sock.as_fd(), 0..BATCH) {
+                Ok(n) => n,
+                Err(_) => return,
             };
-            let packet = &buf[..len];
-            let Some(&first) = packet.first() else {
-                continue;
+            if received > 0 {
+                path.tally.receive_batches_client += 1;
+            }
+            for i in 0..received {
+                let (len, from) = path.from_clients.datagram(i);
+                let Some(from) = from else { continue };
+                let packet = &path.from_clients.slot(i)[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len];
+                let Some(out) = self.client_datagram(
+                    listener,
+                    from,
+                    packet,
+                    &mut path.table,
+                    &mut path.tally,
+                    path.now,
+                ) else {
+                    continue;
+                };
+                let range = PAYLOAD_OFFSET + out.data.start..PAYLOAD_OFFSET + out.data.end;
+                let key = relay_key(out.slot, out.family);
+                if !path.to_peers.push(i, range, out.peer, key) {
+                    path.tally.dropped_send_error += 1;
+                }
+            }
+            // The slots are reused by the next read: everything queued leaves now.
+            flush_to_peers(path);
+            if received < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Decides what to do with one datagram from a client: `Some` for a payload to relay
+    /// (already checked against permissions and the bandwidth cap).
+    #[inline]
+    fn client_datagram(
+        &self,
+        listener: usize,
+        from: SocketAddr,
+        packet: &[u8],
+        table: &mut Table,
+        tally: &mut Tally,
+        now: Instant,
+    ) -> Option<ToPeer> {
+        let first = *packet.first()?;
+        let (peer, data) = if channel::is_channel_data(first) {
+            let Some((number, data)) = channel::parse_datagram(packet) else {
+                tally.dropped_malformed += 1;
+                return None;
             };
-            if channel::is_channel_data(first) {
-                let Some((number, data)) = channel::parse_datagram(packet) else {
-                    self.counters.dropped_malformed.inc();
-                    continue;
-                };
-                let Some(alloc) = table.by_client_mut(listener, from) else {
-                    self.counters.dropped_no_allocation.inc();
-                    continue;
-                };
-                let Some(peer) = alloc.channel_peer(number) else {
-                    self.counters.dropped_no_permission.inc();
-                    continue;
-                };
-                if !alloc.permits(peer.ip()) {
-                    self.counters.dropped_no_permission.inc();
-                    continue;
-                }
-                if !alloc.to_peer.take(data.len(), now) {
-                    self.counters.dropped_bandwidth.inc();
-                    continue;
-                }
-                send(
-                    &alloc.relay,
-                    data,
-                    peer,
-                    &self.counters.to_peer_packets,
-                    &self.counters.to_peer_bytes,
-                    &self.counters.dropped_send_error,
-                );
-                continue;
+            let Some(alloc) = table.by_client_mut(listener, from) else {
+                tally.dropped_no_allocation += 1;
+                return None;
+            };
+            let Some(peer) = alloc.channel_peer(number) else {
+                tally.dropped_no_permission += 1;
+                return None;
+            };
+            if !alloc.permits(peer.ip()) {
+                tally.dropped_no_permission += 1;
+                return None;
             }
-            if first >> 6 != 0 {
-                self.counters.dropped_malformed.inc();
-                continue;
-            }
+            (peer, data)
+        } else if first >> 6 != 0 {
+            tally.dropped_malformed += 1;
+            return None;
+        } else {
             match classify_stun(packet) {
                 ClientPacket::Send(peer, data) => {
                     let peer = crate::address::normalise(peer);
                     let Some(alloc) = table.by_client_mut(listener, from) else {
-                        self.counters.dropped_no_allocation.inc();
-                        continue;
+                        tally.dropped_no_allocation += 1;
+                        return None;
                     };
                     if !alloc.permits(peer.ip()) || !self.guard.allows(peer) {
-                        self.counters.dropped_no_permission.inc();
-                        continue;
+                        tally.dropped_no_permission += 1;
+                        return None;
                     }
-                    if !alloc.to_peer.take(data.len(), now) {
-                        self.counters.dropped_bandwidth.inc();
-                        continue;
-                    }
-                    send(
-                        &alloc.relay,
-                        data,
-                        peer,
-                        &self.counters.to_peer_packets,
-                        &self.counters.to_peer_bytes,
-                        &self.counters.dropped_send_error,
-                    );
+                    (peer, data)
                 }
-                ClientPacket::BadSend => self.counters.dropped_malformed.inc(),
+                ClientPacket::BadSend => {
+                    tally.dropped_malformed += 1;
+                    return None;
+                }
                 ClientPacket::Control => {
                     let msg = ControlPacket {
                         shard: self.index,
@@ -257,84 +350,175 @@ impl Worker {
                         bytes: packet.to_vec(),
                     };
                     match self.control.try_send(msg) {
-                        Ok(()) => self.counters.control_forwarded.inc(),
-                        Err(_) => self.counters.control_queue_full.inc(),
+                        Ok(()) => tally.control_forwarded += 1,
+                        Err(_) => tally.control_queue_full += 1,
                     }
+                    return None;
                 }
             }
+        };
+        let slot = table.client_slot(listener, from)?;
+        let alloc = table.slot_mut(slot)?;
+        let family = family_index(peer.ip());
+        if alloc.relays[family].is_none() {
+            // A single-family allocation and a peer of the other family (RFC 6156 answers
+            // 443 on the control path; a stray packet is simply dropped).
+            tally.dropped_no_permission += 1;
+            return None;
         }
+        if !alloc.to_peer.take(data.len(), now) {
+            tally.dropped_bandwidth += 1;
+            return None;
+        }
+        // `data` lies inside `packet`; its offset is plain address arithmetic.
+        let start = data.as_ptr() as usize - packet.as_ptr() as usize;
+        Some(ToPeer {
+            slot,
+            family,
+            peer,
+            data: start..start + data.len(),
+        })
     }
 
     /// Datagrams on a relay socket: to the client as ChannelData when a channel is bound,
-    /// as a Data indication otherwise; nothing without a permission.
-    fn on_peer_datagrams(
-        &mut self,
-        slot: usize,
-        table: &mut Table,
-        buf: &mut [u8],
-        ids: &mut Ids,
-        now: Instant,
-    ) {
-        let Some(alloc) = table.slot_mut(slot) else {
-            return;
-        };
-        let Some(client_sock) = self.listeners.get(alloc.listener) else {
-            return;
-        };
-        for _ in 0..PEER_BATCH {
-            let (len, from) = match alloc.relay.recv_from(&mut buf[PAYLOAD_OFFSET..BUF_LEN - 4]) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => continue,
+    /// as a Data indication otherwise; nothing without a permission. The socket is drained
+    /// a batch at a time; frames wait in their slots for the turn's `sendmmsg`.
+    fn on_peer_datagrams(&mut self, slot: usize, family: usize, path: &mut Path) {
+        let Path {
+            table,
+            from_peers,
+            peer_slots_used,
+            to_clients,
+            tally,
+            ids,
+            now,
+            ..
+        } = path;
+        // One full batch per readiness event at most: level-triggered epoll reports the
+        // socket again next turn if more is queued, so one busy peer cannot starve others.
+        let mut budget = BATCH;
+        while budget > 0 {
+            if *peer_slots_used == BATCH {
+                flush(to_clients, from_peers, &self.listeners, tally);
+                *peer_slots_used = 0;
+            }
+            let Some(alloc) = table.slot_mut(slot) else {
+                return;
             };
-            let from = crate::address::normalise(from);
-            if !alloc.permits(from.ip()) {
-                self.counters.dropped_no_permission.inc();
-                continue;
+            let Some(relay) = alloc.relays.get(family).and_then(Option::as_ref) else {
+                return;
+            };
+            let first = *peer_slots_used;
+            let want = (BATCH - first).min(budget);
+            let received = match from_peers.recv(relay.as_fd(), first..first + want) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            *peer_slots_used += received;
+            if received > 0 {
+                tally.receive_batches_peer += 1;
             }
-            if !alloc.to_client.take(len, now) {
-                self.counters.dropped_bandwidth.inc();
-                continue;
-            }
-            let frame = match alloc.peer_channel(from) {
-                Some(number) => {
-                    let start = PAYLOAD_OFFSET - channel::HEADER_LEN;
-                    if channel::write_header(&mut buf[start..], number, len).is_none() {
-                        continue;
-                    }
-                    start..PAYLOAD_OFFSET + len
+            budget -= want;
+            for i in first..first + received {
+                let Some(frame) = peer_datagram(alloc, from_peers, i, tally, ids, *now) else {
+                    continue;
+                };
+                if !to_clients.push(i, frame, alloc.client, alloc.listener as u64) {
+                    tally.dropped_send_error += 1;
                 }
-                None => match build_data_indication(buf, len, from, &ids.next()) {
-                    Some(r) => r,
-                    None => continue,
-                },
-            };
-            send(
-                client_sock,
-                &buf[frame],
-                alloc.client,
-                &self.counters.to_client_packets,
-                &self.counters.to_client_bytes,
-                &self.counters.dropped_send_error,
-            );
+            }
+            if received < want {
+                return;
+            }
         }
+    }
+
+    /// Sends the frames built this turn and frees their slots.
+    fn flush_to_clients(&mut self, path: &mut Path) {
+        flush(
+            &mut path.to_clients,
+            &path.from_peers,
+            &self.listeners,
+            &mut path.tally,
+        );
+        path.peer_slots_used = 0;
     }
 }
 
-#[inline]
-fn send(
-    sock: &UdpSocket,
-    bytes: &[u8],
-    to: SocketAddr,
-    packets: &edged_metrics::Counter,
-    octets: &edged_metrics::Counter,
-    errors: &edged_metrics::Counter,
-) {
-    match sock.send_to(bytes, to) {
-        Ok(_) => {
-            packets.inc();
-            octets.add(bytes.len() as u64);
-        }
-        Err(_) => errors.inc(),
+fn flush(queue: &mut SendQueue, slots: &RecvSlots, listeners: &[UdpSocket], tally: &mut Tally) {
+    if queue.is_empty() {
+        return;
     }
+    let done = queue.flush(slots, |key| {
+        listeners.get(key as usize).map(AsRawFd::as_raw_fd)
+    });
+    tally.send_batches_client += done.calls;
+    tally.to_client_packets += done.packets;
+    tally.to_client_bytes += done.bytes;
+    tally.dropped_send_error += done.errors;
+}
+
+/// Checks the datagram in receive slot `i` against the allocation and frames it for the
+/// client in place; returns the frame's range in the slot.
+#[inline]
+fn peer_datagram(
+    alloc: &mut Allocation,
+    from_peers: &mut RecvSlots,
+    i: usize,
+    tally: &mut Tally,
+    ids: &mut Ids,
+    now: Instant,
+) -> Option<std::ops::Range<usize>> {
+    let (len, from) = from_peers.datagram(i);
+    let from = crate::address::normalise(from?);
+    if !alloc.permits(from.ip()) {
+        tally.dropped_no_permission += 1;
+        return None;
+    }
+    if !alloc.to_client.take(len, now) {
+        tally.dropped_bandwidth += 1;
+        return None;
+    }
+    let buf = from_peers.slot_mut(i);
+    match alloc.peer_channel(from) {
+        Some(number) => {
+            let start = PAYLOAD_OFFSET - channel::HEADER_LEN;
+            channel::write_header(&mut buf[start..], number, len)?;
+            Some(start..PAYLOAD_OFFSET + len)
+        }
+        None => build_data_indication(buf, len, from, &ids.next()),
+    }
+}
+
+/// A payload from a client, cleared for relaying: bytes `data` of the datagram go to `peer`
+/// from relay socket `family` of the allocation in table slot `slot`.
+struct ToPeer {
+    slot: usize,
+    family: usize,
+    peer: SocketAddr,
+    data: std::ops::Range<usize>,
+}
+
+/// The `SendQueue` key of an allocation's relay socket.
+#[inline]
+fn relay_key(slot: usize, family: usize) -> u64 {
+    (slot as u64) << 1 | family as u64
+}
+
+/// Sends the payloads queued from the current client batch, one `sendmmsg` per run of
+/// payloads for the same relay socket.
+fn flush_to_peers(path: &mut Path) {
+    if path.to_peers.is_empty() {
+        return;
+    }
+    let table = &path.table;
+    let done = path.to_peers.flush(&path.from_clients, |key| {
+        let alloc = table.slot((key >> 1) as usize)?;
+        let relay = alloc.relays.get((key & 1) as usize)?.as_ref()?;
+        Some(relay.as_raw_fd())
+    });
+    path.tally.send_batches_peer += done.calls;
+    path.tally.to_peer_packets += done.packets;
+    path.tally.to_peer_bytes += done.bytes;
+    path.tally.dropped_send_error += done.errors;
 }

@@ -49,6 +49,7 @@ fn addr(s: &UdpSocket) -> SocketAddr {
 #[test]
 fn relaying_allocates_nothing() {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let metrics = edged_metrics::Registry::new();
     let plane = RelayPlane::start(
         PlaneConfig {
             threads: 1,
@@ -56,7 +57,7 @@ fn relaying_allocates_nothing() {
             listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
             socket_buffer_bytes: 1 << 20,
             guard: PeerGuard::default(),
-            metrics: edged_metrics::Registry::new(),
+            metrics: metrics.clone(),
         },
         tx,
     )
@@ -77,6 +78,7 @@ fn relaying_allocates_nothing() {
             client: addr(&client),
             listener: 0,
             relay,
+            relay_v6: None,
             bandwidth_bytes_per_sec: 0,
         },
         Command::Permit {
@@ -180,6 +182,140 @@ fn relaying_allocates_nothing() {
         "{} heap allocations while relaying {} packets",
         after - before,
         rounds * 4
+    );
+
+    // Bursts: two allocations, frames back to back in both directions, so reads return
+    // several datagrams per recvmmsg and writes leave several per sendmmsg (runs for one
+    // relay socket towards the peer, frames of both relay sockets towards the clients).
+    let client2 = udp();
+    let relay2 = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    relay2
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let relay2_addr = addr(&relay2);
+    let id2 = 2;
+    let cmds = [
+        Command::Install {
+            id: id2,
+            client: addr(&client2),
+            listener: 0,
+            relay: relay2,
+            relay_v6: None,
+            bandwidth_bytes_per_sec: 0,
+        },
+        Command::Permit {
+            id: id2,
+            peer: addr(&peer).ip(),
+        },
+        Command::Bind {
+            id: id2,
+            channel: 0x4002,
+            peer: addr(&peer),
+        },
+    ];
+    for c in cmds {
+        plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mut channel_frame2 = [0u8; 164];
+    stun_core::channel_data::encode(&mut channel_frame2, 0x4002, &payload, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    const BURST: usize = 16;
+    let burst = |peer_buf: &mut [u8; 2048]| {
+        for (c, frame) in [(&client, &channel_frame), (&client2, &channel_frame2)] {
+            for _ in 0..BURST {
+                c.send_to(frame, listener).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        let mut from_relays = [0usize; 2];
+        for _ in 0..2 * BURST {
+            let (n, from) = peer
+                .recv_from(peer_buf)
+                .unwrap_or_else(|e| panic!("peer burst: {e}"));
+            assert_eq!(n, payload.len());
+            from_relays[usize::from(from == relay2_addr)] += 1;
+        }
+        assert_eq!(
+            from_relays,
+            [BURST, BURST],
+            "each relay socket sent its run"
+        );
+        for to in [relay_addr, relay2_addr] {
+            for _ in 0..BURST {
+                peer.send_to(&payload, to).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        for c in [&client, &client2] {
+            for _ in 0..BURST {
+                let (n, _) = c
+                    .recv_from(peer_buf)
+                    .unwrap_or_else(|e| panic!("client burst: {e}"));
+                assert_eq!(n, payload.len() + 4);
+            }
+        }
+    };
+    let mut peer_buf = [0u8; 2048];
+    for _ in 0..5 {
+        burst(&mut peer_buf);
+    }
+    let batches = |op: &str, side: &str| {
+        metrics
+            .counter(
+                "edged_av_edge_io_batches_total",
+                "",
+                &[("thread", "0"), ("op", op), ("side", side)],
+            )
+            .get()
+    };
+    let calls = |m: &dyn Fn(&str, &str) -> u64| {
+        [
+            m("receive", "client"),
+            m("receive", "peer"),
+            m("send", "client"),
+            m("send", "peer"),
+        ]
+    };
+    let calls_before = calls(&batches);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let bursts = 100;
+    for _ in 0..bursts {
+        burst(&mut peer_buf);
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "{} heap allocations while relaying {} packets in bursts",
+        after - before,
+        bursts * BURST * 4
+    );
+    // Counters are published at the end of the relay thread's turn.
+    std::thread::sleep(Duration::from_millis(50));
+    let calls_after = calls(&batches);
+    let packets_per_side = (bursts * BURST * 2) as u64;
+    let used: Vec<u64> = calls_after
+        .iter()
+        .zip(calls_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    println!("system calls per side for {packets_per_side} packets (receive client, receive peer, send client, send peer): {used:?}");
+    for (what, n) in [
+        "receive from clients",
+        "receive from peers",
+        "send to clients",
+    ]
+    .iter()
+    .zip(&used)
+    {
+        assert!(
+            *n > 0 && *n < packets_per_side,
+            "{what}: {n} calls for {packets_per_side} packets, so no batching"
+        );
+    }
+    assert!(
+        used[3] > 0 && used[3] <= packets_per_side,
+        "send to peers: {} calls",
+        used[3]
     );
     plane.shutdown();
 }

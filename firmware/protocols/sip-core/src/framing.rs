@@ -96,6 +96,12 @@ impl StreamFramer {
         self.buf.len() - self.consumed
     }
 
+    /// The bytes received but not yet returned as an item: after an error, the start of the
+    /// message that could not be framed (to answer it before closing).
+    pub fn pending(&self) -> &[u8] {
+        self.buf.get(self.consumed..).unwrap_or_default()
+    }
+
     fn compact(&mut self) {
         if self.consumed > 0 {
             self.drop_front(self.consumed);

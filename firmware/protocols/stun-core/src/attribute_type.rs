@@ -28,6 +28,9 @@ pub mod attr {
     pub const CONNECTION_ID: u16 = 0x002A;
     // Comprehension-optional (0x8000-0xFFFF).
     pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+    /// The code point ADDITIONAL-ADDRESS-FAMILY had in the TURN-bis drafts, still sent by
+    /// coturn's clients; same value layout as the RFC 8656 one.
+    pub const ADDITIONAL_ADDRESS_FAMILY_DRAFT: u16 = 0x8032;
     pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
     pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
     pub const ICMP: u16 = 0x8004;

@@ -5,11 +5,13 @@
 //! the message (SIP over TLS retransmits end to end) rather than block other peers.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use sip_core::{FramingError, Limits, StreamFramer, StreamItem};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use crate::proxy::Shared;
@@ -153,6 +155,29 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = writer.shutdown().await;
 }
 
+/// Bytes a connection holds for reading while it waits: most connections sit idle, so the
+/// wait itself reads into this small array inside the task, not into a heap buffer.
+const WAIT_READ: usize = 64;
+/// Scratch buffer for draining what the TLS layer already decrypted once data arrived; it
+/// lives only for that pass.
+const DRAIN_READ: usize = 4096;
+
+/// One read that never waits: `None` when the stream has nothing ready right now.
+async fn read_ready<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> Option<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *reader).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(rb.filled().len()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     conn: &Arc<ConnHandle>,
@@ -160,9 +185,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     s: ConnSettings,
 ) {
     let mut framer = StreamFramer::new(s.limits);
-    // Small on purpose: most connections sit idle, and a read loop drains big messages in
-    // several passes anyway (the framer accumulates them).
-    let mut buf = vec![0u8; 4 * 1024];
+    let mut waiting = [0u8; WAIT_READ];
     // Connections to the Director pool are ours and kept alive by the OPTIONS health checks,
     // which also notice a dead one; only peers' connections are closed for idling.
     let idle = if conn.origin == Origin::ToNextHop {
@@ -173,7 +196,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         let read = tokio::select! {
             _ = shared.closing.cancelled() => return,
-            r = tokio::time::timeout(idle, reader.read(&mut buf)) => r,
+            r = tokio::time::timeout(idle, reader.read(&mut waiting)) => r,
         };
         let n = match read {
             Err(_) => {
@@ -184,22 +207,55 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(n)) => n,
         };
-        framer.push(&buf[..n]);
+        if !take_chunk(shared, conn, &mut framer, &waiting[..n]) {
+            return;
+        }
+        if n < WAIT_READ {
+            continue;
+        }
+        // More may be ready (the rest of a message): drain it without waiting.
+        let mut drain = vec![0u8; DRAIN_READ];
         loop {
-            match framer.next_message() {
-                Ok(None) => break,
-                Ok(Some(StreamItem::Ping)) => {
-                    shared.counters.keepalives.inc();
-                    conn.send(b"\r\n".to_vec());
+            match read_ready(&mut reader, &mut drain).await {
+                None => break,
+                Some(Ok(0)) | Some(Err(_)) => return,
+                Some(Ok(m)) => {
+                    if !take_chunk(shared, conn, &mut framer, &drain[..m]) {
+                        return;
+                    }
                 }
-                Ok(Some(StreamItem::Message(bytes))) => {
-                    let owned = bytes.to_vec();
-                    shared.on_message(conn, owned);
-                }
-                Err(e) => {
-                    close_on_framing_error(shared, conn, &e, &buf[..n]);
-                    return;
-                }
+            }
+        }
+    }
+}
+
+/// Frames one chunk read from the connection and hands complete messages to the proxy;
+/// false when the stream cannot be framed and the connection must close.
+fn take_chunk(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnHandle>,
+    framer: &mut StreamFramer,
+    chunk: &[u8],
+) -> bool {
+    framer.push(chunk);
+    loop {
+        match framer.next_message() {
+            Ok(None) => return true,
+            Ok(Some(StreamItem::Ping)) => {
+                shared.counters.keepalives.inc();
+                conn.send(b"\r\n".to_vec());
+            }
+            Ok(Some(StreamItem::Message(bytes))) => {
+                let owned = bytes.to_vec();
+                shared.on_message(conn, owned);
+            }
+            Err(e) => {
+                // The message's start may have come in an earlier chunk: answer from all of
+                // what is buffered.
+                let pending = framer.pending();
+                let last = if pending.is_empty() { chunk } else { pending };
+                close_on_framing_error(shared, conn, &e, last);
+                return false;
             }
         }
     }

@@ -4,6 +4,7 @@
 //! with mutual TLS) feed one transaction-stateful proxy ([`proxy`]). The federation policy
 //! ([`policy`]) and the per-address guard ([`guard`]) are sans-IO and tested without sockets.
 
+pub mod conceal;
 pub mod conn;
 pub mod guard;
 pub mod listener;
@@ -14,6 +15,7 @@ pub mod proxy;
 pub mod reply;
 pub mod route;
 pub mod scanner;
+pub mod timers;
 pub mod tls_peer;
 
 use std::collections::BTreeMap;

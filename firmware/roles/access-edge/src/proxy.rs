@@ -18,6 +18,7 @@ use sip_core::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::conceal;
 use crate::conn::{ConnHandle, ConnId, ConnSettings, Origin};
 use crate::guard::{AddressGuard, GuardLimits};
 use crate::policy::{Admission, FederationPolicy, PartnerKind};
@@ -27,11 +28,9 @@ use crate::route::{
     BRANCH_PREFIX,
 };
 use crate::scanner::ScannerFilter;
+use crate::timers::{self, Expiry, TimerLimits, TxnClock};
 use crate::tls_peer::{name_matches, EdgeTls};
 use crate::{next_hop, partner};
-
-/// How long a ringing INVITE may wait for its final answer (RFC 3261 Timer C, > 3 min).
-const TIMER_C: Duration = Duration::from_secs(181);
 
 /// Header this edge uses to tell the Director where a request came from (MS-SIPRE 2.2.15).
 pub const TRUST_HEADER: &str = "ms-edge-proxy-message-trust";
@@ -47,6 +46,8 @@ pub struct Settings {
     pub idle: Duration,
     pub handshake_timeout: Duration,
     pub transaction_timeout: Duration,
+    pub timer_c: Duration,
+    pub hide_user_existence: bool,
     pub health_interval: Duration,
     pub next_hops: Vec<String>,
     pub sip_domains: Vec<String>,
@@ -66,6 +67,8 @@ impl Settings {
             idle: Duration::from_secs(c.idle_timeout_secs),
             handshake_timeout: Duration::from_secs(c.handshake_timeout_secs),
             transaction_timeout: Duration::from_secs(c.transaction_timeout_secs),
+            timer_c: Duration::from_secs(c.timer_c_secs),
+            hide_user_existence: c.hide_user_existence,
             health_interval: Duration::from_secs(c.health_check_interval_secs),
             next_hops: c.next_hops.clone(),
             sip_domains: c
@@ -108,6 +111,8 @@ pub struct Counters {
     pub connections_refused: Counter,
     pub handshake_failures: Counter,
     pub loops: Counter,
+    pub timer_c_cancels: Counter,
+    pub concealed: Counter,
 }
 
 impl Counters {
@@ -151,6 +156,14 @@ impl Counters {
                 "TLS handshakes that failed or timed out",
             ),
             loops: c("loops", "Requests refused with 482 Loop Detected"),
+            timer_c_cancels: c(
+                "timer_c_cancels",
+                "Ringing INVITE branches cancelled by Timer C",
+            ),
+            concealed: c(
+                "concealed_answers",
+                "Director answers to outsiders replaced by the uniform 480",
+            ),
         }
     }
 
@@ -173,6 +186,8 @@ impl Counters {
             ("connections_refused", self.connections_refused.get()),
             ("handshake_failures", self.handshake_failures.get()),
             ("loops", self.loops.get()),
+            ("timer_c_cancels", self.timer_c_cancels.get()),
+            ("concealed_answers", self.concealed.get()),
         ]
     }
 }
@@ -216,10 +231,11 @@ struct ClientTxn {
     /// The request as received, to answer it ourselves (408, 503) when needed.
     request: Vec<u8>,
     invite: Option<InviteCopy>,
-    created: Instant,
+    clock: TxnClock,
     final_status: Option<u16>,
-    /// A provisional answer came: an INVITE may now ring up to Timer C.
-    provisional: bool,
+    /// When the final answer came (or was made up): the transaction lingers from then on to
+    /// absorb the ACK of a non-2xx and relay 2xx retransmissions.
+    settled: Option<Instant>,
     /// Inbound federated domain, whose outcomes feed the failure ratio.
     partner: Option<String>,
     /// Health check of this next hop.
@@ -716,11 +732,11 @@ impl Shared {
                 ClientTxn {
                     upstream: Some(conn.clone()),
                     downstream: None,
+                    clock: TxnClock::new(Instant::now(), invite.is_some()),
                     request: bytes.to_vec(),
                     invite,
-                    created: Instant::now(),
                     final_status: None,
-                    provisional: false,
+                    settled: None,
                     partner: inbound_partner,
                     health_of: None,
                 },
@@ -737,10 +753,14 @@ impl Shared {
 
     fn on_cancel(&self, conn: &ConnHandle, req: &Request<'_>, branch: &str) {
         let found = {
-            let txns = lock(&self.txns);
-            txns.get(branch)
+            let mut txns = lock(&self.txns);
+            txns.get_mut(branch)
                 .filter(|t| t.final_status.is_none())
-                .and_then(|t| Some((t.invite.clone()?, t.downstream.clone())))
+                .and_then(|t| {
+                    let invite = t.invite.clone()?;
+                    t.clock.cancelled = Some(Instant::now());
+                    Some((invite, t.downstream.clone()))
+                })
         };
         match found {
             Some((invite, downstream)) => {
@@ -753,6 +773,17 @@ impl Shared {
         }
     }
 
+    /// The request as received, when its final answer `code` must reach the caller as the
+    /// uniform 480 instead (federated and public-provider callers only).
+    fn concealed_request(&self, conn: &ConnHandle, t: &ClientTxn, code: u16) -> Option<Vec<u8>> {
+        if !conceal::reveals_user(code) || conn.origin.is_external() {
+            return None;
+        }
+        let up = t.upstream.as_ref()?;
+        (up.origin.is_federation() && self.settings().hide_user_existence)
+            .then(|| t.request.clone())
+    }
+
     fn on_response(&self, conn: &ConnHandle, resp: &Response<'_>) {
         let Some(branch) = resp.top_via().and_then(|v| v.branch().map(str::to_owned)) else {
             self.counters.stray_responses.inc();
@@ -763,7 +794,7 @@ impl Shared {
             // We answered the CANCEL upstream ourselves; its downstream answer ends here.
             return;
         }
-        let (upstream, ack, partner, health) = {
+        let (upstream, ack, partner, health, concealed) = {
             let mut txns = lock(&self.txns);
             let Some(t) = txns.get_mut(&branch) else {
                 self.counters.stray_responses.inc();
@@ -778,17 +809,33 @@ impl Shared {
             };
             let was_final = t.final_status.is_some();
             if (101..200).contains(&code) {
-                t.provisional = true;
+                t.clock.last_provisional = Some(Instant::now());
+            }
+            let concealed = if code >= 200 {
+                self.concealed_request(conn, t, code)
+            } else {
+                None
+            };
+            if concealed.is_some() && was_final {
+                // Already answered with the uniform 480: a repeat would only differ from it.
+                return;
             }
             if code >= 200 && !was_final {
                 t.final_status = Some(code);
+                t.settled = Some(Instant::now());
             }
             let partner = if code >= 200 && !was_final {
                 t.partner.clone()
             } else {
                 None
             };
-            (t.upstream.clone(), ack, partner, t.health_of.clone())
+            (
+                t.upstream.clone(),
+                ack,
+                partner,
+                t.health_of.clone(),
+                concealed,
+            )
         };
         if let Some(ack) = ack {
             conn.send(ack);
@@ -804,6 +851,22 @@ impl Shared {
             return;
         }
         let Some(up) = upstream else { return };
+        if let Some(original) = concealed {
+            // Built from the caller's own request, exactly like the edge's own 480: nothing
+            // of the Director's answer (reason, Warning, tag format, Server) reaches outside.
+            if let Ok(Message::Request(req)) = parse_with(&original, &self.settings().limits) {
+                self.counters.concealed.inc();
+                tracing::debug!(target: "access_edge", peer = %up.peer, status = code, "answer to outside replaced by the uniform 480");
+                self.reply(
+                    &up,
+                    &req,
+                    conceal::UNIFORM_STATUS,
+                    conceal::UNIFORM_REASON,
+                    &[],
+                );
+            }
+            return;
+        }
         let mut ed = MessageEditor::new(resp.parts());
         if ed.remove_top_value("Via").is_err() {
             return;
@@ -880,6 +943,7 @@ impl Shared {
             match txns.get_mut(b) {
                 Some(t) if t.final_status.is_none() => {
                     t.final_status = Some(code);
+                    t.settled = Some(Instant::now());
                     Some((t.upstream.clone(), t.request.clone()))
                 }
                 _ => None,
@@ -902,9 +966,9 @@ impl Shared {
                 downstream: None,
                 request: Vec::new(),
                 invite: None,
-                created: Instant::now(),
+                clock: TxnClock::new(Instant::now(), false),
                 final_status: None,
-                provisional: false,
+                settled: None,
                 partner: None,
                 health_of: Some(hop.to_owned()),
             },
@@ -915,42 +979,50 @@ impl Shared {
         sip_core::branch_from_counter(&self.secret, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Timer B/F: answers 408 for transactions without a final answer, forgets old ones.
+    /// Timers B/F and C: cancels ringing INVITEs whose Timer C fired, answers 408 for
+    /// transactions given up, forgets settled ones once they stop lingering.
     pub fn sweep(&self) {
-        let timeout = self.settings().transaction_timeout;
+        let settings = self.settings();
+        let limits = TimerLimits {
+            transaction: settings.transaction_timeout,
+            timer_c: settings.timer_c,
+        };
         let now = Instant::now();
         let mut expired = Vec::new();
+        let mut cancels = Vec::new();
         {
             let mut txns = lock(&self.txns);
             txns.retain(|branch, t| {
-                let age = now.duration_since(t.created);
-                // A ringing INVITE waits for Timer C (RFC 3261 16.6 step 11), not Timer B.
-                let limit = if t.provisional && t.invite.is_some() {
-                    timeout.max(TIMER_C)
-                } else {
-                    timeout
-                };
-                if t.final_status.is_none() && age > limit {
-                    expired.push((
-                        branch.clone(),
-                        t.health_of.clone(),
-                        t.invite.clone(),
-                        t.downstream.clone(),
-                    ));
+                if t.final_status.is_none() {
+                    match timers::due(&t.clock, now, &limits) {
+                        Some(Expiry::Cancel) => {
+                            t.clock.cancelled = Some(now);
+                            if let (Some(inv), Some(d)) = (&t.invite, &t.downstream) {
+                                cancels.push((inv.build("CANCEL", &inv.to), d.clone()));
+                            }
+                        }
+                        Some(Expiry::Timeout) => {
+                            expired.push((branch.clone(), t.health_of.clone()));
+                        }
+                        None => {}
+                    }
                     return true;
                 }
-                // Finished INVITEs linger to absorb the ACK and relay further 2xx.
-                t.final_status.is_none() || age <= limit * 2
+                t.settled
+                    .is_some_and(|at| now.saturating_duration_since(at) <= limits.transaction)
             });
         }
-        for (branch, health, invite, downstream) in expired {
+        for (cancel, downstream) in cancels {
+            // RFC 3261 16.8: the branch is cancelled; its 487 is relayed like any answer.
+            self.counters.timer_c_cancels.inc();
+            tracing::info!(target: "access_edge", peer = %downstream.peer, "Timer C fired: ringing branch cancelled");
+            downstream.send(cancel);
+        }
+        for (branch, health) in expired {
             if let Some(hop) = health {
                 lock(&self.hops).mark(&hop, false);
                 lock(&self.txns).remove(&branch);
                 continue;
-            }
-            if let (Some(inv), Some(d)) = (invite, downstream) {
-                d.send(inv.build("CANCEL", &inv.to));
             }
             self.counters.timeouts.inc();
             self.fail(Some(&branch), 408, "Request Timeout");

@@ -242,3 +242,152 @@ async fn discovered_partner_is_found_by_dns_srv() {
     assert_eq!(status_of(&r), 504, "{r}");
     let _ = Arc::clone(&a);
 }
+
+/// Status line and header names in order, with the values that are per-request anyway
+/// (branch, tags, Call-ID, CSeq number) left out: what an outsider can compare.
+fn shape(resp: &str) -> Vec<String> {
+    let mut lines = resp.split("\r\n");
+    let mut out = vec![lines.next().unwrap_or("").to_owned()];
+    out.extend(
+        lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, _)| n.trim().to_ascii_lowercase()),
+    );
+    out
+}
+
+#[tokio::test]
+async fn federated_callers_cannot_tell_unknown_users_from_offline_ones() {
+    let ((mut a_site, _a_dir), (mut b_site, b_dir)) = two_companies().await;
+    b_site.config.access_edge.federation.allow = vec![AllowedPartner {
+        domain: "a.test".into(),
+        edge: None,
+    }];
+    let b = b_site.start().await;
+    a_site.config.access_edge.federation.allow = vec![AllowedPartner {
+        domain: "b.test".into(),
+        edge: Some(listener(&b, "federation").to_string()),
+    }];
+    a_site.config.access_edge.federation.discovery = false;
+    let a = a_site.start().await;
+    let (mut a_director, mut b_in) =
+        message_across(&a_site, &a, &b_dir, "AllowListedPartner").await;
+
+    // b's Director: "no such user" for ghost, "offline" for bob, each its own way.
+    let director_answers = [
+        (
+            "ghost@b.test",
+            "z9hG4bKghost",
+            404,
+            "Not Found",
+            "Warning: 399 dir.b.test \"User does not exist\"\r\nServer: Director/4.0\r\n",
+        ),
+        (
+            "bob@b.test",
+            "z9hG4bKbob",
+            480,
+            "Temporarily Unavailable",
+            "Warning: 399 dir.b.test \"User is offline\"\r\n",
+        ),
+        ("gone@b.test", "z9hG4bKgone", 410, "Gone", ""),
+        (
+            "x@b.test",
+            "z9hG4bKamb",
+            484,
+            "Address Incomplete",
+            "Server: Director/4.0\r\n",
+        ),
+        (
+            "nobody@b.test",
+            "z9hG4bKnone",
+            604,
+            "Does Not Exist Anywhere",
+            "",
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (to, branch, code, reason, extra) in director_answers {
+        a_director.send(&message("alice@a.test", to, branch)).await;
+        let m = next_request(&mut b_in).await;
+        assert!(m.starts_with(&format!("MESSAGE sip:{to}")), "{m}");
+        b_in.send(&respond(&m, code, reason, extra)).await;
+        let r = a_director.recv().await;
+        assert_eq!(
+            r.lines().next(),
+            Some("SIP/2.0 480 Temporarily Unavailable"),
+            "{code} reaches the partner as the uniform 480: {r}"
+        );
+        assert!(header(&r, "Warning").is_none(), "{r}");
+        assert!(header(&r, "Server").is_none(), "{r}");
+        assert!(
+            header(&r, "To").is_some_and(|t| !t.contains("tag=uas1")),
+            "the Director's tag does not leak: {r}"
+        );
+        seen.push(shape(&r));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
+    assert_eq!(b.status().counters["concealed_answers"], 5);
+
+    // The edge's own 480 (a request from inside to one of its own domains) looks the same.
+    let mut b_director = director_client(&b_site, &b).await;
+    b_director
+        .send(&message("bob@b.test", "carol@b.test", "z9hG4bKown"))
+        .await;
+    let own = b_director.recv().await;
+    assert_eq!(shape(&own), seen[0], "{own}");
+
+    // Answers that say nothing about the address pass untouched.
+    a_director
+        .send(&message("alice@a.test", "bob@b.test", "z9hG4bKbusy"))
+        .await;
+    let m = next_request(&mut b_in).await;
+    b_in.send(&respond(&m, 486, "Busy Here", "")).await;
+    assert_eq!(status_of(&a_director.recv().await), 486);
+
+    // The operator can switch it off (live): the Director's 404 then passes as it is.
+    let mut config = b_site.config.clone();
+    config.access_edge.hide_user_existence = false;
+    b.apply(
+        std::sync::Arc::new(config),
+        std::sync::Arc::new(b_site.tls()),
+    )
+    .await;
+    a_director
+        .send(&message("alice@a.test", "ghost@b.test", "z9hG4bKghost2"))
+        .await;
+    let m = next_request(&mut b_in).await;
+    b_in.send(&respond(
+        &m,
+        404,
+        "Not Found",
+        "Warning: 399 dir.b.test \"User does not exist\"\r\n",
+    ))
+    .await;
+    let r = a_director.recv().await;
+    assert_eq!(status_of(&r), 404, "{r}");
+    assert!(header(&r, "Warning").is_some(), "{r}");
+}
+
+#[tokio::test]
+async fn remote_users_still_get_the_directors_own_answer() {
+    let mut site = Site::new(&["127.0.0.1", "127.0.0.2"]);
+    let director = site.director().await;
+    site.config.access_edge.next_hops = vec![director.addr.to_string()];
+    let edge = site.start().await;
+    let mut alice = connect(
+        site.client_config(None),
+        listener(&edge, "remote users"),
+        "127.0.0.1",
+    )
+    .await;
+    alice
+        .send(&request("MESSAGE", "z9hG4bKru404", "ru-404", ""))
+        .await;
+    let mut dir = director.accept().await;
+    let m = next_request(&mut dir).await;
+    dir.send(&respond(&m, 404, "Not Found", "")).await;
+    // Signed-in remote users are authenticated by the Director, which decides what they see.
+    assert_eq!(status_of(&alice.recv().await), 404);
+    assert_eq!(edge.status().counters["concealed_answers"], 0);
+}

@@ -15,8 +15,8 @@ use sip_core::{build_response, parse, Message, Request, ResponseSpec};
 
 use crate::issuer::{IssueError, IssueRequest};
 use crate::metrics::Endpoint;
-use crate::mras::{self, Grant};
-use crate::relays::relays_for;
+use crate::mras::{self, Grant, ReasonPhrase};
+use crate::relays::{relays, relays_for};
 use crate::service::Service;
 
 /// A response for a message that could not be parsed: no headers can be echoed, but the
@@ -108,16 +108,34 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
             service.metrics.bad_requests.inc();
             tracing::debug!(target: "av_auth", peer = requester, error = %e, "malformed credentials request");
             let w = warning(&e.to_string());
+            let body = mras::build_error_response(None, e.reason_phrase());
             return Some(respond(
                 req,
                 400,
                 "Malformed Credentials Request",
                 &[("Warning", &w)],
-                None,
+                Some((mras::CONTENT_TYPE, body.as_bytes())),
             ));
         }
     };
     let config = service.config.load_full();
+    // No <location> in the request (it is optional): offer every relay.
+    let relays = match creq.location {
+        Some(location) => relays_for(&config, location),
+        None => relays(&config),
+    };
+    if relays.is_empty() {
+        // The schema needs at least one mediaRelay: with no relay to offer (A/V Edge off or
+        // not on that side) there is nothing to hand out, and no credential is issued.
+        let body = mras::build_error_response(Some(&creq), ReasonPhrase::OtherFailure);
+        return Some(respond(
+            req,
+            503,
+            "No Media Relay Available",
+            &[],
+            Some((mras::CONTENT_TYPE, body.as_bytes())),
+        ));
+    }
     let issued = service
         .issuer
         .issue(
@@ -133,7 +151,6 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
         .await;
     match issued {
         Ok(issued) => {
-            let relays = relays_for(&config, creq.location);
             let body = mras::build_response(
                 &creq,
                 &Grant {
@@ -151,30 +168,50 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
                 Some((mras::CONTENT_TYPE, body.as_bytes())),
             ))
         }
+        // MS-AVEDGEA 3.1.5.1: every failure past the Content-Type check carries a response
+        // body whose reasonPhrase says what went wrong.
         Err(e @ (IssueError::BadIdentity(_) | IssueError::BadLifetime(_))) => {
             let w = warning(&e.to_string());
+            let body = mras::build_error_response(Some(&creq), ReasonPhrase::RequestMalformed);
             Some(respond(
                 req,
                 400,
                 "Malformed Credentials Request",
                 &[("Warning", &w)],
-                None,
+                Some((mras::CONTENT_TYPE, body.as_bytes())),
             ))
         }
-        Err(IssueError::NotAllowed) => Some(respond(req, 403, "Identity Not Allowed", &[], None)),
+        Err(IssueError::NotAllowed) => {
+            let body = mras::build_error_response(Some(&creq), ReasonPhrase::Forbidden);
+            Some(respond(
+                req,
+                403,
+                "Identity Not Allowed",
+                &[],
+                Some((mras::CONTENT_TYPE, body.as_bytes())),
+            ))
+        }
         Err(IssueError::RateLimited { retry_after }) => {
             let secs = retry_after.as_secs().max(1).to_string();
+            let body = mras::build_error_response(Some(&creq), ReasonPhrase::ServerBusy);
             Some(respond(
                 req,
                 503,
                 "Issuance Rate Limited",
                 &[("Retry-After", &secs)],
-                None,
+                Some((mras::CONTENT_TYPE, body.as_bytes())),
             ))
         }
         Err(IssueError::Unavailable(e)) => {
             tracing::warn!(target: "av_auth", error = %e, "credential issuance failed");
-            Some(respond(req, 500, "Credentials Unavailable", &[], None))
+            let body = mras::build_error_response(Some(&creq), ReasonPhrase::InternalServerError);
+            Some(respond(
+                req,
+                500,
+                "Credentials Unavailable",
+                &[],
+                Some((mras::CONTENT_TYPE, body.as_bytes())),
+            ))
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The control plane's view of allocations: who owns them, what they permit, when they
 //! expire, and the quotas. The relay threads hold a forwarding copy of the UDP ones.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+use edged_role::DrainToken;
 
 use media_relay::AllocationId;
 use stun_core::TransactionId;
@@ -11,6 +13,38 @@ use stun_core::TransactionId;
 /// RFC 8656: permissions last 300 s, channel bindings 600 s.
 pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// RFC 8656 7.2 suggests about 30 s for a port reserved by EVEN-PORT with the R bit.
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The RESERVATION-TOKEN value.
+pub type ReservationToken = [u8; 8];
+
+/// The odd port after an even relay port, held bound (so nobody else gets it) until an
+/// Allocate with its token takes it or it expires.
+#[derive(Debug)]
+pub struct Reservation {
+    pub socket: UdpSocket,
+    pub username: String,
+    pub expires: Instant,
+}
+
+/// The RFC 6062 side of a TCP allocation: the control connection's outbound queue and
+/// the connections to peers. Dropping it (the allocation went away) closes the relay
+/// listener and every peer connection of the allocation.
+#[derive(Debug)]
+pub struct TcpState {
+    /// Responses and ConnectionAttempt indications for the control connection.
+    pub control: tokio::sync::mpsc::Sender<Vec<u8>>,
+    pub closed: DrainToken,
+    /// Peers with a connection (pending or bound): a second Connect gets 446.
+    pub peers: HashSet<SocketAddr>,
+}
+
+impl Drop for TcpState {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientTransport {
@@ -41,15 +75,25 @@ pub struct Allocation {
     pub id: AllocationId,
     pub username: String,
     pub relay: SocketAddr,
+    /// The IPv6 relayed address of an RFC 6156 dual allocation (`relay` is the IPv4 one).
+    pub relay_v6: Option<SocketAddr>,
     pub expires: Instant,
     pub permissions: HashMap<IpAddr, Instant>,
     pub channels: HashMap<u16, (SocketAddr, Instant)>,
     pub origin: Origin,
     /// The Allocate transaction, so a retransmitted request gets the same answer.
     pub allocate_transaction: TransactionId,
+    /// Present for RFC 6062 TCP allocations.
+    pub tcp: Option<TcpState>,
 }
 
 impl Allocation {
+    /// Whether a peer of this family can be reached from one of the relayed addresses.
+    pub fn serves_family_of(&self, peer: &SocketAddr) -> bool {
+        self.relay.is_ipv4() == peer.is_ipv4()
+            || self.relay_v6.is_some_and(|r| r.is_ipv4() == peer.is_ipv4())
+    }
+
     pub fn permits(&self, peer: IpAddr, now: Instant) -> bool {
         self.permissions.get(&peer).is_some_and(|e| *e > now)
     }
@@ -68,18 +112,53 @@ pub struct Expired {
     pub allocations: Vec<(Origin, AllocationId, FiveTuple)>,
     pub permissions: Vec<(Origin, AllocationId, IpAddr)>,
     pub channels: Vec<(Origin, AllocationId, u16)>,
+    pub reservations: usize,
 }
 
 #[derive(Debug, Default)]
 pub struct Allocations {
     by_tuple: HashMap<FiveTuple, Allocation>,
     per_user: HashMap<String, u32>,
+    reservations: HashMap<ReservationToken, Reservation>,
     next_id: AllocationId,
 }
 
 impl Allocations {
     pub fn len(&self) -> usize {
         self.by_tuple.len()
+    }
+
+    /// Allocations plus reserved ports: what the total quota counts.
+    pub fn usage(&self) -> usize {
+        self.by_tuple.len() + self.reservations.len()
+    }
+
+    pub fn reserve(&mut self, token: ReservationToken, reservation: Reservation) {
+        *self
+            .per_user
+            .entry(reservation.username.clone())
+            .or_default() += 1;
+        self.reservations.insert(token, reservation);
+    }
+
+    /// Takes a reservation by its token; `None` if unknown or expired.
+    pub fn take_reservation(
+        &mut self,
+        token: &ReservationToken,
+        now: Instant,
+    ) -> Option<UdpSocket> {
+        let r = self.reservations.remove(token)?;
+        self.release_user(&r.username);
+        (r.expires > now).then_some(r.socket)
+    }
+
+    fn release_user(&mut self, user: &str) {
+        if let Some(n) = self.per_user.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_user.remove(user);
+            }
+        }
     }
 
     pub fn get(&self, tuple: &FiveTuple) -> Option<&Allocation> {
@@ -106,12 +185,7 @@ impl Allocations {
 
     pub fn remove(&mut self, tuple: &FiveTuple) -> Option<Allocation> {
         let alloc = self.by_tuple.remove(tuple)?;
-        if let Some(n) = self.per_user.get_mut(&alloc.username) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_user.remove(&alloc.username);
-            }
-        }
+        self.release_user(&alloc.username);
         Some(alloc)
     }
 
@@ -127,6 +201,19 @@ impl Allocations {
         for t in dead {
             if let Some(a) = self.remove(&t) {
                 out.allocations.push((a.origin, a.id, t));
+            }
+        }
+        let stale: Vec<ReservationToken> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.expires <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stale {
+            // Dropping the socket frees the port.
+            if let Some(r) = self.reservations.remove(&t) {
+                self.release_user(&r.username);
+                out.reservations += 1;
             }
         }
         for a in self.by_tuple.values_mut() {
@@ -166,11 +253,13 @@ mod tests {
             id: table.next_id(),
             username: user.into(),
             relay: SocketAddr::from(([192, 0, 2, 2], 50000)),
+            relay_v6: None,
             expires,
             permissions: HashMap::new(),
             channels: HashMap::new(),
             origin: Origin::Stream,
             allocate_transaction: TransactionId([0; 12]),
+            tcp: None,
         }
     }
 
@@ -201,5 +290,68 @@ mod tests {
         assert_eq!(e.allocations.len(), 1);
         assert_eq!(t.len(), 0);
         assert_eq!(t.user_count("alice"), 0);
+    }
+
+    #[test]
+    fn reservations_count_against_quotas_and_expire() {
+        let now = Instant::now();
+        let mut t = Allocations::default();
+        let sock = |port| UdpSocket::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+        let held = sock(0);
+        let port = held.local_addr().map(|a| a.port()).unwrap_or_default();
+        t.reserve(
+            [1; 8],
+            Reservation {
+                socket: held,
+                username: "bob".into(),
+                expires: now + RESERVATION_LIFETIME,
+            },
+        );
+        t.reserve(
+            [2; 8],
+            Reservation {
+                socket: sock(0),
+                username: "bob".into(),
+                expires: now + Duration::from_secs(1),
+            },
+        );
+        assert_eq!((t.usage(), t.user_count("bob")), (2, 2));
+        // The reserved port stays taken while reserved.
+        assert!(UdpSocket::bind(("127.0.0.1", port)).is_err());
+        assert!(t.take_reservation(&[9; 8], now).is_none(), "unknown token");
+        let e = t.sweep(now + Duration::from_secs(2));
+        assert_eq!(e.reservations, 1);
+        assert_eq!((t.usage(), t.user_count("bob")), (1, 1));
+        let taken = t.take_reservation(&[1; 8], now + Duration::from_secs(2));
+        assert_eq!(
+            taken.and_then(|s| s.local_addr().ok()).map(|a| a.port()),
+            Some(port)
+        );
+        assert_eq!((t.usage(), t.user_count("bob")), (0, 0));
+        assert!(
+            t.take_reservation(&[1; 8], now).is_none(),
+            "a token is used once"
+        );
+    }
+
+    #[test]
+    fn expired_reservation_is_refused_and_frees_the_port() {
+        let now = Instant::now();
+        let mut t = Allocations::default();
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = held.local_addr().map(|a| a.port()).unwrap_or_default();
+        t.reserve(
+            [3; 8],
+            Reservation {
+                socket: held,
+                username: "carol".into(),
+                expires: now + Duration::from_secs(1),
+            },
+        );
+        assert!(t
+            .take_reservation(&[3; 8], now + Duration::from_secs(5))
+            .is_none());
+        assert_eq!(t.user_count("carol"), 0);
+        assert!(UdpSocket::bind(("127.0.0.1", port)).is_ok());
     }
 }

@@ -92,13 +92,22 @@ impl Credentials {
     /// Opens the credential sources, creating the key ring if the authentication service
     /// has not written one yet.
     pub fn open(store: Store) -> Result<Credentials, StoreError> {
-        if store.get(KEY_NAMESPACE, KEY_RING)?.is_none() {
+        // Check and create in one write transaction: the A/V Authentication Service may
+        // start at the same moment, and two rings would leave one side's credentials
+        // unverifiable.
+        let created = store.write(|tx| {
+            if tx.get(KEY_NAMESPACE, KEY_RING)?.is_some() {
+                return Ok(false);
+            }
             let now = now_unix();
             let key = RelayKey::generate(format!("k{now}"), now)
                 .map_err(|e| StoreError::Db(e.to_string()))?;
             let ring = KeyRing::new(key, DEFAULT_OVERLAP_SECS)
                 .map_err(|e| StoreError::Db(e.to_string()))?;
-            store.put_json(KEY_NAMESPACE, KEY_RING, &ring)?;
+            tx.put_json(KEY_NAMESPACE, KEY_RING, &ring)?;
+            Ok(true)
+        })?;
+        if created {
             tracing::info!(target: "av_edge", "created the initial relay credential key");
         }
         let creds = Credentials {
@@ -241,5 +250,34 @@ mod tests {
         assert_eq!(unhex(&hex(&bytes)), Some(bytes.to_vec()));
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn concurrent_starters_create_one_key_ring() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let store =
+                Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+            let rings: Vec<String> = std::thread::scope(|scope| {
+                let starters: Vec<_> = (0..4)
+                    .map(|_| {
+                        let store = store.clone();
+                        scope.spawn(move || {
+                            let creds = Credentials::open(store).unwrap_or_else(|e| panic!("{e}"));
+                            serde_json::to_string(&creds.ring()).unwrap_or_else(|e| panic!("{e}"))
+                        })
+                    })
+                    .collect();
+                starters
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|_| panic!("starter panicked")))
+                    .collect()
+            });
+            assert_ne!(rings[0], "null", "no key ring was created");
+            assert!(
+                rings.iter().all(|r| *r == rings[0]),
+                "round {round}: starters saw different rings"
+            );
+        }
     }
 }

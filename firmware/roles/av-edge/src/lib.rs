@@ -4,13 +4,16 @@
 //! allocation table; the relay threads of `media-relay` forward UDP clients' media.
 //! TCP/TLS clients' media is forwarded by their connection tasks.
 
+mod allocate_request;
 mod allocation;
 pub mod credentials;
+mod dont_fragment;
 pub mod policy;
 mod role;
 mod server;
 mod settings;
 mod stream;
+mod tcp_relay;
 mod udp;
 
 pub use role::{start, AvEdge};

@@ -11,7 +11,7 @@ use edged_role::{
     RoleStatus, TlsMaterial,
 };
 use edged_tls::ClientAuth;
-use media_relay::{PeerGuard, PlaneConfig, PlaneError, RelayPlane};
+use media_relay::{PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};
 use rand::RngCore;
 use tokio::net::TcpListener;
 
@@ -54,8 +54,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         .filter(|s| s.owner == NAME)
         .collect();
     let (relay_ip, relay_ports) = cfg.relay_range(&ctx.config.network);
+    let relay_ip_v6 = cfg.relay_address_v6;
     let mut own_addresses: Vec<IpAddr> = specs.iter().map(|s| s.addr.ip()).collect();
     own_addresses.push(relay_ip);
+    own_addresses.extend(relay_ip_v6);
     own_addresses.sort();
     own_addresses.dedup();
 
@@ -64,7 +66,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         .filter(|s| s.protocol == Protocol::Udp)
         .collect();
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
-    let plane = RelayPlane::start(
+    let plane = RelayPlane::start_with(
         PlaneConfig {
             threads: cfg.relay_threads,
             cores: cfg.relay_cores.clone(),
@@ -77,6 +79,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
             metrics: ctx.metrics.clone(),
         },
         control_tx,
+        Realtime {
+            fifo_priority: (cfg.relay_realtime_priority > 0).then_some(cfg.relay_realtime_priority),
+            lock_memory: cfg.relay_lock_memory,
+        },
     )
     .map_err(|e| match e {
         PlaneError::Bind {
@@ -159,6 +165,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         credentials,
         plane.clone(),
         relay_ip,
+        relay_ip_v6,
         relay_ports,
         &ctx.metrics,
     ));
@@ -195,7 +202,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
             }
         });
     }
-    tracing::info!(target: "av_edge", udp = ?udp_bound, relay = %relay_ip, threads = plane.shard_count(), "A/V Edge started");
+    tracing::info!(target: "av_edge", udp = ?udp_bound, relay = %relay_ip, relay_v6 = ?relay_ip_v6, threads = plane.shard_count(), "A/V Edge started");
     Ok(Arc::new(AvEdge {
         server,
         listeners,
@@ -226,6 +233,10 @@ impl Role for AvEdge {
         counters.insert("forbidden_peers".into(), c.forbidden_peers.get());
         counters.insert("quota_rejections".into(), c.quota_rejections.get());
         counters.insert("bad_requests".into(), c.bad_requests.get());
+        counters.insert(
+            "tcp_unbound_connections".into(),
+            self.server.pending.len() as u64,
+        );
         counters.insert(
             "relay_threads".into(),
             self.server.plane.shard_count() as u64,
@@ -259,9 +270,11 @@ impl Role for AvEdge {
             report.restart_required.push(line);
         }
         let (o, n) = (&old.av_edge, &config.av_edge);
-        if o.relay_range(&old.network) != n.relay_range(&config.network) {
+        if o.relay_range(&old.network) != n.relay_range(&config.network)
+            || o.relay_address_v6 != n.relay_address_v6
+        {
             report.restart_required.push(
-                "av_edge.relay_address/relay_port_min/relay_port_max: relay sockets keep their addresses; restart edged to use the new range".into(),
+                "av_edge.relay_address/relay_address_v6/relay_port_min/relay_port_max: relay sockets keep their addresses; restart edged to use the new range".into(),
             );
         }
         if o.relay_threads != n.relay_threads || o.relay_cores != n.relay_cores {

@@ -17,14 +17,18 @@ use rand::Rng;
 use stun_core::{
     attr, verify_integrity, verify_integrity_sha256, AddressFamily, Attribute, Class, EncodeError,
     Message, MessageEncoder, Method, NonceStatus, PasswordAlgorithm, PASSWORD_ALGORITHM_MD5,
-    PASSWORD_ALGORITHM_SHA256, TRANSPORT_UDP,
+    PASSWORD_ALGORITHM_SHA256,
 };
 
+use crate::allocate_request::{AllocateRequest, Parity};
 use crate::allocation::{
-    Allocation, Allocations, FiveTuple, Origin, CHANNEL_LIFETIME, PERMISSION_LIFETIME,
+    Allocation, Allocations, FiveTuple, Origin, Reservation, ReservationToken, CHANNEL_LIFETIME,
+    PERMISSION_LIFETIME, RESERVATION_LIFETIME,
 };
 use crate::credentials::{CredentialKind, Credentials};
+use crate::dont_fragment;
 use crate::settings::Settings;
+use crate::tcp_relay::{Bound, Dial, PendingConnections, TcpAllocated};
 
 pub const SOFTWARE: &str = "edged A/V Edge";
 
@@ -41,6 +45,7 @@ const OFFERED_ALGORITHMS: [PasswordAlgorithm<'static>; 2] = [
 ];
 
 /// An authenticated request: who, and the key its answer is protected with.
+#[derive(Clone)]
 pub struct Auth {
     pub username: String,
     key: Vec<u8>,
@@ -52,15 +57,22 @@ pub struct Auth {
 #[derive(Default)]
 pub struct Outcome {
     pub reply: Option<Vec<u8>>,
-    /// A new allocation's relay socket for a stream client's connection task.
-    pub stream_relay: Option<UdpSocket>,
+    /// A new UDP allocation's relay sockets (two for a dual allocation) for a stream
+    /// client's connection task.
+    pub stream_relays: Vec<UdpSocket>,
+    /// A new RFC 6062 TCP allocation for the control connection's task.
+    pub tcp: Option<TcpAllocated>,
+    /// A Connect for the control connection's task to carry out.
+    pub dial: Option<Dial>,
+    /// A data connection bound to a peer: from now on it carries raw bytes.
+    pub bound: Option<Bound>,
 }
 
 impl Outcome {
-    fn reply(bytes: Option<Vec<u8>>) -> Self {
+    pub(crate) fn reply(bytes: Option<Vec<u8>>) -> Self {
         Outcome {
             reply: bytes,
-            stream_relay: None,
+            ..Outcome::default()
         }
     }
 }
@@ -116,7 +128,10 @@ pub struct Server {
     table: Mutex<Allocations>,
     pub plane: Arc<RelayPlane>,
     relay_ip: IpAddr,
-    relay_ports: RangeInclusive<u16>,
+    /// The IPv6 relay address for RFC 6156 allocations, if configured.
+    relay_ip_v6: Option<IpAddr>,
+    pub(crate) relay_ports: RangeInclusive<u16>,
+    pub(crate) pending: PendingConnections,
     rate: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     pub counters: ServerCounters,
     pub draining: AtomicBool,
@@ -130,14 +145,25 @@ fn now_unix() -> u64 {
 
 /// Builds a response; `None` only if encoding failed (never for the fixed attributes
 /// used here, but a failure must not take the relay down).
-fn respond(
+pub(crate) fn respond(
     msg: &Message<'_>,
     class: Class,
     auth: Option<&Auth>,
     build: impl FnOnce(&mut MessageEncoder<'_>) -> Result<(), EncodeError>,
 ) -> Option<Vec<u8>> {
+    respond_to(msg.method(), *msg.transaction_id(), class, auth, build)
+}
+
+/// `respond` for a request answered later (RFC 6062 Connect).
+pub(crate) fn respond_to(
+    method: Method,
+    transaction: stun_core::TransactionId,
+    class: Class,
+    auth: Option<&Auth>,
+    build: impl FnOnce(&mut MessageEncoder<'_>) -> Result<(), EncodeError>,
+) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(128);
-    let mut enc = MessageEncoder::new(&mut buf, msg.method(), class, *msg.transaction_id());
+    let mut enc = MessageEncoder::new(&mut buf, method, class, transaction);
     let result = (|| {
         build(&mut enc)?;
         if let Some(a) = auth {
@@ -154,13 +180,18 @@ fn respond(
     match result {
         Ok(()) => Some(buf),
         Err(e) => {
-            tracing::warn!(target: "av_edge", "cannot encode a {:?} response: {e}", msg.method());
+            tracing::warn!(target: "av_edge", "cannot encode a {method:?} response: {e}");
             None
         }
     }
 }
 
-fn error(msg: &Message<'_>, code: u16, reason: &str, auth: Option<&Auth>) -> Option<Vec<u8>> {
+pub(crate) fn error(
+    msg: &Message<'_>,
+    code: u16,
+    reason: &str,
+    auth: Option<&Auth>,
+) -> Option<Vec<u8>> {
     respond(msg, Class::ErrorResponse, auth, |e| {
         e.add_error_code(code, reason)?;
         Ok(())
@@ -181,16 +212,13 @@ fn bad_request_for(header: &stun_core::Header) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-fn same_family(a: &SocketAddr, b: &SocketAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-}
-
 impl Server {
     pub fn new(
         settings: Settings,
         credentials: Credentials,
         plane: Arc<RelayPlane>,
         relay_ip: IpAddr,
+        relay_ip_v6: Option<IpAddr>,
         relay_ports: RangeInclusive<u16>,
         metrics: &Registry,
     ) -> Server {
@@ -200,14 +228,16 @@ impl Server {
             table: Mutex::new(Allocations::default()),
             plane,
             relay_ip,
+            relay_ip_v6,
             relay_ports,
+            pending: PendingConnections::default(),
             rate: Mutex::new(HashMap::new()),
             counters: ServerCounters::new(metrics),
             draining: AtomicBool::new(false),
         }
     }
 
-    fn table(&self) -> MutexGuard<'_, Allocations> {
+    pub(crate) fn table(&self) -> MutexGuard<'_, Allocations> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -270,7 +300,12 @@ impl Server {
         }
         let turn_method = matches!(
             msg.method(),
-            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+            Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND
         );
         let auth = match self.authenticate(&msg, tuple.client, &settings) {
             Ok(a) => a,
@@ -294,6 +329,8 @@ impl Server {
             Method::CREATE_PERMISSION => {
                 Outcome::reply(self.create_permission(&msg, &auth, tuple, &settings))
             }
+            Method::CONNECT => self.connect(&msg, &auth, tuple, &settings),
+            Method::CONNECTION_BIND => self.connection_bind(&msg, &auth, tuple),
             _ => Outcome::reply(self.channel_bind(&msg, &auth, tuple, &settings)),
         }
     }
@@ -428,25 +465,46 @@ impl Server {
         }
     }
 
-    /// Binds a relay socket on a free port of the range.
-    fn bind_relay(&self, even: bool) -> Option<UdpSocket> {
+    /// Binds a relay socket on a free port of the range; with `Parity::EvenWithNext` also
+    /// the odd port after it, for a reservation.
+    fn bind_relay(&self, ip: IpAddr, parity: Parity) -> Option<(UdpSocket, Option<UdpSocket>)> {
         let (lo, hi) = (*self.relay_ports.start(), *self.relay_ports.end());
         let span = u32::from(hi - lo) + 1;
         let start = rand::thread_rng().gen_range(0..span);
-        let tries = span.min(256);
+        let tries = span.min(512);
+        let bind = |port: u32| {
+            let sock = UdpSocket::bind(SocketAddr::new(ip, u16::try_from(port).ok()?)).ok()?;
+            sock.set_nonblocking(true).ok()?;
+            Some(sock)
+        };
         for i in 0..tries {
-            let port = lo as u32 + (start + i) % span;
-            if even && port % 2 == 1 {
+            let port = u32::from(lo) + (start + i) % span;
+            if parity != Parity::Any && port % 2 == 1 {
                 continue;
             }
-            let addr = SocketAddr::new(self.relay_ip, port as u16);
-            if let Ok(sock) = UdpSocket::bind(addr) {
-                if sock.set_nonblocking(true).is_ok() {
-                    return Some(sock);
+            let Some(sock) = bind(port) else { continue };
+            if parity != Parity::EvenWithNext {
+                return Some((sock, None));
+            }
+            if port < u32::from(hi) {
+                if let Some(next) = bind(port + 1) {
+                    return Some((sock, Some(next)));
                 }
             }
         }
         None
+    }
+
+    /// The relay address for a requested family (RFC 6156): the configured relay address
+    /// of that family, if there is one.
+    fn relay_ip_of(&self, family: Option<AddressFamily>) -> Option<IpAddr> {
+        let Some(family) = family else {
+            return Some(self.relay_ip);
+        };
+        if AddressFamily::of(&SocketAddr::new(self.relay_ip, 0)) == family {
+            return Some(self.relay_ip);
+        }
+        self.relay_ip_v6.filter(|_| family == AddressFamily::V6)
     }
 
     fn allocate(
@@ -463,8 +521,9 @@ impl Server {
             if let Some(existing) = table.get(&tuple) {
                 if existing.allocate_transaction == *msg.transaction_id() {
                     // A retransmission: the same answer again.
-                    let (relay, remaining) = (
+                    let (relay, relay_v6, remaining) = (
                         existing.relay,
+                        existing.relay_v6,
                         existing
                             .expires
                             .saturating_duration_since(Instant::now())
@@ -472,6 +531,9 @@ impl Server {
                     );
                     return Outcome::reply(respond(msg, Class::SuccessResponse, Some(auth), |e| {
                         e.add_xor_address(attr::XOR_RELAYED_ADDRESS, relay)?;
+                        if let Some(v6) = relay_v6 {
+                            e.add_xor_address(attr::XOR_RELAYED_ADDRESS, v6)?;
+                        }
                         e.add(&Attribute::Lifetime(remaining))?;
                         e.add_xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client)?;
                         Ok(())
@@ -483,78 +545,98 @@ impl Server {
         if self.draining.load(Ordering::Relaxed) {
             return fail(500, "Server Error: draining");
         }
-        match msg.get(attr::REQUESTED_TRANSPORT) {
-            Ok(Some(Attribute::RequestedTransport(TRANSPORT_UDP))) => {}
-            Ok(Some(Attribute::RequestedTransport(_))) => {
-                return fail(442, "Unsupported Transport Protocol")
+        let request = match AllocateRequest::parse(msg, tuple.transport) {
+            Ok(r) => r,
+            Err((code, reason)) => {
+                if code == 400 {
+                    self.counters.bad_requests.inc();
+                }
+                return fail(code, reason);
             }
-            _ => {
-                self.counters.bad_requests.inc();
-                return fail(400, "REQUESTED-TRANSPORT is required");
-            }
-        }
-        if msg.raw(attr::DONT_FRAGMENT).is_some() {
-            return Outcome::reply(respond(msg, Class::ErrorResponse, Some(auth), |e| {
-                e.add_error_code(420, "Unknown Attribute")?;
-                e.add_unknown_attributes([attr::DONT_FRAGMENT])?;
-                Ok(())
-            }));
-        }
-        if msg.raw(attr::RESERVATION_TOKEN).is_some() {
-            return fail(508, "Insufficient Capacity: no reserved port");
-        }
-        let even = match msg.get(attr::EVEN_PORT) {
-            Ok(Some(Attribute::EvenPort(true))) => {
-                return fail(508, "Insufficient Capacity: port pairs are not reserved")
-            }
-            Ok(Some(Attribute::EvenPort(false))) => true,
-            _ => false,
         };
-        let relay_family = if self.relay_ip.is_ipv4() {
-            AddressFamily::V4
+        let Some(primary_ip) = self.relay_ip_of(request.family) else {
+            return fail(440, "Address Family not Supported");
+        };
+        // ADDITIONAL-ADDRESS-FAMILY is always IPv6 (parse checked it); without an IPv6
+        // relay address the IPv4 allocation succeeds with ADDRESS-ERROR-CODE 440.
+        let additional_ip = if request.additional_v6 {
+            self.relay_ip_v6
+                .filter(|v6| v6.is_ipv6() && primary_ip.is_ipv4())
         } else {
-            AddressFamily::V6
-        };
-        match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
-            Ok(Some(Attribute::RequestedAddressFamily(f))) if f != relay_family => {
-                return fail(440, "Address Family not Supported")
-            }
-            Err(stun_core::AttributeError::UnknownAddressFamily(_)) => {
-                return fail(440, "Address Family not Supported")
-            }
-            _ => {}
-        }
-        let additional = match msg.get(attr::ADDITIONAL_ADDRESS_FAMILY) {
-            Ok(Some(Attribute::AdditionalAddressFamily(f))) if f == relay_family => {
-                return fail(400, "ADDITIONAL-ADDRESS-FAMILY must name the other family")
-            }
-            Ok(Some(Attribute::AdditionalAddressFamily(f))) => Some(f),
-            _ => None,
+            None
         };
         let lifetime = Self::lifetime(msg, settings, auth);
         let mut table = self.table();
-        if table.len() as u64 >= u64::from(settings.max_allocations)
-            || table.user_count(&auth.username) >= settings.max_allocations_per_user
+        let needed = 1 + usize::from(request.parity == Parity::EvenWithNext);
+        if table.usage() + needed > settings.max_allocations as usize
+            || table.user_count(&auth.username) as usize + needed
+                > settings.max_allocations_per_user as usize
         {
             self.counters.quota_rejections.inc();
             tracing::debug!(target: "av_edge", user = %auth.username, "allocation quota reached");
             return fail(486, "Allocation Quota Reached");
         }
-        let Some(socket) = self.bind_relay(even) else {
+        if request.tcp {
+            drop(table);
+            return self.allocate_tcp(msg, auth, tuple, primary_ip, lifetime);
+        }
+        let (socket, reserved) = match request.token {
+            Some(token) => match table.take_reservation(&token, Instant::now()) {
+                Some(s) => (s, None),
+                None => return fail(508, "Insufficient Capacity: unknown or expired reservation"),
+            },
+            None => match self.bind_relay(primary_ip, request.parity) {
+                Some(pair) => pair,
+                None => return fail(508, "Insufficient Capacity"),
+            },
+        };
+        let second = match additional_ip {
+            Some(ip) => match self.bind_relay(ip, Parity::Any) {
+                Some((s, _)) => Some(s),
+                None => return fail(508, "Insufficient Capacity"),
+            },
+            None => None,
+        };
+        if request.dont_fragment {
+            for s in std::iter::once(&socket).chain(second.as_ref()) {
+                if let Err(e) = dont_fragment::set(s, s.local_addr().is_ok_and(|a| a.is_ipv4())) {
+                    tracing::warn!(target: "av_edge", "cannot set DONT-FRAGMENT: {e}");
+                    return fail(500, "Server Error: DONT-FRAGMENT");
+                }
+            }
+        }
+        let (Ok(relay), relay_v6) = (
+            socket.local_addr(),
+            second.as_ref().and_then(|s| s.local_addr().ok()),
+        ) else {
             return fail(508, "Insufficient Capacity");
         };
-        let Ok(relay) = socket.local_addr() else {
-            return fail(508, "Insufficient Capacity");
+        let token = match reserved {
+            Some(next) => {
+                let token: ReservationToken = rand::random();
+                table.reserve(
+                    token,
+                    Reservation {
+                        socket: next,
+                        username: auth.username.clone(),
+                        expires: Instant::now() + RESERVATION_LIFETIME,
+                    },
+                );
+                Some(token)
+            }
+            None => None,
         };
         let id = table.next_id();
         let mut outcome = Outcome::default();
         match origin {
             Origin::Plane { shard, listener } => {
+                // The data plane takes the IPv4 socket first in a dual allocation.
                 let cmd = Command::Install {
                     id,
                     client: tuple.client,
                     listener,
                     relay: socket,
+                    relay_v6: second,
                     bandwidth_bytes_per_sec: settings.bandwidth_bytes_per_sec,
                 };
                 if let Err(e) = self.plane.command(shard, cmd) {
@@ -562,7 +644,10 @@ impl Server {
                     return fail(508, "Insufficient Capacity");
                 }
             }
-            Origin::Stream => outcome.stream_relay = Some(socket),
+            Origin::Stream => {
+                outcome.stream_relays.push(socket);
+                outcome.stream_relays.extend(second);
+            }
         }
         table.insert(
             tuple,
@@ -570,21 +655,28 @@ impl Server {
                 id,
                 username: auth.username.clone(),
                 relay,
+                relay_v6,
                 expires: Instant::now() + Duration::from_secs(u64::from(lifetime)),
                 permissions: HashMap::new(),
                 channels: HashMap::new(),
                 origin,
                 allocate_transaction: *msg.transaction_id(),
+                tcp: None,
             },
         );
         self.counters.allocations.set(table.len() as i64);
         drop(table);
         self.counters.allocations_created.inc();
-        tracing::debug!(target: "av_edge", client = %tuple.client, %relay, user = %auth.username, lifetime, "allocation created");
+        tracing::debug!(target: "av_edge", client = %tuple.client, %relay, ?relay_v6, user = %auth.username, lifetime, "allocation created");
         outcome.reply = respond(msg, Class::SuccessResponse, Some(auth), |e| {
             e.add_xor_address(attr::XOR_RELAYED_ADDRESS, relay)?;
-            if let Some(f) = additional {
-                e.add_address_error_code(f, 440, "Address Family not Supported")?;
+            if let Some(v6) = relay_v6 {
+                e.add_xor_address(attr::XOR_RELAYED_ADDRESS, v6)?;
+            } else if request.additional_v6 {
+                e.add_address_error_code(AddressFamily::V6, 440, "Address Family not Supported")?;
+            }
+            if let Some(t) = &token {
+                e.add(&Attribute::ReservationToken(t))?;
             }
             e.add(&Attribute::Lifetime(lifetime))?;
             e.add_xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client)?;
@@ -610,7 +702,8 @@ impl Server {
         if let Ok(Some(Attribute::RequestedAddressFamily(f))) =
             msg.get(attr::REQUESTED_ADDRESS_FAMILY)
         {
-            if f != AddressFamily::of(&alloc.relay) {
+            let families = [Some(alloc.relay), alloc.relay_v6];
+            if !families.iter().flatten().any(|r| AddressFamily::of(r) == f) {
                 return error(msg, 443, "Peer Address Family Mismatch", Some(auth));
             }
         }
@@ -644,7 +737,7 @@ impl Server {
     }
 
     /// Checks a peer address against the policy; logs refusals at debug.
-    fn check_peer(
+    pub(crate) fn check_peer(
         &self,
         peer: SocketAddr,
         settings: &Settings,
@@ -685,7 +778,7 @@ impl Server {
             let Ok(p) = self.check_peer(p, settings, tuple.client) else {
                 return error(msg, 403, "Forbidden", Some(auth));
             };
-            if !same_family(&p, &alloc.relay) {
+            if !alloc.serves_family_of(&p) {
                 return error(msg, 443, "Peer Address Family Mismatch", Some(auth));
             }
             checked.push(p);
@@ -731,7 +824,10 @@ impl Server {
         if alloc.username != auth.username {
             return error(msg, 441, "Wrong Credentials", Some(auth));
         }
-        if !same_family(&peer, &alloc.relay) {
+        if alloc.tcp.is_some() {
+            return error(msg, 400, "no channels on a TCP allocation", Some(auth));
+        }
+        if !alloc.serves_family_of(&peer) {
             return error(msg, 443, "Peer Address Family Mismatch", Some(auth));
         }
         if let Some((bound, _)) = alloc.channels.get(&channel) {
@@ -780,9 +876,11 @@ impl Server {
     /// Expires allocations, permissions and channels; tells the relay threads.
     pub fn sweep(&self) {
         let mut table = self.table();
-        let expired = table.sweep(Instant::now());
+        let now = Instant::now();
+        let expired = table.sweep(now);
         self.counters.allocations.set(table.len() as i64);
         drop(table);
+        self.sweep_tcp(now);
         for (origin, id, tuple) in expired.allocations {
             tracing::debug!(target: "av_edge", client = %tuple.client, "allocation expired");
             self.forget(origin, id);

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::allocation::{ClientTransport, FiveTuple, Origin};
 use crate::server::Server;
+use crate::tcp_relay::Bound;
 
 /// TLS records start with content type 22 (handshake); STUN and ChannelData never do.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -99,7 +100,8 @@ pub async fn accept_loop(
     }
 }
 
-/// One client connection: at most one allocation (one 5-tuple).
+/// One client connection: at most one allocation (one 5-tuple), or, after an RFC 6062
+/// ConnectionBind, the raw bytes of one peer connection.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     server: Arc<Server>,
     mut stream: S,
@@ -107,7 +109,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     closing: DrainToken,
 ) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
-    let mut relay: Option<UdpSocket> = None;
+    let mut conn = Connection {
+        relays: Vec::new(),
+        events: None,
+    };
     let mut peer_buf = vec![0u8; 65_536];
     let mut out = Vec::with_capacity(2048);
     loop {
@@ -117,18 +122,25 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut relay).await {
-                    Ok(()) => {}
+                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut conn).await {
+                    Ok(None) => {}
+                    Ok(Some(bound)) => {
+                        tokio::select! {
+                            _ = crate::tcp_relay::relay_bound(server.clone(), &mut stream, bound, &inbuf) => {}
+                            _ = closing.cancelled() => {}
+                        }
+                        break;
+                    }
                     Err(why) => {
                         tracing::debug!(target: "av_edge", client = %tuple.client, "closing stream: {why}");
                         break;
                     }
                 }
             }
-            r = recv_relay(relay.as_ref(), &mut peer_buf) => {
+            r = recv_relays(&conn.relays, &mut peer_buf) => {
                 let Ok((n, from)) = r else { continue };
                 if !server.stream_alive(&tuple) {
-                    relay = None;
+                    conn.relays.clear();
                     continue;
                 }
                 let from = media_relay::address::normalise(from);
@@ -159,6 +171,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     break;
                 }
             }
+            event = recv_event(conn.events.as_mut()) => match event {
+                // Connect answers and ConnectionAttempt indications of a TCP allocation.
+                Some(event) => {
+                    if stream.write_all(&event).await.is_err() {
+                        break;
+                    }
+                }
+                // The allocation expired or was deleted: nothing more will come.
+                None => conn.events = None,
+            },
             _ = closing.cancelled() => break,
         }
     }
@@ -166,25 +188,59 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = stream.shutdown().await;
 }
 
-async fn recv_relay(
-    relay: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match relay {
-        Some(r) => r.recv_from(buf).await,
+/// What a control connection holds besides its stream.
+struct Connection {
+    /// The UDP relay sockets of its allocation (two for a dual allocation).
+    relays: Vec<UdpSocket>,
+    /// The outbound queue of its TCP allocation.
+    events: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
+}
+
+impl Connection {
+    /// The relay socket that reaches peers of `peer`'s family.
+    fn relay_for(&self, peer: SocketAddr) -> Option<&UdpSocket> {
+        self.relays
+            .iter()
+            .find(|r| r.local_addr().is_ok_and(|a| a.is_ipv4() == peer.is_ipv4()))
+    }
+}
+
+async fn recv_event(events: Option<&mut tokio::sync::mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match events {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
 
-/// Handles every complete frame at the start of `inbuf`.
+async fn recv_relays(relays: &[UdpSocket], buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match relays {
+        [] => std::future::pending().await,
+        [only] => only.recv_from(buf).await,
+        [a, b, ..] => loop {
+            // Readiness first, so one buffer serves both sockets.
+            let ready = tokio::select! {
+                r = a.readable() => r.map(|()| a),
+                r = b.readable() => r.map(|()| b),
+            }?;
+            match ready.try_recv_from(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        },
+    }
+}
+
+/// Handles every complete frame at the start of `inbuf`. Stops at a successful
+/// ConnectionBind: what follows it is the peer's raw byte stream.
 async fn frames<S: AsyncWrite + Unpin>(
-    server: &Server,
+    server: &Arc<Server>,
     stream: &mut S,
     inbuf: &mut Vec<u8>,
     tuple: &FiveTuple,
-    relay: &mut Option<UdpSocket>,
-) -> Result<(), String> {
+    conn: &mut Connection,
+) -> Result<Option<Bound>, String> {
     let mut consumed = 0;
+    let mut bound = None;
     loop {
         let rest = &inbuf[consumed..];
         let frame = match stream_frame(rest) {
@@ -195,22 +251,44 @@ async fn frames<S: AsyncWrite + Unpin>(
         let bytes = &rest[..frame.len()];
         match frame {
             Frame::Stun { .. } => {
-                if let Some((peer, data)) = send_indication(bytes) {
-                    if let (Some(peer), Some(r)) =
-                        (server.stream_send_peer(tuple, peer), relay.as_ref())
-                    {
-                        let _ = r.try_send_to(data, peer);
+                if let Some(send) = send_indication(bytes) {
+                    if let Some(peer) = server.stream_send_peer(tuple, send.peer) {
+                        if let Some(r) = conn.relay_for(peer) {
+                            if send.dont_fragment {
+                                // Per socket: from now on every datagram of this
+                                // allocation's family leaves with DF.
+                                let _ = crate::dont_fragment::set(r, peer.is_ipv4());
+                            }
+                            let _ = r.try_send_to(send.data, peer);
+                        }
                     }
                 } else {
                     let outcome = server.handle(bytes, *tuple, Origin::Stream);
-                    if let Some(sock) = outcome.stream_relay {
+                    for sock in outcome.stream_relays {
                         match UdpSocket::from_std(sock) {
-                            Ok(s) => *relay = Some(s),
+                            Ok(s) => conn.relays.push(s),
                             Err(e) => tracing::warn!(target: "av_edge", "relay socket: {e}"),
                         }
                     }
+                    if let Some(tcp) = outcome.tcp {
+                        conn.events = Some(tcp.events);
+                        tokio::spawn(crate::tcp_relay::accept_peers(
+                            server.clone(),
+                            tcp.listener,
+                            *tuple,
+                            tcp.closed,
+                        ));
+                    }
+                    if let Some(dial) = outcome.dial {
+                        tokio::spawn(crate::tcp_relay::dial(server.clone(), dial));
+                    }
                     if let Some(reply) = outcome.reply {
                         stream.write_all(&reply).await.map_err(|e| e.to_string())?;
+                    }
+                    if outcome.bound.is_some() {
+                        bound = outcome.bound;
+                        consumed += frame.len();
+                        break;
                     }
                 }
             }
@@ -220,28 +298,38 @@ async fn frames<S: AsyncWrite + Unpin>(
                 ..
             } => {
                 let payload = &bytes[channel::HEADER_LEN..channel::HEADER_LEN + payload_len];
-                if let (Some(peer), Some(r)) =
-                    (server.stream_channel_peer(tuple, channel), relay.as_ref())
-                {
-                    let _ = r.try_send_to(payload, peer);
+                if let Some(peer) = server.stream_channel_peer(tuple, channel) {
+                    if let Some(r) = conn.relay_for(peer) {
+                        let _ = r.try_send_to(payload, peer);
+                    }
                 }
             }
         }
         consumed += frame.len();
     }
     inbuf.drain(..consumed);
-    if inbuf.len() > MAX_BUFFERED {
+    if bound.is_none() && inbuf.len() > MAX_BUFFERED {
         return Err("oversized frame".into());
     }
-    Ok(())
+    Ok(bound)
 }
 
-fn send_indication(bytes: &[u8]) -> Option<(SocketAddr, &[u8])> {
+struct SendIndication<'a> {
+    peer: SocketAddr,
+    data: &'a [u8],
+    dont_fragment: bool,
+}
+
+fn send_indication(bytes: &[u8]) -> Option<SendIndication<'_>> {
     let msg = Message::decode(bytes).ok()?;
     if msg.method() != Method::SEND || msg.class() != Class::Indication {
         return None;
     }
-    Some((msg.address(attr::XOR_PEER_ADDRESS).ok()??, msg.data()?))
+    Some(SendIndication {
+        peer: msg.address(attr::XOR_PEER_ADDRESS).ok()??,
+        data: msg.data()?,
+        dont_fragment: msg.raw(attr::DONT_FRAGMENT).is_some(),
+    })
 }
 
 /// The next frame on a stream; ChannelData with the RFC 5766 channel range (see

@@ -156,3 +156,55 @@ async fn uclient_over_udp_tcp_and_tls() {
     run("tls short-lived credentials", rest_tls, false);
     h.role.drain(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uclient_tcp_relays_dont_fragment_and_ipv6() {
+    if !tool_present("turnutils_uclient") || !tool_present("turnutils_peer") {
+        return;
+    }
+    let v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    let h = start(|av| {
+        av.max_allocations_per_user = 50;
+        if v6 {
+            av.relay_address_v6 = "::1".parse().ok();
+            av.allowed_peer_ranges = vec!["127.0.0.0/8".into(), "::1/128".into()];
+        }
+    })
+    .await;
+    let peer_port = free_udp_port();
+    let _peer = start_peer(peer_port);
+    let args = |extra: &[&str], port: u16| -> Vec<String> {
+        let mut a = base(&h, port);
+        a.extend(["-u", USER, "-w", PASSWORD].iter().map(|s| s.to_string()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.push("127.0.0.1".into());
+        a
+    };
+    let (udp, tcp) = (h.udp.port(), h.tcp.port());
+    let peer = peer_port.to_string();
+    // RFC 6062: -T is client to client over TCP relays (Connect, ConnectionAttempt,
+    // ConnectionBind on both sides).
+    check("tcp relays (-T)", uclient(&args(&["-T"], tcp)));
+    check(
+        "tcp relays over tls (-T -S)",
+        uclient(&args(&["-T", "-S"], tcp)),
+    );
+    check(
+        "udp DONT-FRAGMENT to peer",
+        uclient(&args(&["-g", "-e", "127.0.0.3", "-r", &peer], udp)),
+    );
+    check(
+        "tcp DONT-FRAGMENT client to client",
+        uclient(&args(&["-g", "-t", "-y"], tcp)),
+    );
+    if v6 {
+        check(
+            "ipv6 relays client to client (-x)",
+            uclient(&args(&["-x", "-y"], udp)),
+        );
+        check("dual allocations (-Z)", uclient(&args(&["-Z", "-y"], udp)));
+    } else {
+        eprintln!("skipped: IPv6 relays (no ::1 on this host)");
+    }
+    h.role.drain(Duration::from_millis(10)).await;
+}

@@ -235,7 +235,7 @@ async fn quotas_and_mismatches() {
     // Without an allocation, CreatePermission is a mismatch too.
     let a = second.permit(sa("127.0.0.3:9"));
     assert_eq!(a.code, Some(437));
-    // TCP relaying (RFC 6062) is not offered.
+    // TCP relaying (RFC 6062) needs a TCP or TLS control connection.
     let mut third = Client::new(UdpWire::new(h.udp));
     third.user = USER.into();
     let a = third.request(Method::ALLOCATE, &|e| {

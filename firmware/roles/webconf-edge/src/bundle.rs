@@ -60,10 +60,19 @@ pub fn write(
     std::fs::write(dir.join(CA_FILE), ca).map_err(|e| io(CA_FILE, e))?;
     std::fs::write(dir.join(CERT_FILE), &issued.chain_pem).map_err(|e| io(CERT_FILE, e))?;
     write_private(&dir.join(KEY_FILE), issued.key_pem.as_bytes()).map_err(|e| io(KEY_FILE, e))?;
-    let records: Vec<SessionSecret> = keys.records();
-    let json = serde_json::to_vec_pretty(&records).map_err(|e| e.to_string())?;
-    write_private(&dir.join(KEYS_FILE), &json).map_err(|e| io(KEYS_FILE, e))?;
+    write_keys(dir, keys)?;
     let ep = serde_json::to_vec_pretty(endpoints).map_err(|e| e.to_string())?;
     std::fs::write(dir.join(ENDPOINTS_FILE), ep).map_err(|e| io(ENDPOINTS_FILE, e))?;
     Ok(())
+}
+
+/// Rewrites `session-keys.json` after a rotation. The new file is renamed over the old one,
+/// so a connector re-reading it never sees half a ring.
+pub fn write_keys(dir: &Path, keys: &KeyRing) -> Result<(), String> {
+    let records: Vec<SessionSecret> = keys.records();
+    let json = serde_json::to_vec_pretty(&records).map_err(|e| e.to_string())?;
+    let staged = dir.join(format!(".{KEYS_FILE}.new"));
+    let io = |e: std::io::Error| format!("cannot write {KEYS_FILE} in {}: {e}", dir.display());
+    write_private(&staged, &json).map_err(io)?;
+    std::fs::rename(&staged, dir.join(KEYS_FILE)).map_err(io)
 }

@@ -9,8 +9,9 @@
 //!
 //! Modules: [`settings`] (live settings), [`keys`] (session-key ring in the store),
 //! `admission` (first frame), `relay` (bytes of one session), `external` (client
-//! listeners), `internal` (server listener), [`pool`] (routing), [`limits`], [`metrics`],
-//! [`bundle`] (demo connector bundle), `role` (start, status, apply, drain).
+//! listeners), `internal` (server listener), `quic_tuning` (internal QUIC settings), [`pool`] (routing), [`limits`], [`metrics`],
+//! [`bundle`] (demo connector bundle), `rotation` (key rotation and listing), `role` (start, status, apply, drain, admin
+//! queries `keys` and action `rotate`).
 
 mod admission;
 pub mod bundle;
@@ -20,8 +21,10 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod pool;
+mod quic_tuning;
 mod relay;
 mod role;
+mod rotation;
 pub mod settings;
 mod shared;
 

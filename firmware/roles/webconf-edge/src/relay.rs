@@ -11,6 +11,41 @@ use tokio::time::Instant;
 
 use crate::metrics::EdgeMetrics;
 
+/// One read from the client connection: several full TLS records.
+const CLIENT_READ_BYTES: usize = 64 * 1024;
+
+/// DATA frames gathered from the server stream before one flush to the client.
+const FRAMES_PER_FLUSH: usize = 4;
+
+/// Writes the DATA header in front of the `n` payload bytes already placed after it at
+/// `at`; returns where the next frame starts. `n` is at most one slot's payload (under
+/// 16 KiB), so it fits the u16 length.
+fn put_header(frames: &mut [u8], at: usize, n: usize) -> usize {
+    frames[at..at + HEADER_LEN].copy_from_slice(&wire::header(DATA, n as u16));
+    at + HEADER_LEN + n
+}
+
+/// What a stream holds right now, without waiting.
+enum ReadyRead {
+    Data(usize),
+    NotYet,
+    /// The server finished its stream (or it failed: the next awaited read says which).
+    Finished,
+}
+
+/// Polls the stream once: data already received is taken, nothing is awaited.
+fn read_ready(stream: &mut quinn::RecvStream, into: &mut [u8]) -> ReadyRead {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut buf = tokio::io::ReadBuf::new(into);
+    match std::pin::Pin::new(stream).poll_read(&mut cx, &mut buf) {
+        std::task::Poll::Ready(Ok(())) if buf.filled().is_empty() => ReadyRead::Finished,
+        std::task::Poll::Ready(Ok(())) => ReadyRead::Data(buf.filled().len()),
+        std::task::Poll::Ready(Err(_)) => ReadyRead::NotYet,
+        std::task::Poll::Pending => ReadyRead::NotYet,
+    }
+}
+
 /// Per-session parameters, fixed when the session is admitted.
 pub(crate) struct RelayParams {
     pub idle_timeout: Duration,
@@ -85,63 +120,94 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
 
     let upward = async {
         let mut buf = leftover;
-        let mut chunk = vec![0u8; 32 * 1024];
+        // Payloads of every complete DATA frame of one read, sent to the stream in one
+        // write: each stream write wakes the QUIC connection task, so one per read, not
+        // one per frame.
+        let mut batch = Vec::with_capacity(CLIENT_READ_BYTES);
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
             let mut pos = 0;
-            loop {
+            let mut end = None;
+            while end.is_none() {
                 match wire::decode(&buf[pos..], MAX_PAYLOAD) {
-                    Err(e) => return End::Code(e.close_code()),
+                    Err(e) => end = Some(End::Code(e.close_code())),
                     Ok(None) => break,
                     Ok(Some((frame, used))) => {
                         match frame.kind {
-                            DATA => {
-                                if to_server.write_all(frame.payload).await.is_err() {
-                                    return End::Code(CloseCode::ServerGone);
-                                }
-                                metrics.bytes_in.add(frame.payload.len() as u64);
-                                pacer.pace(frame.payload.len()).await;
-                            }
-                            CLOSE => return End::ClientClosed,
-                            _ => return End::Code(CloseCode::MalformedFrame),
+                            DATA => batch.extend_from_slice(frame.payload),
+                            CLOSE => end = Some(End::ClientClosed),
+                            _ => end = Some(End::Code(CloseCode::MalformedFrame)),
                         }
                         pos += used;
                     }
                 }
             }
-            buf.drain(..pos);
-            match client_rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => return End::ClientGone,
-                Ok(n) => {
-                    touch();
-                    buf.extend_from_slice(&chunk[..n]);
+            // Data the client sent before its CLOSE (or before a bad frame) still goes in.
+            if !batch.is_empty() {
+                if to_server.write_all(&batch).await.is_err() {
+                    return End::Code(CloseCode::ServerGone);
                 }
+                metrics.bytes_in.add(batch.len() as u64);
+                pacer.pace(batch.len()).await;
+                batch.clear();
+            }
+            if let Some(end) = end {
+                return end;
+            }
+            buf.drain(..pos);
+            // Straight into the frame buffer's spare room: no staging copy.
+            buf.reserve(CLIENT_READ_BYTES);
+            match client_rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return End::ClientGone,
+                Ok(_) => touch(),
             }
         }
     };
 
     let downward = async {
-        // One DATA frame per TLS record: header and payload fill 16 KiB exactly.
-        let mut frame = vec![0u8; HEADER_LEN + RECORD_FRIENDLY_PAYLOAD];
+        // Up to FRAMES_PER_FLUSH DATA frames, each exactly one TLS record (header and
+        // payload fill 16 KiB), written and flushed together: what the stream already
+        // holds goes out in one socket write instead of one per record.
+        const SLOT: usize = HEADER_LEN + RECORD_FRIENDLY_PAYLOAD;
+        let mut frames = vec![0u8; SLOT * FRAMES_PER_FLUSH];
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
-            match from_server.read(&mut frame[HEADER_LEN..]).await {
-                Ok(Some(n)) => {
-                    // n <= MAX_PAYLOAD (16 KiB), so it fits the u16 length.
-                    frame[..HEADER_LEN].copy_from_slice(&wire::header(DATA, n as u16));
-                    // TLS keeps records it could not send yet in its buffer until flushed.
-                    if client_wr.write_all(&frame[..HEADER_LEN + n]).await.is_err()
-                        || client_wr.flush().await.is_err()
-                    {
-                        return End::ClientGone;
-                    }
-                    touch();
-                    metrics.bytes_out.add(n as u64);
-                    pacer.pace(n).await;
-                }
+            let first = match from_server.read(&mut frames[HEADER_LEN..SLOT]).await {
+                Ok(Some(n)) => n,
                 Ok(None) => return End::ServerFinished,
                 Err(_) => return End::Code(CloseCode::ServerGone),
+            };
+            let mut filled = put_header(&mut frames, 0, first);
+            let mut payload = first;
+            let mut finished = false;
+            while filled + SLOT <= frames.len() {
+                match read_ready(
+                    &mut from_server,
+                    &mut frames[filled + HEADER_LEN..filled + SLOT],
+                ) {
+                    ReadyRead::Data(n) => {
+                        filled = put_header(&mut frames, filled, n);
+                        payload += n;
+                    }
+                    ReadyRead::NotYet => break,
+                    ReadyRead::Finished => {
+                        finished = true;
+                        break;
+                    }
+                }
             }
+            // TLS keeps records it could not send yet in its buffer until flushed.
+            if client_wr.write_all(&frames[..filled]).await.is_err()
+                || client_wr.flush().await.is_err()
+            {
+                return End::ClientGone;
+            }
+            touch();
+            metrics.bytes_out.add(payload as u64);
+            if finished {
+                return End::ServerFinished;
+            }
+            pacer.pace(payload).await;
         }
     };
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use edged_config::{Config, Protocol};
 use edged_role::{
-    enabled_change, listener_changes, ApplyReport, DrainToken, Health, ListenerInfo, Role,
-    RoleContext, RoleError, RoleStatus, Side, Transport,
+    enabled_change, listener_changes, AdminError, ApplyReport, DrainToken, Health, ListenerInfo,
+    Role, RoleContext, RoleError, RoleStatus, Side, Transport,
 };
 use edged_store::Store;
 use edged_tls::{ClientAuth, TlsMaterial};
@@ -24,9 +24,10 @@ use crate::keys;
 use crate::limits::Limits;
 use crate::metrics::EdgeMetrics;
 use crate::pool::Pool;
+use crate::quic_tuning::internal_transport;
 use crate::settings::Settings;
 use crate::shared::Shared;
-use crate::{external, internal};
+use crate::{external, internal, rotation};
 
 const NAME: &str = "webconf_edge";
 const EXTERNAL_KEY: &str = "webconf_edge.external_port";
@@ -61,6 +62,22 @@ fn socket(config: &Config, key: &str, protocol: Protocol) -> Result<SocketAddr, 
         })
 }
 
+/// `{"overlap_secs": N}` (optional; an empty or absent argument takes the configured overlap).
+fn overlap_arg(arg: &serde_json::Value) -> Result<Option<u64>, AdminError> {
+    match arg.get("overlap_secs") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|&s| s <= 7 * 86_400)
+            .map(Some)
+            .ok_or_else(|| {
+                AdminError::BadRequest(
+                    "overlap_secs must be a number of seconds up to 604800".into(),
+                )
+            }),
+    }
+}
+
 fn bind_error(key: &str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> RoleError + '_ {
     move |source| RoleError::Bind {
         key: key.into(),
@@ -75,18 +92,6 @@ fn external_transport() -> Arc<quinn::TransportConfig> {
     t.max_concurrent_bidi_streams(1u32.into());
     t.max_concurrent_uni_streams(0u32.into());
     t.max_idle_timeout(Some(quinn::VarInt::from_u32(60_000).into()));
-    Arc::new(t)
-}
-
-fn internal_transport() -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    // Control streams only come from the server; session streams are opened by the edge.
-    t.max_concurrent_bidi_streams(16u32.into());
-    t.max_concurrent_uni_streams(0u32.into());
-    // A conferencing server that vanishes (power cut, kill -9) is noticed within seconds,
-    // so its sessions are closed with "server gone" instead of hanging.
-    t.keep_alive_interval(Some(Duration::from_secs(2)));
-    t.max_idle_timeout(Some(quinn::VarInt::from_u32(8_000).into()));
     Arc::new(t)
 }
 
@@ -237,7 +242,8 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     tokio::spawn(internal::accept_loop(int_quic.clone(), shared.clone()));
     tracing::info!(target: "webconf_edge", external = %external_addr, internal = %internal_addr,
         "web conferencing edge listening (TLS+QUIC external, QUIC mutual TLS internal)");
-    Ok(Arc::new(WebconfEdge {
+    let stop = shared.stop_accepting.clone();
+    let edge = Arc::new(WebconfEdge {
         shared,
         store: ctx.store.clone(),
         config: Mutex::new(ctx.config.clone()),
@@ -245,7 +251,9 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         internal_addr,
         ext_quic,
         int_quic,
-    }))
+    });
+    tokio::spawn(rotation::run_schedule(Arc::downgrade(&edge), stop));
+    Ok(edge)
 }
 
 impl WebconfEdge {
@@ -279,11 +287,81 @@ impl WebconfEdge {
     }
 
     /// Rotates the session key in the store and starts using it; older keys verify for
-    /// `overlap_secs` more.
+    /// `overlap_secs` more. A demo bundle gets the new ring at once.
     pub fn rotate_keys(&self, overlap_secs: u64) -> Result<KeyRing, String> {
         let ring = keys::rotate(&self.store, overlap_secs).map_err(|e| e.to_string())?;
-        self.shared.keys.store(Arc::new(ring.clone()));
+        self.adopt_rotated(&ring);
         Ok(ring)
+    }
+
+    /// The same as [`Self::rotate_keys`], off the async threads (the store writes to disk).
+    async fn rotate_keys_off_thread(&self, overlap_secs: u64) -> Result<KeyRing, String> {
+        let store = self.store.clone();
+        let ring = tokio::task::spawn_blocking(move || {
+            keys::rotate(&store, overlap_secs).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.adopt_rotated(&ring);
+        Ok(ring)
+    }
+
+    /// Verifies and mints with a freshly rotated ring from now on.
+    fn adopt_rotated(&self, ring: &KeyRing) {
+        self.shared.keys.store(Arc::new(ring.clone()));
+        let bundle_dir = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .webconf_edge
+            .connector_bundle_dir
+            .clone();
+        if let Some(dir) = bundle_dir {
+            if let Err(e) = bundle::write_keys(&dir, ring) {
+                // The rotation stands; the overlap leaves time to fix the bundle directory.
+                tracing::warn!(target: "webconf_edge", error = %e, "rotated session keys not written to the connector bundle");
+            }
+        }
+    }
+
+    /// One turn of the rotation schedule: rotates if due; returns how long to wait.
+    pub(crate) async fn scheduled_rotation_step(&self) -> Duration {
+        let settings = self.shared.settings.load_full();
+        let Some(period) = settings.key_rotation else {
+            return rotation::sleep_for(u64::MAX);
+        };
+        let now = keys::unix_now();
+        let due_in = rotation::seconds_until_due(&self.shared.keys.load(), period, now);
+        if due_in > 0 {
+            return rotation::sleep_for(due_in);
+        }
+        match self
+            .rotate_keys_off_thread(settings.key_overlap.as_secs())
+            .await
+        {
+            Ok(ring) => {
+                tracing::info!(target: "webconf_edge", key_id = ?ring.current(now).map(|k| k.id),
+                    "scheduled session key rotation");
+                rotation::sleep_for(period.as_secs())
+            }
+            Err(e) => {
+                tracing::warn!(target: "webconf_edge", error = %e, "scheduled session key rotation failed; retrying");
+                rotation::sleep_for(u64::MAX)
+            }
+        }
+    }
+
+    /// What `edgectl role webconf_edge keys` shows.
+    pub fn keys_report(&self) -> serde_json::Value {
+        let now = keys::unix_now();
+        let ring = self.shared.keys.load();
+        let settings = self.shared.settings.load();
+        serde_json::json!({
+            "current": ring.current(now).map(|k| k.id),
+            "rotation_hours": settings.key_rotation.map(|d| d.as_secs() / 3600),
+            "overlap_secs": settings.key_overlap.as_secs(),
+            "keys": rotation::describe(&ring, now),
+        })
     }
 
     /// Open per-address and per-conference entries (zero when no session is left).
@@ -297,6 +375,16 @@ impl WebconfEdge {
     /// How many sessions ended with `code` (refusals included).
     pub fn close_count(&self, code: CloseCode) -> u64 {
         self.shared.metrics.close_count(code)
+    }
+
+    /// The path MTU the edge uses towards each connected conferencing server.
+    pub fn server_path_mtus(&self) -> Vec<u16> {
+        self.shared
+            .pool
+            .connections()
+            .iter()
+            .map(|c| c.stats().path.current_mtu)
+            .collect()
     }
 
     pub fn connected_servers(&self) -> usize {
@@ -415,6 +503,36 @@ impl Role for WebconfEdge {
             }
         }
         report
+    }
+
+    async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
+        match what {
+            "keys" => Ok(self.keys_report()),
+            other => Err(AdminError::NotFound(format!(
+                "webconf_edge has no \"{other}\" (queries: keys)"
+            ))),
+        }
+    }
+
+    async fn action(
+        &self,
+        action: &str,
+        arg: serde_json::Value,
+    ) -> Result<serde_json::Value, AdminError> {
+        match action {
+            "rotate" => {
+                let overlap_secs = overlap_arg(&arg)?
+                    .unwrap_or_else(|| self.shared.settings.load().key_overlap.as_secs());
+                self.rotate_keys_off_thread(overlap_secs)
+                    .await
+                    .map_err(AdminError::Failed)?;
+                tracing::info!(target: "webconf_edge", overlap_secs, "session key rotated by the administrator");
+                Ok(self.keys_report())
+            }
+            other => Err(AdminError::NotFound(format!(
+                "webconf_edge has no action \"{other}\" (actions: rotate)"
+            ))),
+        }
     }
 
     async fn drain(&self, deadline: Duration) {

@@ -13,6 +13,10 @@ pub struct Settings {
     pub max_sessions_per_conference: u32,
     /// Bytes per second each way per session; none means no cap.
     pub session_bytes_per_sec: Option<u64>,
+    /// Scheduled key rotation period; none: on demand only.
+    pub key_rotation: Option<Duration>,
+    /// How long older keys keep verifying after a rotation.
+    pub key_overlap: Duration,
 }
 
 impl Settings {
@@ -24,6 +28,9 @@ impl Settings {
             max_sessions_per_conference: c.max_sessions_per_conference,
             session_bytes_per_sec: (c.session_bandwidth_kbps > 0)
                 .then(|| u64::from(c.session_bandwidth_kbps) * 1000 / 8),
+            key_rotation: (c.key_rotation_hours > 0)
+                .then(|| Duration::from_secs(u64::from(c.key_rotation_hours) * 3600)),
+            key_overlap: Duration::from_secs(u64::from(c.key_overlap_minutes) * 60),
         }
     }
 
@@ -32,9 +39,7 @@ impl Settings {
         let mut out = Vec::new();
         let mut note = |key: &str, old: String, new: String| {
             if old != new {
-                out.push(format!(
-                    "webconf_edge.{key}: {old} -> {new} for new sessions"
-                ));
+                out.push(format!("webconf_edge.{key}: {old} -> {new} from now on"));
             }
         };
         note(
@@ -61,6 +66,16 @@ impl Settings {
             "session_bandwidth_kbps",
             format!("{:?}", self.session_bytes_per_sec),
             format!("{:?}", new.session_bytes_per_sec),
+        );
+        note(
+            "key_rotation_hours",
+            format!("{:?}", self.key_rotation.map(|d| d.as_secs() / 3600)),
+            format!("{:?}", new.key_rotation.map(|d| d.as_secs() / 3600)),
+        );
+        note(
+            "key_overlap_minutes",
+            (self.key_overlap.as_secs() / 60).to_string(),
+            (new.key_overlap.as_secs() / 60).to_string(),
         );
         out
     }

@@ -25,6 +25,8 @@ pub enum ClientError {
     BadAnswer(String),
     #[error("encoding: {0}")]
     Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Srtp(#[from] crate::srtp::SrtpError),
 }
 
 /// How the client proves who it is.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use turn_load::client::Credentials;
-use turn_load::run::{run, LoadConfig, Report};
+use turn_load::run::{run_with, LoadConfig, Media, Report};
 
 #[derive(Parser, Debug)]
 #[command(about = "TURN load generator: allocations, channels, timed flows both ways")]
@@ -43,9 +43,16 @@ struct Args {
     /// Client to peer only.
     #[arg(long)]
     one_way: bool,
+    /// Send real SRTP (AES_CM_128_HMAC_SHA1_80, fixed test keys) and check at the far side
+    /// that every packet decrypts, authenticates and matches what was sent; any failure
+    /// makes the run fail.
+    #[arg(long)]
+    srtp: bool,
 }
 
-fn print(report: &mut Report) {
+/// Prints the table and the RESULT line; in SRTP mode returns the failures (packets that
+/// did not decrypt, authenticate or match) and the verified packets.
+fn print(report: &mut Report) -> Option<(u64, u64)> {
     let setup_rate = report.allocations as f64 / report.setup.as_secs_f64().max(1e-9);
     println!(
         "{} allocations set up in {:.2} s ({:.0} allocations/s)",
@@ -62,6 +69,7 @@ fn print(report: &mut Report) {
     let mut worst_loss: f64 = 0.0;
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
+    let (mut verified, mut failures) = (0, 0);
     for (name, d) in [
         ("to peer", &mut report.to_peer),
         ("to client", &mut report.to_client),
@@ -83,12 +91,21 @@ fn print(report: &mut Report) {
             d.mean_jitter_us()
         );
         total_received += d.received;
+        verified += d.srtp_verified;
+        failures += d.srtp_failures;
         worst_loss = worst_loss.max(d.loss_percent());
         p50s.extend(p50);
         p99s.extend(p99);
     }
+    // Scripts parse this line: new fields go at the end only.
+    let srtp = report.media == Media::Srtp;
+    let srtp_fields = if srtp {
+        format!(" srtp_verified={verified} srtp_failures={failures}")
+    } else {
+        String::new()
+    };
     println!(
-        "RESULT allocations={} alloc_per_sec={:.0} received={} received_per_sec={:.0} loss_pct={:.3} p50_us={} p99_us={}",
+        "RESULT allocations={} alloc_per_sec={:.0} received={} received_per_sec={:.0} loss_pct={:.3} p50_us={} p99_us={}{srtp_fields}",
         report.allocations,
         setup_rate,
         total_received,
@@ -97,6 +114,7 @@ fn print(report: &mut Report) {
         p50s.iter().max().copied().unwrap_or(0),
         p99s.iter().max().copied().unwrap_or(0),
     );
+    srtp.then_some((failures, verified))
 }
 
 fn main() -> ExitCode {
@@ -132,10 +150,20 @@ fn main() -> ExitCode {
         sender_threads: args.threads,
         one_way: args.one_way,
     };
-    match run(&cfg) {
+    let media = if args.srtp { Media::Srtp } else { Media::Plain };
+    match run_with(&cfg, media) {
         Ok(mut report) => {
-            print(&mut report);
-            ExitCode::SUCCESS
+            match print(&mut report) {
+                Some((failures, _)) if failures > 0 => {
+                    eprintln!("turn-load: {failures} SRTP packet(s) failed to decrypt, authenticate or match");
+                    ExitCode::FAILURE
+                }
+                Some((_, 0)) => {
+                    eprintln!("turn-load: no SRTP packet arrived to verify");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("turn-load: {e}");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 
 use crate::client::{ClientError, Credentials, TurnClient};
+use crate::srtp::{SrtpReceiver, SrtpSender, MIN_PACKET};
 use crate::stats::{Direction, Jitter};
 
 /// Bytes of the measurement header at the start of every payload: flow, sequence, send
@@ -34,8 +35,19 @@ pub struct LoadConfig {
     pub one_way: bool,
 }
 
+/// What the flows carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// Stamped filler: cheapest, for load measurements.
+    Plain,
+    /// Real SRTP (AES_CM_128_HMAC_SHA1_80) checked packet by packet at the far side;
+    /// packets are at least [`MIN_PACKET`] bytes.
+    Srtp,
+}
+
 #[derive(Debug, Clone)]
 pub struct Report {
+    pub media: Media,
     pub allocations: usize,
     pub setup: Duration,
     pub sending: Duration,
@@ -98,12 +110,43 @@ fn read_stamp(buf: &[u8]) -> Option<(u32, u64)> {
 
 struct Sender {
     flows: Vec<(u32, Arc<UdpSocket>, Arc<UdpSocket>, SocketAddr)>,
+    /// SRTP mode: protects this thread's packets.
+    srtp: Option<SrtpSender>,
+}
+
+/// Fills `frame` (exactly `frame.len()` bytes) with the packet `seq` of `flow`: the bare
+/// stamp and filler, or an SRTP packet of the same size carrying the stamp.
+fn fill(
+    frame: &mut [u8],
+    srtp: Option<&mut SrtpSender>,
+    flow: u32,
+    to_client: bool,
+    seq: u32,
+    t_ns: u64,
+) -> bool {
+    match srtp {
+        None => {
+            stamp(frame, flow, seq, t_ns);
+            true
+        }
+        Some(tx) => {
+            let mut s = [0u8; STAMP_LEN];
+            stamp(&mut s, flow, seq, t_ns);
+            match tx.protect(flow, to_client, seq, &s, frame.len()) {
+                Ok(packet) if packet.len() == frame.len() => {
+                    frame.copy_from_slice(&packet);
+                    true
+                }
+                _ => false,
+            }
+        }
+    }
 }
 
 /// Sends on a fixed schedule: event j goes to flow j % n at start + j * period / n, so
 /// flows are spread evenly over the period instead of bursting together.
 fn send_loop(
-    s: Sender,
+    mut s: Sender,
     cfg: &LoadConfig,
     epoch: Instant,
     until: Instant,
@@ -114,7 +157,7 @@ fn send_loop(
     if n == 0 {
         return;
     }
-    let size = cfg.size.max(STAMP_LEN);
+    let size = packet_size(cfg, s.srtp.is_some());
     let mut client_frame = vec![0u8; 4 + size];
     client_frame[0..2].copy_from_slice(&CHANNEL.to_be_bytes());
     client_frame[2..4].copy_from_slice(&(size as u16).to_be_bytes());
@@ -143,15 +186,22 @@ fn send_loop(
         let (flow, client, peer, relayed) = &s.flows[(j % n) as usize];
         let seq = (j / n) as u32;
         let t = epoch.elapsed().as_nanos() as u64;
-        stamp(&mut client_frame[4..], *flow, seq, t);
-        if client.send_to(&client_frame, cfg.server).is_ok() {
+        if fill(
+            &mut client_frame[4..],
+            s.srtp.as_mut(),
+            *flow,
+            false,
+            seq,
+            t,
+        ) && client.send_to(&client_frame, cfg.server).is_ok()
+        {
             to_peer += 1;
         }
-        if !cfg.one_way {
-            stamp(&mut peer_frame, *flow, seq, t);
-            if peer.send_to(&peer_frame, *relayed).is_ok() {
-                to_client += 1;
-            }
+        if !cfg.one_way
+            && fill(&mut peer_frame, s.srtp.as_mut(), *flow, true, seq, t)
+            && peer.send_to(&peer_frame, *relayed).is_ok()
+        {
+            to_client += 1;
         }
         j += 1;
     }
@@ -159,9 +209,16 @@ fn send_loop(
     sent_to_client.fetch_add(to_client, Ordering::Relaxed);
 }
 
+/// Payload bytes per packet: at least the stamp, and in SRTP mode a whole SRTP packet.
+fn packet_size(cfg: &LoadConfig, srtp: bool) -> usize {
+    let floor = if srtp { MIN_PACKET } else { STAMP_LEN };
+    cfg.size.max(floor)
+}
+
 /// Receives on every socket until `stop`, then drains for a moment.
 fn receive_loop(
     sockets: Vec<(Arc<UdpSocket>, bool)>,
+    mut srtp: Option<SrtpReceiver>,
     epoch: Instant,
     stop: &AtomicBool,
     expected: usize,
@@ -209,7 +266,15 @@ fn receive_loop(
                 } else {
                     buf.get(..len)
                 };
-                let Some((flow, sent_at)) = payload.and_then(read_stamp) else {
+                let stamped = match srtp.as_mut() {
+                    // A packet that fails the SRTP check is counted there and measures
+                    // nothing: its stamp cannot be trusted.
+                    Some(rx) => payload
+                        .and_then(|p| rx.check(p, *is_client))
+                        .and_then(|s| read_stamp(&s)),
+                    None => payload.and_then(read_stamp),
+                };
+                let Some((flow, sent_at)) = stamped else {
                     continue;
                 };
                 let Some(jit) = jitter.get_mut(flow as usize) else {
@@ -234,17 +299,40 @@ fn receive_loop(
         to_client.jitter_sum_us += b.value;
         to_client.jitter_flows += 1;
     }
+    if let Some(rx) = srtp {
+        to_peer.srtp_verified = rx.to_peer.verified;
+        to_peer.srtp_failures = rx.to_peer.failures;
+        to_client.srtp_verified = rx.to_client.verified;
+        to_client.srtp_failures = rx.to_client.failures;
+    }
     Ok((to_peer, to_client))
 }
 
-/// Runs the load and returns what was measured.
+/// Runs the load with plain stamped payloads and returns what was measured.
 pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
+    run_with(cfg, Media::Plain)
+}
+
+/// Runs the load carrying `media` and returns what was measured.
+pub fn run_with(cfg: &LoadConfig, media: Media) -> Result<Report, ClientError> {
+    let srtp = media == Media::Srtp;
     let setup_start = Instant::now();
     let (flows, mut clients) = setup(cfg)?;
     let setup_time = setup_start.elapsed();
 
     let threads = cfg.sender_threads.max(1);
-    let mut senders: Vec<Sender> = (0..threads).map(|_| Sender { flows: Vec::new() }).collect();
+    let mut senders = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        senders.push(Sender {
+            flows: Vec::new(),
+            srtp: if srtp { Some(SrtpSender::new()?) } else { None },
+        });
+    }
+    let receiver_srtp = if srtp {
+        Some(SrtpReceiver::new()?)
+    } else {
+        None
+    };
     let mut receive = Vec::with_capacity(flows.len() + PEER_SOCKETS);
     for (i, f) in flows.iter().enumerate() {
         senders[i % threads]
@@ -268,7 +356,9 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
     let sent_to_client = Arc::new(AtomicU64::new(0));
     let receiver = {
         let stop = stop.clone();
-        std::thread::spawn(move || receive_loop(receive, epoch, &stop, expected, flow_count))
+        std::thread::spawn(move || {
+            receive_loop(receive, receiver_srtp, epoch, &stop, expected, flow_count)
+        })
     };
     let until = Instant::now() + cfg.duration;
     let send_start = Instant::now();
@@ -292,6 +382,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, ClientError> {
         }
     }
     Ok(Report {
+        media,
         allocations: flows.len(),
         setup: setup_time,
         sending,

@@ -9,6 +9,10 @@ pub struct Direction {
     /// Sum over flows of the final jitter estimate, in microseconds (for the mean).
     pub jitter_sum_us: f64,
     pub jitter_flows: u64,
+    /// SRTP mode: packets that decrypted, authenticated and matched what was sent.
+    pub srtp_verified: u64,
+    /// SRTP mode: packets refused by SRTP or different from what was sent.
+    pub srtp_failures: u64,
 }
 
 impl Direction {
@@ -18,6 +22,8 @@ impl Direction {
         self.latencies_us.extend(other.latencies_us);
         self.jitter_sum_us += other.jitter_sum_us;
         self.jitter_flows += other.jitter_flows;
+        self.srtp_verified += other.srtp_verified;
+        self.srtp_failures += other.srtp_failures;
     }
 
     pub fn loss_percent(&self) -> f64 {

@@ -165,6 +165,12 @@ impl Connector {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
 
+    /// The largest UDP payload this side currently sends to the edge (path MTU
+    /// discovery raises it above 1452 where the path carries more, e.g. loopback).
+    pub fn path_mtu(&self) -> u16 {
+        self.conn.stats().path.current_mtu
+    }
+
     pub fn remote_address(&self) -> SocketAddr {
         self.conn.remote_address()
     }

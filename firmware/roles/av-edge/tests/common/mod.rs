@@ -34,6 +34,17 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+/// A UDP port nobody holds now. Port 0 is not good enough for the UDP listener: the relay
+/// threads bind it with SO_REUSEPORT, and Linux may then hand out a port another
+/// SO_REUSEPORT socket of this user already has (another test's relay), splitting the
+/// clients between two servers.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port: {e}"))
+}
+
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -52,7 +63,7 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
     config.metrics.enabled = false;
     let av = &mut config.av_edge;
     av.realm = REALM.into();
-    av.udp_port = 0;
+    av.udp_port = free_udp_port();
     av.tcp_port = 0;
     av.tls_port = free_tcp_port();
     av.relay_threads = 1;

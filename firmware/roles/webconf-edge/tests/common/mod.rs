@@ -34,10 +34,23 @@ pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
 }
 
 pub async fn start(adjust: impl FnOnce(&mut Config)) -> TestEdge {
+    start_prepared(|_, _| {}, adjust).await
+}
+
+/// Like [`start`], after `prepare` had the (empty) store and the test directory: seed
+/// state, or point the config at files in the directory.
+pub async fn start_prepared(
+    prepare: impl FnOnce(&Store, &std::path::Path),
+    adjust: impl FnOnce(&mut Config),
+) -> TestEdge {
     edged_tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    let config = config(adjust);
+    prepare(&store, dir.path());
+    let mut config = config(adjust);
+    if config.webconf_edge.connector_bundle_dir.is_some() {
+        config.webconf_edge.connector_bundle_dir = Some(dir.path().join("bundle"));
+    }
     let tls = TlsMaterial::load(&config, &store).unwrap();
     let ca_pem = tls.ca_pem().unwrap().to_owned();
     let ctx = RoleContext {
@@ -56,6 +69,11 @@ pub async fn start(adjust: impl FnOnce(&mut Config)) -> TestEdge {
 }
 
 impl TestEdge {
+    /// The connector bundle directory (when the config asked for one).
+    pub fn bundle_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("bundle")
+    }
+
     pub fn ext(&self) -> SocketAddr {
         self.edge.external_addr()
     }

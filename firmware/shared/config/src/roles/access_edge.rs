@@ -39,6 +39,17 @@ pub struct AccessEdgeConfig {
     pub max_message_bytes: usize,
     /// Seconds a forwarded request waits for a final answer before 408 (RFC 3261 Timer B/F).
     pub transaction_timeout_secs: u64,
+    /// Seconds a proxied INVITE may go without a provisional answer before it is given up
+    /// (RFC 3261 16.6 step 11, Timer C; the RFC asks for more than 3 minutes). Each
+    /// provisional answer restarts it; when it fires the branch is cancelled, or answered
+    /// 408 if nothing came back at all.
+    #[serde(default = "default_timer_c_secs")]
+    pub timer_c_secs: u64,
+    /// Answer federated and public-provider requests that the Director refuses with "no such
+    /// user" (404, 410, 484, 604) or "offline" (480) with one uniform 480, so outsiders
+    /// cannot probe which internal addresses exist.
+    #[serde(default = "yes")]
+    pub hide_user_existence: bool,
     /// Seconds between OPTIONS health checks of each next hop.
     pub health_check_interval_secs: u64,
     /// New connections per second one remote address may open (burst of the same size).
@@ -50,6 +61,10 @@ pub struct AccessEdgeConfig {
     /// User-Agent substrings (case-insensitive) of SIP scanners; their requests are dropped.
     pub scanner_user_agents: Vec<String>,
     pub federation: FederationConfig,
+}
+
+fn default_timer_c_secs() -> u64 {
+    181
 }
 
 fn default_scanner_user_agents() -> Vec<String> {
@@ -86,6 +101,8 @@ impl Default for AccessEdgeConfig {
             idle_timeout_secs: 300,
             max_message_bytes: 64 * 1024,
             transaction_timeout_secs: 32,
+            timer_c_secs: default_timer_c_secs(),
+            hide_user_existence: true,
             health_check_interval_secs: 10,
             connection_rate_per_ip: 20,
             handshake_rate_per_ip: 20,
@@ -251,6 +268,7 @@ impl AccessEdgeConfig {
             ("handshake_timeout_secs", self.handshake_timeout_secs),
             ("idle_timeout_secs", self.idle_timeout_secs),
             ("transaction_timeout_secs", self.transaction_timeout_secs),
+            ("timer_c_secs", self.timer_c_secs),
             (
                 "health_check_interval_secs",
                 self.health_check_interval_secs,
@@ -388,5 +406,9 @@ mod tests {
             .with_value("access_edge.fqdn", "\"bad host\"")
             .unwrap_err();
         assert_eq!(errs.0[0].key, "access_edge.fqdn");
+        assert_eq!(c.access_edge.timer_c_secs, 181);
+        assert!(c.access_edge.hide_user_existence);
+        let errs = c.with_value("access_edge.timer_c_secs", "0").unwrap_err();
+        assert_eq!(errs.0[0].key, "access_edge.timer_c_secs");
     }
 }

@@ -28,12 +28,21 @@ pub struct AvEdgeConfig {
     /// Address relayed media leaves from; defaults to the role's external address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_address: Option<IpAddr>,
+    /// IPv6 relay address for RFC 6156 (REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY
+    /// IPv6); absent means IPv4 only and IPv6 requests get 440. Same port range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_address_v6: Option<IpAddr>,
     pub relay_port_min: u16,
     pub relay_port_max: u16,
     /// Relay threads; 0 means one per core but core 0 (one thread on a single core).
     pub relay_threads: usize,
     /// Cores the relay threads are pinned to, in order; empty means automatic.
     pub relay_cores: Vec<usize>,
+    /// SCHED_FIFO priority (1-99) of the relay threads; 0 keeps them ordinary threads. Set
+    /// while edged still runs as root; a relay thread then preempts other work on its core.
+    pub relay_realtime_priority: u8,
+    /// Lock edged's memory (mlockall) so the packet path never takes a page fault.
+    pub relay_lock_memory: bool,
     /// Peer ranges (CIDR) the relay may reach although they are private: the internal
     /// networks where the organisation's clients live. Everything private is denied otherwise.
     pub allowed_peer_ranges: Vec<String>,
@@ -66,10 +75,13 @@ impl Default for AvEdgeConfig {
             tcp_port: 443,
             tls_port: 0,
             relay_address: None,
+            relay_address_v6: None,
             relay_port_min: 50000,
             relay_port_max: 59999,
             relay_threads: 0,
             relay_cores: Vec::new(),
+            relay_realtime_priority: 0,
+            relay_lock_memory: false,
             allowed_peer_ranges: Vec::new(),
             max_allocations: 20_000,
             max_allocations_per_user: 20,
@@ -103,6 +115,12 @@ impl AvEdgeConfig {
         if self.realm.is_empty() || self.realm.len() > 127 {
             errs.push("av_edge.realm", "must be 1 to 127 characters");
         }
+        if self.relay_realtime_priority > 99 {
+            errs.push(
+                "av_edge.relay_realtime_priority",
+                "must be 0 (off) or a SCHED_FIFO priority 1 to 99",
+            );
+        }
         if self.relay_port_min == 0 || self.relay_port_min > self.relay_port_max {
             errs.push(
                 "av_edge.relay_port_min",
@@ -110,6 +128,15 @@ impl AvEdgeConfig {
                     "the relay range {}-{} is empty or starts at 0",
                     self.relay_port_min, self.relay_port_max
                 ),
+            );
+        }
+        if self
+            .relay_address_v6
+            .is_some_and(|a| !a.is_ipv6() || a.is_unspecified())
+        {
+            errs.push(
+                "av_edge.relay_address_v6",
+                "must be a specific IPv6 address",
             );
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -240,6 +267,20 @@ mod tests {
         ] {
             assert!(text.contains(key), "{key} missing from: {text}");
         }
+    }
+
+    #[test]
+    fn relay_address_v6_must_be_ipv6() {
+        let mut c = Config::embedded_default();
+        c.av_edge.relay_address_v6 = "127.0.0.1".parse().ok();
+        let text = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("av_edge.relay_address_v6"), "{text}");
+        c.av_edge.relay_address_v6 = "::1".parse().ok();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub struct WebconfEdgeConfig {
     pub max_sessions_per_conference: u32,
     /// Per-session bandwidth cap in kbit/s each way (0: no cap).
     pub session_bandwidth_kbps: u32,
+    /// Scheduled session-key rotation, in hours (0: rotate only on demand, with
+    /// `edgectl role webconf_edge rotate`). Leave 0 when conferencing servers get the key
+    /// ring out of band and cannot follow a schedule.
+    pub key_rotation_hours: u32,
+    /// After a rotation the previous key keeps verifying this long, so tokens minted just
+    /// before it (and connectors that have not re-read the ring yet) keep working.
+    pub key_overlap_minutes: u32,
     /// Loopback demos and labs only: a directory where the edge writes what a reference
     /// connector needs (CA, a connector certificate and key, the session-key ring).
     /// Leave unset on an appliance: there the secrets are provisioned out of band.
@@ -51,6 +58,8 @@ impl Default for WebconfEdgeConfig {
             max_sessions_per_address: 64,
             max_sessions_per_conference: 1000,
             session_bandwidth_kbps: 0,
+            key_rotation_hours: 0,
+            key_overlap_minutes: 60,
             connector_bundle_dir: None,
         }
     }
@@ -87,6 +96,25 @@ impl WebconfEdgeConfig {
             errs.push(
                 "webconf_edge.idle_timeout_secs",
                 "must be from 1 to 86400 s",
+            );
+        }
+        if self.key_rotation_hours > 8_760 {
+            errs.push(
+                "webconf_edge.key_rotation_hours",
+                "must be from 0 (off) to 8760 h",
+            );
+        }
+        if self.key_overlap_minutes == 0 || self.key_overlap_minutes > 10_080 {
+            errs.push(
+                "webconf_edge.key_overlap_minutes",
+                "must be from 1 to 10080 min",
+            );
+        } else if self.key_rotation_hours > 0
+            && u64::from(self.key_overlap_minutes) >= u64::from(self.key_rotation_hours) * 60
+        {
+            errs.push(
+                "webconf_edge.key_overlap_minutes",
+                "must be shorter than webconf_edge.key_rotation_hours",
             );
         }
         if let Some(dir) = &self.connector_bundle_dir {
@@ -132,5 +160,55 @@ impl WebconfEdgeConfig {
             transport: Transport::Quic,
             addr: SocketAddr::new(int, self.internal_port),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn errors_with(adjust: impl FnOnce(&mut Config)) -> Vec<String> {
+        let mut c = Config::embedded_default();
+        adjust(&mut c);
+        match c.validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn key_rotation_defaults_are_valid_and_off() {
+        let c = Config::embedded_default();
+        assert_eq!(c.webconf_edge.key_rotation_hours, 0);
+        assert_eq!(c.webconf_edge.key_overlap_minutes, 60);
+        assert!(errors_with(|_| {}).is_empty());
+        assert!(errors_with(|c| c.webconf_edge.key_rotation_hours = 24).is_empty());
+    }
+
+    #[test]
+    fn key_rotation_errors_name_their_key() {
+        let e = errors_with(|c| c.webconf_edge.key_rotation_hours = 9_000);
+        assert!(
+            e.iter()
+                .any(|m| m.contains("webconf_edge.key_rotation_hours")),
+            "{e:?}"
+        );
+        let e = errors_with(|c| c.webconf_edge.key_overlap_minutes = 0);
+        assert!(
+            e.iter()
+                .any(|m| m.contains("webconf_edge.key_overlap_minutes")),
+            "{e:?}"
+        );
+        // The overlap must end before the next rotation.
+        let e = errors_with(|c| {
+            c.webconf_edge.key_rotation_hours = 1;
+            c.webconf_edge.key_overlap_minutes = 60;
+        });
+        assert!(
+            e.iter()
+                .any(|m| m.contains("webconf_edge.key_overlap_minutes")
+                    && m.contains("key_rotation_hours")),
+            "{e:?}"
+        );
     }
 }

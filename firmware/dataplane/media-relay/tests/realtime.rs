@@ -1,0 +1,117 @@
+//! Opt-in real-time options: the relay thread runs SCHED_FIFO and the memory is locked when
+//! the process may do so, and relaying works either way.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use media_relay::{Command, PeerGuard, PlaneConfig, Realtime, RelayPlane};
+
+fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap_or_else(|e| panic!("timeout: {e}"));
+    s
+}
+
+fn addr(s: &UdpSocket) -> SocketAddr {
+    s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
+}
+
+/// Scheduling policy (field 41 of /proc/.../stat) of this process's thread named `name`.
+fn policy_of(name: &str) -> Option<u32> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised command name start at field 3.
+        let rest = stat.rsplit_once(')')?.1;
+        return rest.split_whitespace().nth(41 - 3)?.parse().ok();
+    }
+    None
+}
+
+fn locked_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmLck:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifo_and_locked_memory_when_permitted() {
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let plane = RelayPlane::start_with(
+        PlaneConfig {
+            threads: 1,
+            cores: Vec::new(),
+            listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
+            socket_buffer_bytes: 1 << 20,
+            guard: PeerGuard::default(),
+            metrics: edged_metrics::Registry::new(),
+        },
+        tx,
+        Realtime {
+            fifo_priority: Some(10),
+            lock_memory: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("start: {e}"));
+    let client = udp();
+    let peer = udp();
+    let relay = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    relay
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cmds = [
+        Command::Install {
+            id: 1,
+            client: addr(&client),
+            listener: 0,
+            relay,
+            relay_v6: None,
+            bandwidth_bytes_per_sec: 0,
+        },
+        Command::Permit {
+            id: 1,
+            peer: addr(&peer).ip(),
+        },
+        Command::Bind {
+            id: 1,
+            channel: 0x4000,
+            peer: addr(&peer),
+        },
+    ];
+    for c in cmds {
+        plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    client
+        .send_to(&[0x40, 0x00, 0x00, 0x02, 7, 9], plane.listener_addrs()[0])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = [0u8; 16];
+    let (n, _) = peer.recv_from(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        &buf[..n],
+        &[7, 9],
+        "relaying works under the real-time options"
+    );
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: real-time checks need root; relaying was checked");
+        return;
+    }
+    assert_eq!(
+        policy_of("relay-0"),
+        Some(libc::SCHED_FIFO as u32),
+        "relay thread is SCHED_FIFO"
+    );
+    assert!(locked_kb() > 0, "memory is locked");
+    plane.shutdown();
+}
