@@ -116,6 +116,32 @@ pub struct RelayPlane {
 }
 
 fn bind_shard(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    if addr.port() == 0 {
+        return bind_unused_port(addr, buffer);
+    }
+    bind_reuse_port(addr, buffer)
+}
+
+/// Port 0 with SO_REUSEPORT is unsafe: the kernel may hand out a port another
+/// SO_REUSEPORT socket of the same user already holds, and the two would then share
+/// traffic. A plain socket first proves a port is unused; the shard then takes it. The
+/// window between the two binds is tiny and a lost race is retried.
+fn bind_unused_port(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    let mut last = None;
+    for _ in 0..16 {
+        let probe = std::net::UdpSocket::bind(addr)?;
+        let port = probe.local_addr()?.port();
+        drop(probe);
+        match bind_reuse_port(SocketAddr::new(addr.ip(), port), buffer) {
+            Ok(socket) => return Ok(socket),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
+}
+
+fn bind_reuse_port(addr: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
