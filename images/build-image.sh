@@ -1,6 +1,6 @@
 #!/bin/bash
 # Builds the appliance image (Debian path) into images/out/:
-#   edge-appliance.img     GPT disk: efi (GRUB), rootfs-a, rootfs-b (squashfs, xz), data (ext4)
+#   edge-appliance.img     GPT disk: efi (GRUB), rootfs-a, rootfs-b (squashfs, gzip), data (ext4)
 #   edge-appliance.img.xz  the same, compressed for distribution
 #   edge-appliance.raucb   signed RAUC update bundle of the root filesystem
 #   hil/                   bundles only the HIL suite uses (never-healthy system, foreign signer)

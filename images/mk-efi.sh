@@ -1,6 +1,6 @@
 #!/bin/bash
 # mk-efi.sh OUTPUT BOARD_COMMON_DIR
-# The EFI system partition: a standalone GRUB that reads squashfs (xz) slots, the A/B boot
+# The EFI system partition: a standalone GRUB that reads squashfs (gzip) slots, the A/B boot
 # logic (grub.cfg) and its environment (grubenv), written with mtools instead of a mount.
 set -euo pipefail
 output=$1 common=$2

@@ -81,7 +81,9 @@ def test_sip_calls_from_internet_to_director(booted, rig):
         make_pki(work, rig.lan.ip)
         # Install the rig CA as the internal trust anchor, as an admin would.
         ca_b64 = base64.b64encode((work / "ca.pem").read_bytes()).decode()
-        booted.run_check(f"echo {ca_b64} | base64 -d > /data/rig-ca.pem && chmod 644 /data/rig-ca.pem")
+        # Synced before the configuration names it: a later power cut must not leave the
+        # store pointing at an empty file (edged refuses a configuration whose CA is missing).
+        booted.run_check(f"echo {ca_b64} | base64 -d > /data/rig-ca.pem && chmod 644 /data/rig-ca.pem && sync")
         booted.run_check("edgectl config set tls.internal_ca_files '[\"/data/rig-ca.pem\"]'")
 
         # The Director: SIPp's UAS behind stunnel, on the internal side. No call limit: the
@@ -125,6 +127,8 @@ def test_sip_calls_from_internet_to_director(booted, rig):
         print(f"access edge counters: {access.get('counters')}")
         assert access["counters"].get("requests", 0) >= CALLS * 3, access
     finally:
+        # Later tests start from the provisioned trust anchors again.
+        booted.run("edgectl config set tls.internal_ca_files '[]'")
         for p in procs:
             p.terminate()
         for p in procs:
