@@ -16,23 +16,23 @@ const MAX_PAYLOAD: usize = 65_536;
 /// One slot: Data indication head room, the payload, and up to 3 bytes of padding.
 pub(crate) const SLOT_LEN: usize = PAYLOAD_OFFSET + MAX_PAYLOAD + 4;
 
-/// Receive slots: datagram `i` lands at `PAYLOAD_OFFSET` of slot `i`, so a Data
-/// indication or ChannelData header can be written in front of it without a copy.
-pub(crate) struct RecvSlots {
-    buf: Vec<u8>,
+/// The preallocated `mmsghdr`/`iovec`/`sockaddr_storage` arrays both directions need:
+/// header `i` always describes one datagram whose address lives in `names[i]` and whose
+/// single buffer is `iov[i]`.
+struct Headers {
     iov: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
 }
 
-// SAFETY: the raw pointers inside `iov` and `hdrs` are rewritten before every system call
-// and only ever point into this value's own buffers; nothing aliases them across threads.
-unsafe impl Send for RecvSlots {}
+// SAFETY: the raw pointers inside `iov` and `hdrs` are rewritten (by `point`) before every
+// system call and only ever point into their owner's own buffers; nothing aliases them
+// across threads.
+unsafe impl Send for Headers {}
 
-impl RecvSlots {
-    pub fn new(count: usize) -> Self {
-        RecvSlots {
-            buf: vec![0u8; count * SLOT_LEN],
+impl Headers {
+    fn new(count: usize) -> Self {
+        Headers {
             iov: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -48,8 +48,43 @@ impl RecvSlots {
         }
     }
 
-    pub fn capacity(&self) -> usize {
+    fn len(&self) -> usize {
         self.hdrs.len()
+    }
+
+    /// Wires header `i` to `names[i]` and to `buffer` as its only iovec, and clears what the
+    /// previous call left. The address length is left alone: a receive sets it to the
+    /// whole storage, a send to the encoded address.
+    fn point(&mut self, i: usize, buffer: libc::iovec) {
+        self.iov[i] = buffer;
+        let h = &mut self.hdrs[i];
+        h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+        h.msg_hdr.msg_iov = &mut self.iov[i];
+        h.msg_hdr.msg_iovlen = 1;
+        h.msg_hdr.msg_control = std::ptr::null_mut();
+        h.msg_hdr.msg_controllen = 0;
+        h.msg_hdr.msg_flags = 0;
+        h.msg_len = 0;
+    }
+}
+
+/// Receive slots: datagram `i` lands at `PAYLOAD_OFFSET` of slot `i`, so a Data
+/// indication or ChannelData header can be written in front of it without a copy.
+pub(crate) struct RecvSlots {
+    buf: Vec<u8>,
+    headers: Headers,
+}
+
+impl RecvSlots {
+    pub fn new(count: usize) -> Self {
+        RecvSlots {
+            buf: vec![0u8; count * SLOT_LEN],
+            headers: Headers::new(count),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.headers.len()
     }
 
     /// Receives up to `slots.len()` datagrams without blocking into those slots; returns
@@ -64,20 +99,15 @@ impl RecvSlots {
         for i in start..end {
             // SAFETY: slot i lies inside `buf` (i < capacity, buf is capacity * SLOT_LEN).
             let payload = unsafe { base.add(i * SLOT_LEN + PAYLOAD_OFFSET) };
-            self.iov[i] = libc::iovec {
-                iov_base: payload.cast(),
-                iov_len: MAX_PAYLOAD,
-            };
-            let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen =
+            self.headers.point(
+                i,
+                libc::iovec {
+                    iov_base: payload.cast(),
+                    iov_len: MAX_PAYLOAD,
+                },
+            );
+            self.headers.hdrs[i].msg_hdr.msg_namelen =
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
         }
         // SAFETY: headers start..end point at live buffers of this value (names, iovecs,
         // slot memory of the stated lengths); the call does not block (MSG_DONTWAIT) and
@@ -85,7 +115,7 @@ impl RecvSlots {
         let n = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
-                self.hdrs.as_mut_ptr().add(start),
+                self.headers.hdrs.as_mut_ptr().add(start),
                 (end - start) as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -105,8 +135,8 @@ impl RecvSlots {
     #[inline]
     pub fn datagram(&self, i: usize) -> (usize, Option<SocketAddr>) {
         (
-            self.hdrs[i].msg_len as usize,
-            sockaddr::decode(&self.names[i]),
+            self.headers.hdrs[i].msg_len as usize,
+            sockaddr::decode(&self.headers.names[i]),
         )
     }
 
@@ -136,14 +166,10 @@ struct Pending {
 /// one call.
 pub(crate) struct SendQueue {
     pending: Vec<Pending>,
-    iov: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_storage>,
-    hdrs: Vec<libc::mmsghdr>,
+    /// Besides this value's own arrays, the iovecs point into the slots passed to `flush`,
+    /// only for the duration of that call.
+    headers: Headers,
 }
-
-// SAFETY: as for `RecvSlots`: the raw pointers are rebuilt before each call and refer only
-// to this value's buffers and to the slots passed to `flush`.
-unsafe impl Send for SendQueue {}
 
 /// What a flush did, for the counters.
 #[derive(Default, Clone, Copy)]
@@ -159,17 +185,7 @@ impl SendQueue {
     pub fn new(count: usize) -> Self {
         SendQueue {
             pending: Vec::with_capacity(count),
-            iov: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                count
-            ],
-            // SAFETY: all-zero bytes are valid for both types.
-            names: vec![unsafe { std::mem::zeroed() }; count],
-            // SAFETY: as above.
-            hdrs: vec![unsafe { std::mem::zeroed() }; count],
+            headers: Headers::new(count),
         }
     }
 
@@ -182,11 +198,11 @@ impl SendQueue {
     #[inline]
     pub fn push(&mut self, slot: usize, range: Range<usize>, to: SocketAddr, socket: u64) -> bool {
         let i = self.pending.len();
-        if i == self.hdrs.len() {
+        if i == self.headers.len() {
             return false;
         }
-        let namelen = sockaddr::encode(to, &mut self.names[i]);
-        self.hdrs[i].msg_hdr.msg_namelen = namelen;
+        let namelen = sockaddr::encode(to, &mut self.headers.names[i]);
+        self.headers.hdrs[i].msg_hdr.msg_namelen = namelen;
         self.pending.push(Pending {
             slot,
             start: range.start,
@@ -204,24 +220,19 @@ impl SendQueue {
         let base = slots.buf.as_ptr();
         for (i, p) in self.pending.iter().enumerate() {
             let in_bounds = p.slot < slots.capacity() && p.start + p.len <= SLOT_LEN;
-            self.iov[i] = libc::iovec {
-                // SAFETY: checked in bounds of `slots.buf` just above; a frame out of
-                // bounds (never queued by the worker) is sent as an empty datagram.
-                iov_base: if in_bounds {
-                    unsafe { base.add(p.slot * SLOT_LEN + p.start) as *mut libc::c_void }
-                } else {
-                    base as *mut libc::c_void
+            self.headers.point(
+                i,
+                libc::iovec {
+                    // SAFETY: checked in bounds of `slots.buf` just above; a frame out of
+                    // bounds (never queued by the worker) is sent as an empty datagram.
+                    iov_base: if in_bounds {
+                        unsafe { base.add(p.slot * SLOT_LEN + p.start) as *mut libc::c_void }
+                    } else {
+                        base as *mut libc::c_void
+                    },
+                    iov_len: if in_bounds { p.len } else { 0 },
                 },
-                iov_len: if in_bounds { p.len } else { 0 },
-            };
-            let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_iov = &mut self.iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+            );
         }
         let mut start = 0;
         while start < count {
@@ -250,7 +261,7 @@ impl SendQueue {
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
-                    self.hdrs.as_mut_ptr().add(next),
+                    self.headers.hdrs.as_mut_ptr().add(next),
                     (end - next) as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )
@@ -271,7 +282,7 @@ impl SendQueue {
             done.calls += 1;
             for i in next..next + n as usize {
                 done.packets += 1;
-                done.bytes += u64::from(self.hdrs[i].msg_len);
+                done.bytes += u64::from(self.headers.hdrs[i].msg_len);
             }
             next += n as usize;
         }
