@@ -6,41 +6,17 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use media_relay::{Command, PeerGuard, PlaneConfig, RelayPlane};
+use media_relay::{Command, RelayPlane};
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 
-fn udp(addr: &str) -> UdpSocket {
-    let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap_or_else(|e| panic!("timeout: {e}"));
-    s
-}
-
-fn relay_socket(addr: &str) -> UdpSocket {
-    let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-    s.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
-    s
-}
-
-fn addr(s: &UdpSocket) -> SocketAddr {
-    s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
-}
+mod common;
+use common::{addr, plane_config, relay_socket, udp};
 
 fn start() -> (RelayPlane, edged_metrics::Registry) {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let metrics = edged_metrics::Registry::new();
-    let plane = RelayPlane::start(
-        PlaneConfig {
-            threads: 1,
-            cores: Vec::new(),
-            listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
-            socket_buffer_bytes: 1 << 20,
-            guard: PeerGuard::default(),
-            metrics: metrics.clone(),
-        },
-        tx,
-    )
-    .unwrap_or_else(|e| panic!("start: {e}"));
+    let plane = RelayPlane::start(plane_config(metrics.clone()), tx)
+        .unwrap_or_else(|e| panic!("start: {e}"));
     (plane, metrics)
 }
 

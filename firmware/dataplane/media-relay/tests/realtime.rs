@@ -1,21 +1,12 @@
 //! Opt-in real-time options: the relay thread runs SCHED_FIFO and the memory is locked when
 //! the process may do so, and relaying works either way.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use media_relay::{Command, PeerGuard, PlaneConfig, Realtime, RelayPlane};
+use media_relay::{Command, Realtime, RelayPlane};
 
-fn udp() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap_or_else(|e| panic!("timeout: {e}"));
-    s
-}
-
-fn addr(s: &UdpSocket) -> SocketAddr {
-    s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
-}
+mod common;
+use common::{addr, plane_config, relay_socket, udp};
 
 /// Scheduling policy (field 41 of /proc/.../stat) of this process's thread named `name`.
 fn policy_of(name: &str) -> Option<u32> {
@@ -47,14 +38,7 @@ fn locked_kb() -> u64 {
 fn fifo_and_locked_memory_when_permitted() {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let plane = RelayPlane::start_with(
-        PlaneConfig {
-            threads: 1,
-            cores: Vec::new(),
-            listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
-            socket_buffer_bytes: 1 << 20,
-            guard: PeerGuard::default(),
-            metrics: edged_metrics::Registry::new(),
-        },
+        plane_config(edged_metrics::Registry::new()),
         tx,
         Realtime {
             fifo_priority: Some(10),
@@ -62,12 +46,9 @@ fn fifo_and_locked_memory_when_permitted() {
         },
     )
     .unwrap_or_else(|e| panic!("start: {e}"));
-    let client = udp();
-    let peer = udp();
-    let relay = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    relay
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = udp("127.0.0.1:0");
+    let peer = udp("127.0.0.1:0");
+    let relay = relay_socket("127.0.0.1:0");
     let cmds = [
         Command::Install {
             id: 1,

@@ -3,11 +3,10 @@
 //! both ways through real sockets.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use media_relay::{Command, PeerGuard, PlaneConfig, RelayPlane};
+use media_relay::{Command, RelayPlane};
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 
 struct Counting;
@@ -35,41 +34,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn udp() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap_or_else(|e| panic!("timeout: {e}"));
-    s
-}
-
-fn addr(s: &UdpSocket) -> SocketAddr {
-    s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
-}
+mod common;
+use common::{addr, plane_config, relay_socket, udp};
 
 #[test]
 fn relaying_allocates_nothing() {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let metrics = edged_metrics::Registry::new();
-    let plane = RelayPlane::start(
-        PlaneConfig {
-            threads: 1,
-            cores: Vec::new(),
-            listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
-            socket_buffer_bytes: 1 << 20,
-            guard: PeerGuard::default(),
-            metrics: metrics.clone(),
-        },
-        tx,
-    )
-    .unwrap_or_else(|e| panic!("start: {e}"));
+    let plane = RelayPlane::start(plane_config(metrics.clone()), tx)
+        .unwrap_or_else(|e| panic!("start: {e}"));
     let listener = plane.listener_addrs()[0];
-    let client = udp();
-    let peer = udp();
-    let other_peer = udp();
-    let relay = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    relay
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = udp("127.0.0.1:0");
+    let peer = udp("127.0.0.1:0");
+    let other_peer = udp("127.0.0.1:0");
+    let relay = relay_socket("127.0.0.1:0");
     let relay_addr = addr(&relay);
     let id = 1;
     let cmds = [
@@ -187,11 +165,8 @@ fn relaying_allocates_nothing() {
     // Bursts: two allocations, frames back to back in both directions, so reads return
     // several datagrams per recvmmsg and writes leave several per sendmmsg (runs for one
     // relay socket towards the peer, frames of both relay sockets towards the clients).
-    let client2 = udp();
-    let relay2 = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    relay2
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client2 = udp("127.0.0.1:0");
+    let relay2 = relay_socket("127.0.0.1:0");
     let relay2_addr = addr(&relay2);
     let id2 = 2;
     let cmds = [

@@ -1,0 +1,39 @@
+//! Sockets and a one-thread relay plane on loopback, shared by the data-plane tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use media_relay::{PeerGuard, PlaneConfig};
+
+/// A blocking test endpoint (client or peer) with a read timeout, so a lost packet fails
+/// the test instead of hanging it.
+pub fn udp(addr: &str) -> UdpSocket {
+    let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap_or_else(|e| panic!("timeout: {e}"));
+    s
+}
+
+/// A relay socket as the control plane hands it to a relay thread: bound, non-blocking.
+pub fn relay_socket(addr: &str) -> UdpSocket {
+    let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    s.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+    s
+}
+
+pub fn addr(s: &UdpSocket) -> SocketAddr {
+    s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
+}
+
+/// One relay thread on one loopback listener (port chosen by the plane).
+pub fn plane_config(metrics: edged_metrics::Registry) -> PlaneConfig {
+    PlaneConfig {
+        threads: 1,
+        cores: Vec::new(),
+        listeners: vec!["127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())],
+        socket_buffer_bytes: 1 << 20,
+        guard: PeerGuard::default(),
+        metrics,
+    }
+}
