@@ -72,16 +72,7 @@ async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
     if !tool_present("turnutils_uclient") || !tool_present("turnutils_peer") {
         return;
     }
-    let mut config = loopback_config();
-    config.access_edge.enabled = false;
-    config.webconf_edge.enabled = false;
-    config.metrics.enabled = false;
-    config.av_edge.udp_port = 0;
-    config.av_edge.tcp_port = 0;
-    config.av_edge.tls_port = 0;
-    config.av_edge.relay_threads = 1;
-    config.av_edge.demo_user = false;
-    config.av_edge.allowed_peer_ranges = vec!["127.0.0.0/8".into()];
+    let config = relay_and_service_config();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = edged_store::Store::open(&dir.path().join("edged.redb")).expect("store");

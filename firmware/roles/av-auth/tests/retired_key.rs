@@ -56,16 +56,7 @@ struct Setup {
 /// The relay and the service on one store whose ring has a short overlap and a first key
 /// old enough to mint with at once.
 async fn start_both() -> Setup {
-    let mut config = loopback_config();
-    config.access_edge.enabled = false;
-    config.webconf_edge.enabled = false;
-    config.metrics.enabled = false;
-    config.av_edge.udp_port = 0;
-    config.av_edge.tcp_port = 0;
-    config.av_edge.tls_port = 0;
-    config.av_edge.relay_threads = 1;
-    config.av_edge.demo_user = false;
-    config.av_edge.allowed_peer_ranges = vec!["127.0.0.0/8".into()];
+    let config = relay_and_service_config();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = edged_store::Store::open(&dir.path().join("edged.redb")).expect("store");

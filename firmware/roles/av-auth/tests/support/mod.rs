@@ -49,6 +49,22 @@ pub fn loopback_config() -> Config {
     config([127, 0, 0, 1].into(), [127, 0, 0, 2].into())
 }
 
+/// The A/V Edge and this service on loopback, nothing else: one relay thread, ports the
+/// kernel picks, no demo user, loopback peers allowed so test peers can be reached.
+pub fn relay_and_service_config() -> Config {
+    let mut config = loopback_config();
+    config.access_edge.enabled = false;
+    config.webconf_edge.enabled = false;
+    config.metrics.enabled = false;
+    config.av_edge.udp_port = 0;
+    config.av_edge.tcp_port = 0;
+    config.av_edge.tls_port = 0;
+    config.av_edge.relay_threads = 1;
+    config.av_edge.demo_user = false;
+    config.av_edge.allowed_peer_ranges = vec!["127.0.0.0/8".into()];
+    config
+}
+
 pub struct Harness {
     /// The configuration the role was started with.
     pub config: Config,
