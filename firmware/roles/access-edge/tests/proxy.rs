@@ -120,14 +120,7 @@ async fn invite_ack_bye_dialog_traverses_the_edge_both_ways() {
 async fn cancel_stops_the_invite_and_the_edge_acks_the_487() {
     let (site, edge, director) = rig().await;
     let mut alice = user(&site, &edge).await;
-    alice
-        .send(&request("INVITE", "z9hG4bKinv2", "call-2", ""))
-        .await;
-    assert_eq!(status_of(&alice.recv().await), 100);
-    let mut dir = director.accept().await;
-    let inv = next_request(&mut dir).await;
-    dir.send(&respond(&inv, 180, "Ringing", "")).await;
-    assert_eq!(status_of(&alice.recv().await), 180);
+    let (mut dir, inv) = ringing_invite(&mut alice, &director, "z9hG4bKinv2", "call-2").await;
 
     let cancel = request("INVITE", "z9hG4bKinv2", "call-2", "").replacen("INVITE", "CANCEL", 2);
     alice.send(&cancel).await;

@@ -31,16 +31,7 @@ async fn user(site: &Site, edge: &access_edge::AccessEdge) -> SipPeer {
 async fn ringing_then_silence_cancels_the_branch_and_the_caller_gets_487() {
     let (site, edge, director) = rig().await;
     let mut alice = user(&site, &edge).await;
-    alice
-        .send(&request("INVITE", "z9hG4bKtc1", "tc-1", ""))
-        .await;
-    assert_eq!(status_of(&alice.recv().await), 100);
-    let mut dir = director.accept().await;
-    let inv = next_request(&mut dir).await;
-    assert!(inv.starts_with("INVITE "), "{inv}");
-
-    dir.send(&respond(&inv, 180, "Ringing", "")).await;
-    assert_eq!(status_of(&alice.recv().await), 180);
+    let (mut dir, inv) = ringing_invite(&mut alice, &director, "z9hG4bKtc1", "tc-1").await;
     // A second provisional answer restarts Timer C: the CANCEL is due 1 s after this one.
     tokio::time::sleep(Duration::from_millis(700)).await;
     dir.send(&respond(&inv, 183, "Session Progress", "")).await;
@@ -115,14 +106,7 @@ async fn invite_with_no_answer_at_all_gets_408_when_timer_c_fires_and_no_cancel(
 async fn cancelled_branch_whose_next_hop_never_answers_ends_in_408() {
     let (site, edge, director) = rig().await;
     let mut alice = user(&site, &edge).await;
-    alice
-        .send(&request("INVITE", "z9hG4bKtc3", "tc-3", ""))
-        .await;
-    assert_eq!(status_of(&alice.recv().await), 100);
-    let mut dir = director.accept().await;
-    let inv = next_request(&mut dir).await;
-    dir.send(&respond(&inv, 180, "Ringing", "")).await;
-    assert_eq!(status_of(&alice.recv().await), 180);
+    let (mut dir, _inv) = ringing_invite(&mut alice, &director, "z9hG4bKtc3", "tc-3").await;
     let cancel = next_request_within(&mut dir, Duration::from_secs(5))
         .await
         .unwrap_or_else(|| panic!("no CANCEL"));

@@ -375,3 +375,22 @@ pub async fn next_request(dir: &mut SipPeer) -> String {
         .await
         .unwrap_or_else(|| panic!("the director received no request within 5 s"))
 }
+
+/// Alice's INVITE through the edge until it rings: 100 to her, the INVITE at the Director,
+/// 180 from the Director back to her. Returns the Director's connection and the INVITE it
+/// received.
+pub async fn ringing_invite(
+    alice: &mut SipPeer,
+    director: &Director,
+    branch: &str,
+    call_id: &str,
+) -> (SipPeer, String) {
+    alice.send(&request("INVITE", branch, call_id, "")).await;
+    assert_eq!(status_of(&alice.recv().await), 100);
+    let mut dir = director.accept().await;
+    let inv = next_request(&mut dir).await;
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    dir.send(&respond(&inv, 180, "Ringing", "")).await;
+    assert_eq!(status_of(&alice.recv().await), 180);
+    (dir, inv)
+}
