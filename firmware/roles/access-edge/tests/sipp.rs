@@ -97,9 +97,12 @@ async fn through_the_edge(uac: &[&str], uas: &[&str], calls: u32) {
     std::fs::write(dir.join("director.pem"), &director.chain_pem).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("director.key"), &director.key_pem).unwrap_or_else(|e| panic!("{e}"));
 
-    let (uas_port, dir_tls_port, user_port) = (
+    // SIPp's own socket defaults to 5060, so the client gets a free port too: the tests of
+    // this file run in parallel.
+    let (uas_port, dir_tls_port, user_port, uac_port) = (
         free_port("127.0.0.2"),
         free_port("127.0.0.2"),
+        free_port("127.0.0.1"),
         free_port("127.0.0.1"),
     );
     site.config.access_edge.next_hops = vec![format!("127.0.0.2:{dir_tls_port}")];
@@ -160,6 +163,8 @@ async fn through_the_edge(uac: &[&str], uas: &[&str], calls: u32) {
             "t1",
             "-i",
             "127.0.0.1",
+            "-p",
+            &uac_port.to_string(),
             "-m",
             &calls.to_string(),
             "-r",
