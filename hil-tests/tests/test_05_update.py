@@ -107,3 +107,5 @@ def test_update_never_marked_good_falls_back(booted, bundles):
     assert back == slot
     env = grubenv(booted)
     assert env.get(f"{other}_TRY") == "1", env
+    # GRUB's last resort, should every slot be tried and unconfirmed, is the slot confirmed last.
+    assert env.get("LAST_GOOD") == slot, env
