@@ -35,15 +35,7 @@ const BROWSER_LIMIT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn chromium_present() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("EDGED_REQUIRE_TOOLS").map_or(true, |v| v != "1"),
-        "chromium is required (Debian package chromium)"
-    );
-    eprintln!("skipped: chromium not installed (Debian package chromium)");
-    false
+    edged_test_tools::require(&[CHROMIUM], "chromium")
 }
 
 /// Chromium in a process group of its own: the browser and every helper process it

@@ -11,27 +11,9 @@ use common::*;
 use edged_role::Role;
 use tokio::process::{Child, Command};
 
-/// Whether the external programs exist; without them the test is skipped unless
-/// `EDGED_REQUIRE_TOOLS=1` demands them.
+/// SIPp and stunnel, or the test is skipped (failed under `EDGED_REQUIRE_TOOLS=1`).
 fn tools_present() -> bool {
-    let missing: Vec<&str> = ["sipp", "stunnel4"]
-        .into_iter()
-        .filter(|t| {
-            !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .any(|d| d.join(t).is_file())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("EDGED_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!(
-            "{} not installed (Debian: sip-tester stunnel4)",
-            missing.join(", ")
-        );
-    }
-    println!("skipped: {} not installed", missing.join(", "));
-    false
+    edged_test_tools::require(&["sipp", "stunnel4"], "sip-tester stunnel4")
 }
 
 fn free_port(ip: &str) -> u16 {

@@ -14,21 +14,8 @@ use av_auth::relays::Location;
 use edged_role::{RoleContext, Side, Transport};
 use support::*;
 
-fn tool_present(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("EDGED_REQUIRE_TOOLS").map_or(true, |v| v != "1"),
-            "{name} is required (Debian package coturn)"
-        );
-        eprintln!("skipped: {name} not installed (Debian package coturn)");
-    }
-    found
+fn coturn_present() -> bool {
+    edged_test_tools::require(&["turnutils_uclient", "turnutils_peer"], "coturn")
 }
 
 struct Peer(Child);
@@ -69,7 +56,7 @@ fn uclient(args: &[String]) -> (Option<(u64, u64)>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
-    if !tool_present("turnutils_uclient") || !tool_present("turnutils_peer") {
+    if !coturn_present() {
         return;
     }
     let config = relay_and_service_config();

@@ -340,11 +340,7 @@ where
 }
 
 async fn drive(dur: Duration) -> Res<()> {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        if std::env::var_os("EDGED_REQUIRE_TOOLS").is_some() {
-            return Err("haproxy is not installed (Debian package haproxy)".into());
-        }
-        println!("skipped: haproxy not installed");
+    if !edged_test_tools::require(&["haproxy"], "haproxy") {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
