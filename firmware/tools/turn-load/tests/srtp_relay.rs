@@ -108,6 +108,46 @@ fn turn_load(args: &[String], limit: Duration) -> (bool, String, String) {
     )
 }
 
+/// The binary's arguments for an SRTP run of audio-sized packets (172 bytes, 50 per second)
+/// from this test's client and peer addresses, signed with the test's ring secret.
+fn srtp_run_args(server: SocketAddr, user: &str, allocations: u32, seconds: &str) -> Vec<String> {
+    let allocations = allocations.to_string();
+    [
+        "--server",
+        &server.to_string(),
+        "--user",
+        user,
+        "--secret",
+        SECRET,
+        "--allocations",
+        &allocations,
+        "--rate",
+        "50",
+        "--size",
+        "172",
+        "--seconds",
+        seconds,
+        "--client-ip",
+        &ip(3).to_string(),
+        "--peer-ip",
+        &ip(4).to_string(),
+        "--srtp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs the binary off the async runtime (at most 60 s), echoing what it printed.
+async fn run_binary(args: Vec<String>) -> (bool, String, String) {
+    let (ok, stdout, stderr) =
+        tokio::task::spawn_blocking(move || turn_load(&args, Duration::from_secs(60)))
+            .await
+            .expect("turn-load task");
+    eprintln!("{stdout}{stderr}");
+    (ok, stdout, stderr)
+}
+
 fn result_field(stdout: &str, key: &str) -> Option<u64> {
     let line = stdout.lines().find(|l| l.starts_with("RESULT "))?;
     line.split_whitespace()
@@ -120,35 +160,7 @@ async fn srtp_flows_cross_the_relay_bit_for_bit() {
     let relay = start_relay().await;
 
     // The binary, audio-sized packets, 20 flows both ways.
-    let args: Vec<String> = [
-        "--server",
-        &relay.udp.to_string(),
-        "--user",
-        "srtp-check",
-        "--secret",
-        SECRET,
-        "--allocations",
-        "20",
-        "--rate",
-        "50",
-        "--size",
-        "172",
-        "--seconds",
-        "1.5",
-        "--client-ip",
-        &ip(3).to_string(),
-        "--peer-ip",
-        &ip(4).to_string(),
-        "--srtp",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (ok, stdout, stderr) =
-        tokio::task::spawn_blocking(move || turn_load(&args, Duration::from_secs(60)))
-            .await
-            .expect("turn-load task");
-    eprintln!("{stdout}{stderr}");
+    let (ok, stdout, stderr) = run_binary(srtp_run_args(relay.udp, "srtp-check", 20, "1.5")).await;
     assert!(ok, "turn-load --srtp failed:\n{stdout}{stderr}");
     let received = result_field(&stdout, "received").expect("received in RESULT");
     let verified = result_field(&stdout, "srtp_verified").expect("srtp_verified in RESULT");
@@ -282,35 +294,8 @@ impl Drop for Corrupter {
 async fn one_flipped_bit_per_packet_fails_the_srtp_run() {
     let relay = start_relay().await;
     let corrupter = Corrupter::start(relay.udp);
-    let args: Vec<String> = [
-        "--server",
-        &corrupter.addr.to_string(),
-        "--user",
-        "srtp-corrupted",
-        "--secret",
-        SECRET,
-        "--allocations",
-        "2",
-        "--rate",
-        "50",
-        "--size",
-        "172",
-        "--seconds",
-        "0.5",
-        "--client-ip",
-        &ip(3).to_string(),
-        "--peer-ip",
-        &ip(4).to_string(),
-        "--srtp",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
     let (ok, stdout, stderr) =
-        tokio::task::spawn_blocking(move || turn_load(&args, Duration::from_secs(60)))
-            .await
-            .expect("turn-load task");
-    eprintln!("{stdout}{stderr}");
+        run_binary(srtp_run_args(corrupter.addr, "srtp-corrupted", 2, "0.5")).await;
     let flipped = corrupter.flipped.load(Ordering::Relaxed);
     drop(corrupter);
     assert!(flipped > 0, "the corrupter saw no ChannelData");
