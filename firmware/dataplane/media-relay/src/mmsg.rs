@@ -117,7 +117,8 @@ impl RecvSlots {
                 fd.as_raw_fd(),
                 self.headers.hdrs.as_mut_ptr().add(start),
                 (end - start) as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                // The flags are c_int on glibc and c_uint on musl.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
@@ -263,7 +264,8 @@ impl SendQueue {
                     fd,
                     self.headers.hdrs.as_mut_ptr().add(next),
                     (end - next) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    // The flags are c_int on glibc and c_uint on musl.
+                    libc::MSG_DONTWAIT as _,
                 )
             };
             if n <= 0 {

@@ -190,9 +190,10 @@ fn lock_memory() {
 
 /// Puts the calling relay thread under SCHED_FIFO; logs when not permitted.
 fn set_fifo(thread: usize, priority: u8) {
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority.clamp(1, 99)),
-    };
+    // SAFETY: sched_param is a plain C struct for which all-zero bytes are a valid value
+    // (musl adds sporadic-server fields beside sched_priority; they stay zero).
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = i32::from(priority.clamp(1, 99));
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if rc == 0 {
