@@ -9,20 +9,8 @@ use std::time::Duration;
 
 use common::*;
 
-fn tool_present(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("EDGED_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-            panic!("{name} is required (Debian package coturn)");
-        }
-        eprintln!("skipped: {name} not installed (Debian package coturn)");
-    }
-    found
+fn coturn_present() -> bool {
+    edged_test_tools::require(&["turnutils_uclient", "turnutils_peer"], "coturn")
 }
 
 struct Peer(Child);
@@ -101,7 +89,7 @@ fn check(label: &str, (sent, recv, lost): (u64, u64, u64)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_over_udp_tcp_and_tls() {
-    if !tool_present("turnutils_uclient") || !tool_present("turnutils_peer") {
+    if !coturn_present() {
         return;
     }
     let h = start(|av| av.max_allocations_per_user = 50).await;
@@ -159,7 +147,7 @@ async fn uclient_over_udp_tcp_and_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uclient_tcp_relays_dont_fragment_and_ipv6() {
-    if !tool_present("turnutils_uclient") || !tool_present("turnutils_peer") {
+    if !coturn_present() {
         return;
     }
     let v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();

@@ -87,15 +87,26 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
     drop(creds);
     let tls = Arc::new(TlsMaterial::load(&config, &store).unwrap_or_else(|e| panic!("{e}")));
     let metrics = edged_metrics::Registry::new();
-    let ctx = RoleContext {
-        config: Arc::new(config),
-        tls: tls.clone(),
-        store: store.clone(),
-        metrics: metrics.clone(),
+    // The ports were free when picked, but another test's client may take one before the
+    // role binds it (coturn's clients open many ephemeral sockets): pick again then.
+    let mut attempt = 1;
+    let role = loop {
+        let ctx = RoleContext {
+            config: Arc::new(config.clone()),
+            tls: tls.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        match av_edge::start(ctx).await {
+            Ok(role) => break role,
+            Err(e) if attempt < 5 && e.to_string().contains("in use") => {
+                attempt += 1;
+                config.av_edge.udp_port = free_udp_port();
+                config.av_edge.tls_port = free_tcp_port();
+            }
+            Err(e) => panic!("start: {e}"),
+        }
     };
-    let role = av_edge::start(ctx)
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
     let status = role.status();
     let find = |t: Transport| -> SocketAddr {
         status
