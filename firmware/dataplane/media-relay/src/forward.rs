@@ -68,8 +68,8 @@ pub(crate) fn build_data_indication(
 
 /// What a datagram from a client is, as far as the data plane cares.
 pub(crate) enum ClientPacket<'a> {
-    /// A Send indication: peer and payload.
-    Send(SocketAddr, &'a [u8]),
+    /// A Send indication: peer, payload and whether it carries DONT-FRAGMENT.
+    Send(SocketAddr, &'a [u8], bool),
     /// A Send indication without a usable peer or data: dropped (indications get no
     /// error response).
     BadSend,
@@ -91,7 +91,9 @@ pub(crate) fn classify_stun(bytes: &[u8]) -> ClientPacket<'_> {
         return ClientPacket::Control;
     }
     match (msg.address(attr::XOR_PEER_ADDRESS), msg.data()) {
-        (Ok(Some(peer)), Some(data)) => ClientPacket::Send(peer, data),
+        (Ok(Some(peer)), Some(data)) => {
+            ClientPacket::Send(peer, data, msg.raw(attr::DONT_FRAGMENT).is_some())
+        }
         _ => ClientPacket::BadSend,
     }
 }
@@ -135,12 +137,29 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let bytes = enc.finish().to_vec();
         match classify_stun(&bytes) {
-            ClientPacket::Send(p, d) => {
+            ClientPacket::Send(p, d, df) => {
                 assert_eq!(p, peer);
                 assert_eq!(d, b"abc");
+                assert!(!df);
             }
             _ => panic!("not a send"),
         }
+        // The same with DONT-FRAGMENT.
+        let mut out = Vec::new();
+        let mut enc = stun_core::MessageEncoder::new(
+            &mut out,
+            Method::SEND,
+            Class::Indication,
+            stun_core::TransactionId([1; 12]),
+        );
+        enc.add_xor_address(attr::XOR_PEER_ADDRESS, peer)
+            .and_then(|e| e.add_raw(attr::DONT_FRAGMENT, &[]))
+            .and_then(|e| e.add_raw(attr::DATA, b"abc"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            classify_stun(enc.finish()),
+            ClientPacket::Send(_, b"abc", true)
+        ));
         // A Binding request goes to the control plane; a truncated Send is dropped.
         let mut binding = bytes.clone();
         binding[0..2].copy_from_slice(&0x0001u16.to_be_bytes());

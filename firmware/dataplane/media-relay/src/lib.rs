@@ -7,9 +7,11 @@
 //! hands allocation, permission and channel changes back through lock-free SPSC queues.
 
 pub mod address;
+pub mod bandwidth;
 pub mod channel;
 mod command;
 mod counters;
+mod dont_fragment;
 mod forward;
 mod mmsg;
 mod plane;

@@ -3,47 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::Instant;
 
+pub(crate) use crate::bandwidth::Bucket;
 use crate::command::AllocationId;
-
-/// A token bucket in bytes; one second of burst.
-pub(crate) struct Bucket {
-    rate: u64,
-    tokens: u64,
-    last: Instant,
-}
-
-impl Bucket {
-    pub fn new(rate: u64, now: Instant) -> Self {
-        Bucket {
-            rate,
-            tokens: rate,
-            last: now,
-        }
-    }
-
-    /// Takes `bytes` if the cap allows it. A rate of 0 means uncapped.
-    #[inline]
-    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
-        if self.rate == 0 {
-            return true;
-        }
-        let elapsed = now.saturating_duration_since(self.last);
-        let refill = (elapsed.as_nanos() as u64).saturating_mul(self.rate) / 1_000_000_000;
-        if refill > 0 {
-            self.tokens = (self.tokens + refill).min(self.rate);
-            self.last = now;
-        }
-        let need = bytes as u64;
-        if self.tokens >= need {
-            self.tokens -= need;
-            true
-        } else {
-            false
-        }
-    }
-}
+use crate::dont_fragment::DfState;
 
 pub(crate) struct Allocation {
     pub id: AllocationId,
@@ -52,6 +15,8 @@ pub(crate) struct Allocation {
     /// Relay sockets by address family: `[IPv4, IPv6]`; a dual allocation (RFC 6156) has
     /// both, a single-family one has one.
     pub relays: [Option<UdpSocket>; 2],
+    /// The DF option of each relay socket, for Send indications with DONT-FRAGMENT.
+    pub df: [Option<DfState>; 2],
     /// Few entries per allocation in practice, so a vector beats a map.
     pub permissions: Vec<IpAddr>,
     pub channels: Vec<(u16, SocketAddr)>,

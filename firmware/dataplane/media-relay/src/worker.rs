@@ -19,6 +19,7 @@ use nix::sys::eventfd::EventFd;
 
 use crate::command::Command;
 use crate::counters::{Tally, ThreadCounters};
+use crate::dont_fragment::DfState;
 use crate::forward::{build_data_indication, classify_stun, ClientPacket, PAYLOAD_OFFSET};
 use crate::mmsg::{RecvSlots, SendQueue};
 use crate::plane::{ControlPacket, PeerGuard};
@@ -213,12 +214,23 @@ impl Worker {
             }
             relays[family] = Some(sock);
         }
+        let mut df = [None, None];
+        for (state, sock) in df.iter_mut().zip(&relays) {
+            let Some(sock) = sock else { continue };
+            match DfState::read(sock) {
+                Ok(s) => *state = Some(s),
+                Err(e) => {
+                    tracing::warn!(target: "av_edge", "DF option of allocation {id} unreadable, DONT-FRAGMENT in Send ignored: {e}");
+                }
+            }
+        }
         let now = Instant::now();
         let slot = table.insert(Allocation {
             id,
             client,
             listener,
             relays,
+            df,
             permissions: Vec::with_capacity(4),
             channels: Vec::with_capacity(4),
             to_peer: Bucket::new(bandwidth_bytes_per_sec, now),
@@ -276,6 +288,9 @@ impl Worker {
                 ) else {
                     continue;
                 };
+                if let Some(df) = out.dont_fragment {
+                    set_dont_fragment(path, out.slot, out.family, df);
+                }
                 let range = PAYLOAD_OFFSET + out.data.start..PAYLOAD_OFFSET + out.data.end;
                 let key = relay_key(out.slot, out.family);
                 if !path.to_peers.push(i, range, out.peer, key) {
@@ -303,7 +318,7 @@ impl Worker {
         now: Instant,
     ) -> Option<ToPeer> {
         let first = *packet.first()?;
-        let (peer, data) = if channel::is_channel_data(first) {
+        let (peer, data, send_df) = if channel::is_channel_data(first) {
             let Some((number, data)) = channel::parse_datagram(packet) else {
                 tally.dropped_malformed += 1;
                 return None;
@@ -320,13 +335,13 @@ impl Worker {
                 tally.dropped_no_permission += 1;
                 return None;
             }
-            (peer, data)
+            (peer, data, None)
         } else if first >> 6 != 0 {
             tally.dropped_malformed += 1;
             return None;
         } else {
             match classify_stun(packet) {
-                ClientPacket::Send(peer, data) => {
+                ClientPacket::Send(peer, data, dont_fragment) => {
                     let peer = crate::address::normalise(peer);
                     let Some(alloc) = table.by_client_mut(listener, from) else {
                         tally.dropped_no_allocation += 1;
@@ -336,7 +351,7 @@ impl Worker {
                         tally.dropped_no_permission += 1;
                         return None;
                     }
-                    (peer, data)
+                    (peer, data, Some(dont_fragment))
                 }
                 ClientPacket::BadSend => {
                     tally.dropped_malformed += 1;
@@ -372,11 +387,17 @@ impl Worker {
         }
         // `data` lies inside `packet`; its offset is plain address arithmetic.
         let start = data.as_ptr() as usize - packet.as_ptr() as usize;
+        // ChannelData leaves as the socket is; a Send indication states what it wants.
+        let dont_fragment = match (send_df, &alloc.df[family]) {
+            (Some(asked), Some(state)) => Some(state.wanted(asked)),
+            _ => None,
+        };
         Some(ToPeer {
             slot,
             family,
             peer,
             data: start..start + data.len(),
+            dont_fragment,
         })
     }
 
@@ -497,6 +518,38 @@ struct ToPeer {
     family: usize,
     peer: SocketAddr,
     data: std::ops::Range<usize>,
+    /// For a Send indication: whether it must leave with DF (RFC 8656 14.8).
+    dont_fragment: Option<bool>,
+}
+
+/// Puts relay socket `family` of the allocation in `slot` into the DF state a Send
+/// indication wants. Nothing happens (no system call) when the socket is already in it;
+/// otherwise the payloads already queued leave first, with the setting they were queued
+/// under, and the socket is switched.
+#[inline]
+fn set_dont_fragment(path: &mut Path, slot: usize, family: usize, df: bool) {
+    let needs_switch = path
+        .table
+        .slot(slot)
+        .and_then(|a| a.df[family].as_ref())
+        .is_some_and(|s| s.needs_switch(df));
+    if !needs_switch {
+        return;
+    }
+    flush_to_peers(path);
+    let Some(alloc) = path.table.slot_mut(slot) else {
+        return;
+    };
+    let Allocation {
+        relays, df: states, ..
+    } = alloc;
+    if let (Some(sock), Some(state)) = (&relays[family], &mut states[family]) {
+        // Cannot fail for a valid UDP socket; if it did, the datagram leaves with the
+        // socket's previous setting, as it would have before DONT-FRAGMENT was honoured.
+        if let Err(e) = state.switch(sock, df) {
+            tracing::debug!(target: "av_edge", "DF switch on a relay socket failed: {e}");
+        }
+    }
 }
 
 /// The `SendQueue` key of an allocation's relay socket.

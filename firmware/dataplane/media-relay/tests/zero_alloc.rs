@@ -91,6 +91,20 @@ fn relaying_allocates_nothing() {
         .and_then(|e| e.add_raw(attr::DATA, &payload))
         .unwrap_or_else(|e| panic!("{e}"));
     let send_indication = enc.finish().to_vec();
+    // The same with DONT-FRAGMENT: alternating with the plain one switches the relay
+    // socket's DF option every time, the costliest Send path.
+    let mut send_df_buf = Vec::new();
+    let mut enc = MessageEncoder::new(
+        &mut send_df_buf,
+        Method::SEND,
+        Class::Indication,
+        TransactionId([4; 12]),
+    );
+    enc.add_xor_address(attr::XOR_PEER_ADDRESS, addr(&other_peer))
+        .and_then(|e| e.add_raw(attr::DONT_FRAGMENT, &[]))
+        .and_then(|e| e.add_raw(attr::DATA, &payload))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let send_df_indication = enc.finish().to_vec();
 
     let mut buf = [0u8; 2048];
     let mut round = |client_buf: &mut [u8; 2048]| -> (usize, usize) {
@@ -106,6 +120,13 @@ fn relaying_allocates_nothing() {
         let (channel_back, _) = client
             .recv_from(client_buf)
             .unwrap_or_else(|e| panic!("client: {e}"));
+        client
+            .send_to(&send_df_indication, listener)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (n, _) = other_peer
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("other peer, DF: {e}"));
+        assert_eq!(&buf[..n], &payload[..]);
         client
             .send_to(&send_indication, listener)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -153,13 +174,14 @@ fn relaying_allocates_nothing() {
         round(&mut client_buf);
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
-    // 4 relayed packets per round: ChannelData out/in, Send out, Data in.
+    // 5 relayed packets per round: ChannelData out/in, Send with and without DF out,
+    // Data in.
     assert_eq!(
         after - before,
         0,
         "{} heap allocations while relaying {} packets",
         after - before,
-        rounds * 4
+        rounds * 5
     );
 
     // Bursts: two allocations, frames back to back in both directions, so reads return

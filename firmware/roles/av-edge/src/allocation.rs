@@ -38,6 +38,9 @@ pub struct TcpState {
     pub closed: DrainToken,
     /// Peers with a connection (pending or bound): a second Connect gets 446.
     pub peers: HashSet<SocketAddr>,
+    /// The bandwidth cap shared by all of the allocation's data connections; `None` when
+    /// uncapped.
+    pub cap: Option<crate::tcp_bandwidth::TcpCap>,
 }
 
 impl Drop for TcpState {

@@ -13,6 +13,7 @@ mod role;
 mod server;
 mod settings;
 mod stream;
+mod tcp_bandwidth;
 mod tcp_relay;
 mod udp;
 

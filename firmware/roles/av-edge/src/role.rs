@@ -233,6 +233,7 @@ impl Role for AvEdge {
         counters.insert("forbidden_peers".into(), c.forbidden_peers.get());
         counters.insert("quota_rejections".into(), c.quota_rejections.get());
         counters.insert("bad_requests".into(), c.bad_requests.get());
+        counters.insert("tcp_throttled_ms".into(), c.tcp_throttled_ms.get());
         counters.insert(
             "tcp_unbound_connections".into(),
             self.server.pending.len() as u64,

@@ -88,6 +88,8 @@ pub struct ServerCounters {
     pub rate_limited: Counter,
     pub allocations_created: Counter,
     pub allocations: Gauge,
+    /// Milliseconds RFC 6062 TCP relays waited for their allocation's bandwidth cap.
+    pub tcp_throttled_ms: Counter,
 }
 
 impl ServerCounters {
@@ -118,6 +120,11 @@ impl ServerCounters {
                 &[],
             ),
             allocations: m.gauge("edged_av_edge_allocations", "Live TURN allocations", &[]),
+            tcp_throttled_ms: m.counter(
+                "edged_av_edge_tcp_throttled_milliseconds_total",
+                "Time TCP relays (RFC 6062) waited for the per-allocation bandwidth cap",
+                &[],
+            ),
         }
     }
 }

@@ -16,7 +16,8 @@ pub struct Settings {
     pub max_allocations_per_user: u32,
     pub default_lifetime: u32,
     pub max_lifetime: u32,
-    /// Per allocation and direction; 0 means no cap.
+    /// Per allocation; 0 means no cap. UDP relaying has a bucket per direction, an
+    /// RFC 6062 TCP allocation one for both directions of all its connections.
     pub bandwidth_bytes_per_sec: u64,
     pub unauthenticated_rate: u32,
 }

@@ -21,6 +21,7 @@ use crate::allocation::{
     Allocation, ClientTransport, FiveTuple, Origin, TcpState, PERMISSION_LIFETIME,
 };
 use crate::server::{error, respond_to, Auth, Outcome, Server};
+use crate::tcp_bandwidth::{copy_bidirectional_capped, TcpCap};
 
 /// RFC 6062 5.2: a Connect that has not succeeded by then gets 447.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +57,7 @@ pub struct Bound {
     owner: FiveTuple,
     peer: SocketAddr,
     closed: DrainToken,
+    cap: Option<TcpCap>,
 }
 
 struct Pending {
@@ -226,6 +228,10 @@ impl Server {
                     control,
                     closed: closed.clone(),
                     peers: HashSet::new(),
+                    cap: TcpCap::new(
+                        self.settings.load().bandwidth_bytes_per_sec,
+                        self.counters.tcp_throttled_ms.clone(),
+                    ),
                 }),
             },
         );
@@ -352,10 +358,10 @@ impl Server {
         let Some(pending) = self.pending.lock().remove(&id) else {
             return fail(400, "unknown CONNECTION-ID");
         };
-        let Some(closed) = table
+        let Some((closed, cap)) = table
             .get(&pending.owner)
             .and_then(|a| a.tcp.as_ref())
-            .map(|t| t.closed.clone())
+            .map(|t| (t.closed.clone(), t.cap.clone()))
         else {
             return fail(400, "the allocation is gone");
         };
@@ -375,6 +381,7 @@ impl Server {
             owner: pending.owner,
             peer: pending.peer,
             closed,
+            cap,
         });
         outcome
     }
@@ -500,12 +507,19 @@ pub async fn relay_bound<S: AsyncRead + AsyncWrite + Unpin>(
         owner,
         peer,
         closed,
+        cap,
     } = bound;
     let copied = async {
         if !early.is_empty() {
+            if let Some(cap) = &cap {
+                cap.pay(early.len()).await;
+            }
             peer_stream.write_all(early).await?;
         }
-        tokio::io::copy_bidirectional(client, &mut peer_stream).await
+        match &cap {
+            Some(cap) => copy_bidirectional_capped(client, &mut peer_stream, cap).await,
+            None => tokio::io::copy_bidirectional(client, &mut peer_stream).await,
+        }
     };
     tokio::select! {
         r = copied => {

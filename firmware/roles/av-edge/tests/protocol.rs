@@ -161,6 +161,79 @@ fn dont_fragment_round<W: Wire>(c: &mut Client<W>, p: &UdpSocket) -> SocketAddr 
     relay
 }
 
+/// The IPv4 relay socket bound to `relay`, found among this process's descriptors (the
+/// role runs in the test process), read without taking ownership: its IP_MTU_DISCOVER.
+fn relay_socket_df_option(relay: SocketAddr) -> Option<i32> {
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the descriptor belongs to this process; `ManuallyDrop` never closes it,
+        // and on anything but a socket `local_addr` just fails.
+        let sock = std::mem::ManuallyDrop::new(unsafe { UdpSocket::from_raw_fd(fd) });
+        if sock.local_addr().ok() != Some(relay) {
+            continue;
+        }
+        let mut value: i32 = -1;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `value` and `len` outlive the call and `len` holds the size of `value`.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&mut value as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        return (rc == 0).then_some(value);
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_send_indication_dont_fragment_switches_the_relay_socket() {
+    // An allocation without DONT-FRAGMENT; Send indications over UDP (relay threads) with
+    // and without it. Each must arrive, and the relay socket must carry DF exactly while
+    // the last Send asked for it.
+    let h = start(|_| {}).await;
+    let p = peer();
+    let mut c = Client::new(UdpWire::new(h.udp));
+    let relay = c.allocate();
+    assert!(c.permit(addr(&p)).ok());
+    let created = relay_socket_df_option(relay).unwrap_or_else(|| panic!("no relay socket"));
+    assert_ne!(created, libc::IP_PMTUDISC_DO, "allocated without DF");
+    for (n, df) in [(1u8, true), (2, true), (3, false), (4, true), (5, false)] {
+        let mut buf = Vec::new();
+        let mut enc =
+            stun_core::MessageEncoder::new(&mut buf, Method::SEND, Class::Indication, tid());
+        enc.add_xor_address(attr::XOR_PEER_ADDRESS, addr(&p))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if df {
+            enc.add(&Attribute::DontFragment)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        enc.add_raw(attr::DATA, &[n; 1200])
+            .unwrap_or_else(|e| panic!("{e}"));
+        c.wire.send(&buf);
+        let (got, from) = recv(&p).unwrap_or_else(|| panic!("Send {n}: peer got nothing"));
+        assert_eq!((got, from), (vec![n; 1200], relay), "Send {n}");
+        let want = if df { libc::IP_PMTUDISC_DO } else { created };
+        assert_eq!(
+            relay_socket_df_option(relay),
+            Some(want),
+            "after Send {n} (DF {df})"
+        );
+    }
+    h.role.drain(Duration::from_millis(10)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_needs_a_configured_relay_address() {
     let h = start(|_| {}).await;
@@ -546,5 +619,78 @@ async fn tcp_allocation_caps_its_peer_connections() {
         let want = if i < 32 { None } else { Some(508) };
         assert_eq!(a.code, want, "Connect number {}", i + 1);
     }
+    h.role.drain(Duration::from_millis(10)).await;
+}
+
+/// Relays `each` bytes from client to peer and `each` from peer to client at the same time
+/// through a fresh TCP allocation; returns how long both took.
+fn tcp_transfer_both_ways(h: &Harness, each: usize) -> Duration {
+    let mut control = Client::new(TcpWire::new(h.tcp));
+    tcp_allocate(&mut control);
+    let listener = tcp_peer();
+    let peer_addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let a = control.request(Method::CONNECT, &|e| {
+        e.add_xor_address(attr::XOR_PEER_ADDRESS, peer_addr)?;
+        Ok(())
+    });
+    assert!(a.ok(), "Connect: {:?}", a.code);
+    let (mut at_peer, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+    let mut data = data_connection(h.tcp, connection_id(&a));
+    for s in [&at_peer, &data] {
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let up: Vec<u8> = (0..each).map(|i| i as u8).collect();
+    let down: Vec<u8> = (0..each).map(|i| (i * 7) as u8).collect();
+    let started = std::time::Instant::now();
+    let writers = [
+        (data.try_clone(), up.clone()),
+        (at_peer.try_clone(), down.clone()),
+    ]
+    .map(|(s, bytes)| {
+        let mut s = s.unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || s.write_all(&bytes))
+    });
+    let mut got = vec![0u8; each];
+    at_peer
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("peer read: {e}"));
+    assert!(got == up, "client to peer bytes intact");
+    data.read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("client read: {e}"));
+    assert!(got == down, "peer to client bytes intact");
+    let took = started.elapsed();
+    for w in writers {
+        w.join()
+            .unwrap_or_else(|_| panic!("writer panicked"))
+            .unwrap_or_else(|e| panic!("write: {e}"));
+    }
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_allocation_bandwidth_cap_delays_both_directions() {
+    // 400 kbit/s = 50,000 B/s, one second (50 kB) of burst, one bucket for both
+    // directions: 2 x 125 kB = 250 kB need (250 - 50) / 50 = 4 s. Separate buckets per
+    // direction would need only 1.5 s, an uncapped relay a fraction of a second.
+    let h = start(|av| av.allocation_bandwidth_kbps = 400).await;
+    let took = tcp_transfer_both_ways(&h, 125_000);
+    println!("capped TCP relay: 250 kB in {took:?}");
+    assert!(
+        took >= Duration::from_millis(3500) && took <= Duration::from_millis(6000),
+        "250 kB through a 400 kbit/s cap took {took:?}"
+    );
+    let throttled = h.role.status().counters["tcp_throttled_ms"];
+    assert!(
+        (3000..=12_000).contains(&throttled),
+        "throttled time counted: {throttled} ms"
+    );
+    h.role.drain(Duration::from_millis(10)).await;
+
+    let h = start(|av| av.allocation_bandwidth_kbps = 0).await;
+    let took = tcp_transfer_both_ways(&h, 125_000);
+    println!("uncapped TCP relay: 250 kB in {took:?}");
+    assert!(took < Duration::from_millis(1500), "uncapped took {took:?}");
+    assert_eq!(h.role.status().counters["tcp_throttled_ms"], 0);
     h.role.drain(Duration::from_millis(10)).await;
 }
