@@ -1,4 +1,6 @@
-//! DONT-FRAGMENT in Send indications (RFC 8656 11.2, 14.8) on the relay threads.
+//! DONT-FRAGMENT (RFC 8656 11.2, 14.8): the socket option for the control plane (`set`,
+//! on Allocate and on TCP/TLS clients' Send indications), and its per-socket switching for
+//! Send indications on the relay threads (`DfState`).
 //!
 //! Linux has no per-datagram DF control for IPv4, so the relay socket's own option is
 //! switched: IP_MTU_DISCOVER to IP_PMTUDISC_DO for a Send indication with DONT-FRAGMENT,
@@ -61,14 +63,37 @@ impl DfState {
     /// Switches the socket to `df` (DF on, or back to the allocation's own value).
     pub fn switch(&mut self, sock: &UdpSocket, df: bool) -> io::Result<()> {
         let (level, name) = option(self.ipv4);
-        let value = match (df, self.ipv4) {
-            (false, _) => self.created_value,
-            (true, true) => libc::IP_PMTUDISC_DO,
-            (true, false) => 1,
+        let value = if df {
+            df_value(self.ipv4)
+        } else {
+            self.created_value
         };
         set_int_option(sock, level, name, value)?;
         self.current_df = df;
         Ok(())
+    }
+}
+
+/// Sets "do not fragment" on a socket of either family: DONT-FRAGMENT on Allocate (the
+/// whole allocation), and on a TCP/TLS client's Send indication (its connection task).
+pub fn set(sock: &impl AsRawFd, ipv4: bool) -> io::Result<()> {
+    let (level, name) = option(ipv4);
+    // IPv4: IP_PMTUDISC_DO, DF on every datagram; too large ones fail with EMSGSIZE
+    // instead of being fragmented.
+    set_int_option(sock, level, name, df_value(ipv4))
+}
+
+/// Whether a socket sends with "do not fragment" (tests and diagnostics).
+pub fn is_set(sock: &impl AsRawFd, ipv4: bool) -> io::Result<bool> {
+    let (level, name) = option(ipv4);
+    Ok(get_int_option(sock, level, name)? == df_value(ipv4))
+}
+
+fn df_value(ipv4: bool) -> i32 {
+    if ipv4 {
+        libc::IP_PMTUDISC_DO
+    } else {
+        1
     }
 }
 
@@ -80,7 +105,7 @@ fn option(ipv4: bool) -> (i32, i32) {
     }
 }
 
-fn set_int_option(sock: &UdpSocket, level: i32, name: i32, value: i32) -> io::Result<()> {
+fn set_int_option(sock: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: the descriptor is owned by `sock` and open for this call; the pointer and
     // length describe a live c_int on this stack frame.
     let rc = unsafe {
@@ -99,7 +124,7 @@ fn set_int_option(sock: &UdpSocket, level: i32, name: i32, value: i32) -> io::Re
     }
 }
 
-fn get_int_option(sock: &UdpSocket, level: i32, name: i32) -> io::Result<i32> {
+fn get_int_option(sock: &impl AsRawFd, level: i32, name: i32) -> io::Result<i32> {
     let mut value: i32 = 0;
     let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
     // SAFETY: as in `set_int_option`; `value` and `len` outlive the call and `len` holds
@@ -123,6 +148,34 @@ fn get_int_option(sock: &UdpSocket, level: i32, name: i32) -> io::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sets_df_on_both_families() {
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(sock) = UdpSocket::bind(bind) else {
+                // A host without IPv6 loopback cannot run the IPv6 half.
+                continue;
+            };
+            let ipv4 = bind.starts_with('1');
+            assert!(
+                !is_set(&sock, ipv4).unwrap_or(true),
+                "{bind}: DF before set"
+            );
+            set(&sock, ipv4).unwrap_or_else(|e| panic!("{bind}: {e}"));
+            assert!(is_set(&sock, ipv4).unwrap_or(false), "{bind}: DF after set");
+        }
+    }
+
+    #[test]
+    fn df_socket_still_relays_ordinary_datagrams() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        set(&a, true).unwrap_or_else(|e| panic!("{e}"));
+        let to = b.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.send_to(&[7u8; 1200], to).ok(), Some(1200));
+        let mut buf = [0u8; 2000];
+        assert_eq!(b.recv(&mut buf).ok(), Some(1200));
+    }
 
     #[test]
     fn switches_on_and_back_to_the_created_value() {

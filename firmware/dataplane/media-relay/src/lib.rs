@@ -11,7 +11,7 @@ pub mod bandwidth;
 pub mod channel;
 mod command;
 mod counters;
-mod dont_fragment;
+pub mod dont_fragment;
 mod forward;
 mod mmsg;
 mod plane;

@@ -7,7 +7,6 @@
 mod allocate_request;
 mod allocation;
 pub mod credentials;
-mod dont_fragment;
 pub mod policy;
 mod role;
 mod server;

@@ -26,9 +26,9 @@ use crate::allocation::{
     PERMISSION_LIFETIME, RESERVATION_LIFETIME,
 };
 use crate::credentials::{CredentialKind, Credentials};
-use crate::dont_fragment;
 use crate::settings::Settings;
 use crate::tcp_relay::{Bound, Dial, PendingConnections, TcpAllocated};
+use media_relay::dont_fragment;
 
 pub const SOFTWARE: &str = "edged A/V Edge";
 

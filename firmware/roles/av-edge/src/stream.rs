@@ -257,7 +257,7 @@ async fn frames<S: AsyncWrite + Unpin>(
                             if send.dont_fragment {
                                 // Per socket: from now on every datagram of this
                                 // allocation's family leaves with DF.
-                                let _ = crate::dont_fragment::set(r, peer.is_ipv4());
+                                let _ = media_relay::dont_fragment::set(r, peer.is_ipv4());
                             }
                             let _ = r.try_send_to(send.data, peer);
                         }
