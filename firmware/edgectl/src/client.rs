@@ -104,11 +104,25 @@ impl Client {
             ));
         }
         req.push_str("\r\n");
+        // One write for head and body: edged may answer (and close) as soon as it has the
+        // head when the endpoint takes no body, and a second write would then meet a closed
+        // socket although the answer is already waiting to be read.
+        let mut message = req.into_bytes();
+        message.extend_from_slice(body);
         let io = |e: std::io::Error| ClientError::Protocol(format!("admin API I/O: {e}"));
-        stream.write_all(req.as_bytes()).map_err(io)?;
-        stream.write_all(body).map_err(io)?;
+        match stream.write_all(&message) {
+            Ok(()) => {}
+            // The answer may still be in the socket; read it before giving up.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(io(e)),
+        }
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).map_err(io)?;
+        if raw.is_empty() {
+            return Err(ClientError::Protocol(
+                "admin API I/O: edged closed the connection without an answer".into(),
+            ));
+        }
         let (status, body) = parse_response(&raw)?;
         if (200..300).contains(&status) {
             serde_json::from_slice(&body)
