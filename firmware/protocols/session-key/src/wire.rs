@@ -19,7 +19,7 @@ use crate::token::{check_conference_id, ParticipantRole, MAX_CONFERENCE_ID, MAX_
 /// ALPN of meeting clients on the external port (TLS and QUIC alike).
 pub const ALPN_CLIENT: &[u8] = b"edged-webconf/1";
 /// ALPN of conferencing servers on the internal port.
-pub const ALPN_INTERNAL: &[u8] = b"edged-webconf-internal/1";
+pub const ALPN_INTERNAL: &[u8] = b"edged-webconf-internal/2";
 
 pub const HELLO: u8 = 0x01;
 pub const ACCEPT: u8 = 0x02;

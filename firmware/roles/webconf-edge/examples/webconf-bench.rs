@@ -75,16 +75,10 @@ async fn serve_edge(dir: PathBuf) -> Res<()> {
         store,
         metrics: edged_metrics::Registry::new(),
     };
-    let edge = webconf_edge::start_edge(ctx).await?;
+    let _edge = webconf_edge::start_edge(ctx).await?;
     std::fs::write(dir.join("edge.ready"), b"ok")?;
-    // The packet size the internal leg settled on, for the report.
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let _ = std::fs::write(
-            dir.join("edge.mtu"),
-            format!("{:?}", edge.server_path_mtus()),
-        );
-    }
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 async fn serve_connector(bundle: PathBuf) -> Res<()> {
@@ -98,14 +92,6 @@ async fn serve_connector(bundle: PathBuf) -> Res<()> {
         webconf_connector::connector::Connector::connect(b.internal, &b.server_name, tls, &[])
             .await?,
     );
-    let watched = c.clone();
-    let mtu_file = bundle.join("connector.mtu");
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = std::fs::write(&mtu_file, watched.path_mtu().to_string());
-        }
-    });
     Err(Box::new(c.serve_echo().await))
 }
 
@@ -495,11 +481,6 @@ async fn drive(dur: Duration) -> Res<()> {
         h.2.per_cpu_sec,
         ht.2.per_cpu_sec,
         e.2.per_cpu_sec,
-    );
-    println!(
-        "internal QUIC leg path MTU: edge -> connector {}, connector -> edge {}",
-        std::fs::read_to_string(d.join("edge.mtu")).unwrap_or_default(),
-        std::fs::read_to_string(bundle_dir.join("connector.mtu")).unwrap_or_default()
     );
     println!("ratio = edged / haproxy with plain TCP to the echo; ratio-tls = edged / haproxy");
     println!("re-encrypting to a TLS echo (the work of edged's mutual-TLS internal leg).");

@@ -15,8 +15,8 @@ use crate::shared::Shared;
 pub(crate) struct Admitted {
     pub claims: Claims,
     pub session_id: u64,
-    pub to_server: quinn::SendStream,
-    pub from_server: quinn::RecvStream,
+    pub to_server: webconf_link::SessionSend,
+    pub from_server: webconf_link::SessionRecv,
     /// Bytes the client sent after its first frame (pipelined DATA frames).
     pub leftover: Vec<u8>,
     pub _conference_slot: SlotGuard<String>,
@@ -74,7 +74,11 @@ pub(crate) async fn admit<R: AsyncRead + Unpin>(
     .map_err(|e| (CloseCode::Internal, e.to_string()))?;
     let gone =
         |e: &dyn std::fmt::Display| (CloseCode::ServerGone, format!("conferencing server: {e}"));
-    let (mut to_server, from_server) = server.conn.open_bi().await.map_err(|e| gone(&e))?;
+    let (mut to_server, from_server) = server
+        .link
+        .open(webconf_link::SESSION_PATH)
+        .await
+        .map_err(|e| gone(&e))?;
     to_server.write_all(&header).await.map_err(|e| gone(&e))?;
     tracing::debug!(target: "webconf_edge", session_id, %peer, conference = %claims.conference_id,
         role = claims.role.as_str(), server = %server.peer, "session admitted");

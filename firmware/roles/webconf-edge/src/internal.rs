@@ -1,74 +1,134 @@
-//! The internal port: conferencing servers connect out to the edge over QUIC with mutual
-//! TLS, register their conferences on a control stream, and receive one stream per session.
+//! The internal port: conferencing servers connect out to the edge over TCP with mutual
+//! TLS and keep the connection (the link, see `webconf_link`). The edge opens a control
+//! stream on it, on which the server registers its conferences, and then one stream per
+//! admitted client session.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use session_key::wire::{self, ALPN_INTERNAL, MAX_PAYLOAD, REGISTER, REGISTERED};
+use tokio::net::{TcpListener, TcpStream};
+use webconf_link::edge::EdgeLink;
+use webconf_link::{SessionRecv, SessionSend, CONTROL_PATH};
+
 use crate::pool::Server;
 use crate::shared::Shared;
-use session_key::wire::{self, MAX_PAYLOAD, REGISTER, REGISTERED};
 
-/// How long a conferencing server may take to finish its handshake.
+/// How long a conferencing server may take to finish its handshakes and take the control
+/// stream.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let s = shared.clone();
-        tokio::spawn(async move { serve_server(s, incoming).await });
+/// Reset code of a control stream that carried something other than REGISTER.
+const CONTROL_PROTOCOL_ERROR: u32 = 1;
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tokio::spawn(serve_server(shared.clone(), tcp, peer));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(target: "webconf_edge", error = %e, "internal accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shared.links_closed.cancelled() => return,
+        }
     }
 }
 
-async fn serve_server(shared: Arc<Shared>, incoming: quinn::Incoming) {
-    let peer = incoming.remote_address();
-    let conn = match incoming.accept() {
-        Ok(c) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, c).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(target: "webconf_edge", %peer, "conferencing server handshake timed out");
-                return;
-            }
-        },
-        Err(e) => {
-            tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server connection not accepted");
+/// Takes a server out of the routing table when its link ends, however it ends.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared.pool.remove(self.id);
+        self.shared.metrics.servers_connected.dec();
+    }
+}
+
+async fn serve_server(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    // Frames are written whole; waiting to coalesce them only adds latency.
+    let _ = tcp.set_nodelay(true);
+    let acceptor = shared.internal_acceptor.load_full();
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(target: "webconf_edge", %peer, "conferencing server handshake timed out");
+            return;
+        }
+    };
+    // rustls lets a client that offers no ALPN at all through; the link needs ours.
+    if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
+        tracing::warn!(target: "webconf_edge", %peer, "conferencing server did not offer ALPN {}",
+            String::from_utf8_lossy(ALPN_INTERNAL));
+        return;
+    }
+    let (link, driver) = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        webconf_link::edge::handshake(tls),
+    )
+    .await
+    {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server link failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(target: "webconf_edge", %peer, "conferencing server link timed out");
             return;
         }
     };
     let id = shared.next_server.fetch_add(1, Ordering::Relaxed);
-    shared.pool.add(Server {
-        id,
-        peer,
-        conn: conn.clone(),
-    });
+    let serve = serve_link(&shared, id, peer, link);
+    let reason = tokio::select! {
+        e = driver => e.to_string(),
+        r = serve => r,
+        _ = shared.links_closed.cancelled() => "the edge is shutting down".to_string(),
+    };
+    // The driver is dropped here: the connection closes and every session stream on it
+    // fails, so their clients hear "server gone".
+    tracing::info!(target: "webconf_edge", %peer, server_id = id, %reason, "conferencing server disconnected");
+}
+
+/// Opens the control stream, enters the server into the routing table and serves its
+/// registrations. Returns only if the control stream cannot be opened.
+async fn serve_link(shared: &Shared, id: u64, peer: SocketAddr, link: EdgeLink) -> String {
+    let (send, recv) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, link.open(CONTROL_PATH)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return format!("control stream refused: {e}"),
+        Err(_) => return "control stream not taken in time".into(),
+    };
+    shared.pool.add(Server { id, peer, link });
     shared.metrics.servers_connected.inc();
+    let _registered = Registered { shared, id };
     tracing::info!(target: "webconf_edge", %peer, server_id = id, "conferencing server connected");
-    loop {
-        match conn.accept_bi().await {
-            Ok((send, recv)) => {
-                let s = shared.clone();
-                tokio::spawn(async move { control_stream(s, id, send, recv).await });
-            }
-            Err(e) => {
-                tracing::info!(target: "webconf_edge", %peer, server_id = id, reason = %e, "conferencing server disconnected");
-                break;
-            }
-        }
-    }
-    shared.pool.remove(id);
-    shared.metrics.servers_connected.dec();
+    control_stream(shared, id, send, recv).await;
+    // A server that ends its control stream keeps its link and its sessions.
+    std::future::pending::<()>().await;
+    unreachable!("pending never completes")
 }
 
 /// Reads REGISTER frames and answers each with REGISTERED (the count of conferences the
-/// server now owns). A malformed frame ends the control stream, not the connection.
+/// server now owns). A malformed frame ends the control stream, not the link.
 async fn control_stream(
-    shared: Arc<Shared>,
+    shared: &Shared,
     server_id: u64,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    mut send: SessionSend,
+    mut recv: SessionRecv,
 ) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -77,14 +137,14 @@ async fn control_stream(
             Ok(Some((frame, used))) => {
                 if frame.kind != REGISTER {
                     tracing::warn!(target: "webconf_edge", server_id, kind = frame.kind, "unexpected control frame");
-                    let _ = send.reset(quinn::VarInt::from_u32(1));
+                    send.reset(CONTROL_PROTOCOL_ERROR);
                     return;
                 }
                 let confs = match wire::parse_register(frame.payload) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(target: "webconf_edge", server_id, error = %e, "bad REGISTER");
-                        let _ = send.reset(quinn::VarInt::from_u32(1));
+                        send.reset(CONTROL_PROTOCOL_ERROR);
                         return;
                     }
                 };
@@ -105,7 +165,7 @@ async fn control_stream(
             },
             Err(e) => {
                 tracing::warn!(target: "webconf_edge", server_id, error = %e, "bad control frame");
-                let _ = send.reset(quinn::VarInt::from_u32(1));
+                send.reset(CONTROL_PROTOCOL_ERROR);
                 return;
             }
         }

@@ -3,15 +3,15 @@
 //! External meeting clients reach the external port over TLS/TCP or QUIC/UDP (same port,
 //! ALPN `edged-webconf/1`). Their first frame carries the conference id and a session key
 //! minted by the internal conferencing server; nothing goes inside before the key checks
-//! out. Conferencing servers connect *out* to the edge's internal port (QUIC with mutual
-//! TLS) and register their conferences; each admitted session becomes its own stream over
-//! that connection. The edge never opens a connection towards the internal network.
+//! out. Conferencing servers connect *out* to the edge's internal port (TCP with mutual
+//! TLS, HTTP/2 streams: `webconf_link`) and register their conferences; each admitted
+//! session becomes its own stream over that connection. The edge never opens a connection towards the internal network.
 //!
 //! Modules: [`settings`] (live settings), [`keys`] (session-key ring in the store),
 //! `admission` (first frame), `relay` (bytes of one session), `external` (client
-//! listeners), `internal` (server listener), `quic_tuning` (internal QUIC settings), [`pool`] (routing), [`limits`], [`metrics`],
-//! [`bundle`] (demo connector bundle), `rotation` (key rotation and listing), `role` (start, status, apply, drain, admin
-//! queries `keys` and action `rotate`).
+//! listeners), `internal` (server listener and links), [`pool`] (routing), [`limits`],
+//! [`metrics`], [`bundle`] (demo connector bundle), `rotation` (key rotation and listing),
+//! `role` (start, status, apply, drain, admin queries `keys` and action `rotate`).
 
 mod admission;
 pub mod bundle;
@@ -21,7 +21,6 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod pool;
-mod quic_tuning;
 mod relay;
 mod role;
 mod rotation;

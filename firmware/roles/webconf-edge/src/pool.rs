@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 pub struct Server {
     pub id: u64,
     pub peer: SocketAddr,
-    pub conn: quinn::Connection,
+    pub link: webconf_link::edge::EdgeLink,
 }
 
 #[derive(Default)]
@@ -76,10 +76,5 @@ impl Pool {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    pub fn connections(&self) -> Vec<quinn::Connection> {
-        let g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        g.servers.values().map(|s| s.conn.clone()).collect()
     }
 }

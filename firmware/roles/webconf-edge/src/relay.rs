@@ -6,8 +6,12 @@ use std::time::Duration;
 use edged_role::DrainToken;
 use session_key::wire::{self, CLOSE, DATA, HEADER_LEN, MAX_PAYLOAD, RECORD_FRIENDLY_PAYLOAD};
 use session_key::CloseCode;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use webconf_link::{SessionRecv, SessionSend};
 
 use crate::metrics::EdgeMetrics;
 
@@ -17,33 +21,47 @@ const CLIENT_READ_BYTES: usize = 64 * 1024;
 /// DATA frames gathered from the server stream before one flush to the client.
 const FRAMES_PER_FLUSH: usize = 4;
 
-/// Writes the DATA header in front of the `n` payload bytes already placed after it at
-/// `at`; returns where the next frame starts. `n` is at most one slot's payload (under
-/// 16 KiB), so it fits the u16 length.
-fn put_header(frames: &mut [u8], at: usize, n: usize) -> usize {
-    frames[at..at + HEADER_LEN].copy_from_slice(&wire::header(DATA, n as u16));
-    at + HEADER_LEN + n
-}
-
 /// What a stream holds right now, without waiting.
-enum ReadyRead {
-    Data(usize),
+enum ReadyChunk {
+    Data(Bytes),
     NotYet,
     /// The server finished its stream (or it failed: the next awaited read says which).
     Finished,
 }
 
-/// Polls the stream once: data already received is taken, nothing is awaited.
-fn read_ready(stream: &mut quinn::RecvStream, into: &mut [u8]) -> ReadyRead {
+/// Polls the stream once: a piece already received is taken, nothing is awaited.
+fn try_chunk(stream: &mut SessionRecv) -> ReadyChunk {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
-    let mut buf = tokio::io::ReadBuf::new(into);
-    match std::pin::Pin::new(stream).poll_read(&mut cx, &mut buf) {
-        std::task::Poll::Ready(Ok(())) if buf.filled().is_empty() => ReadyRead::Finished,
-        std::task::Poll::Ready(Ok(())) => ReadyRead::Data(buf.filled().len()),
-        std::task::Poll::Ready(Err(_)) => ReadyRead::NotYet,
-        std::task::Poll::Pending => ReadyRead::NotYet,
+    match stream.poll_chunk(&mut cx) {
+        std::task::Poll::Ready(Ok(Some(b))) => ReadyChunk::Data(b),
+        std::task::Poll::Ready(Ok(None)) => ReadyChunk::Finished,
+        std::task::Poll::Ready(Err(_)) => ReadyChunk::NotYet,
+        std::task::Poll::Pending => ReadyChunk::NotYet,
     }
+}
+
+/// Writes DATA frames (header, payload, header, payload...) with vectored writes until
+/// all of them are taken.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    headers: &[[u8; HEADER_LEN]],
+    payloads: &[Bytes],
+) -> std::io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_FLUSH];
+    for (i, (h, p)) in headers.iter().zip(payloads).enumerate() {
+        slices[2 * i] = IoSlice::new(h);
+        slices[2 * i + 1] = IoSlice::new(p);
+    }
+    let mut rest = &mut slices[..2 * headers.len()];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 /// Per-session parameters, fixed when the session is admitted.
@@ -107,8 +125,8 @@ impl Pacer {
 pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     client: C,
     leftover: Vec<u8>,
-    mut to_server: quinn::SendStream,
-    mut from_server: quinn::RecvStream,
+    mut to_server: SessionSend,
+    mut from_server: SessionRecv,
     params: RelayParams,
     metrics: &EdgeMetrics,
     close_all: &DrainToken,
@@ -119,43 +137,51 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     let touch = || last_activity_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
 
     let upward = async {
-        let mut buf = leftover;
-        // Payloads of every complete DATA frame of one read, sent to the stream in one
-        // write: each stream write wakes the QUIC connection task, so one per read, not
-        // one per frame.
-        let mut batch = Vec::with_capacity(CLIENT_READ_BYTES);
+        // Client bytes land here. A DATA frame's payload is split off as is and handed to
+        // the link, which keeps it until written: no copy between the TLS reader and the
+        // link's encryption. The buffer's memory comes back once the link is done with it.
+        let mut buf = BytesMut::with_capacity(CLIENT_READ_BYTES.max(leftover.len()));
+        buf.extend_from_slice(&leftover);
+        // Payloads of one read, sent together (reused: no allocation per read).
+        let mut pieces: Vec<Bytes> = Vec::with_capacity(8);
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
-            let mut pos = 0;
             let mut end = None;
             while end.is_none() {
-                match wire::decode(&buf[pos..], MAX_PAYLOAD) {
-                    Err(e) => end = Some(End::Code(e.close_code())),
-                    Ok(None) => break,
-                    Ok(Some((frame, used))) => {
-                        match frame.kind {
-                            DATA => batch.extend_from_slice(frame.payload),
-                            CLOSE => end = Some(End::ClientClosed),
-                            _ => end = Some(End::Code(CloseCode::MalformedFrame)),
-                        }
-                        pos += used;
+                let (kind, payload_len, used) = match wire::decode(&buf, MAX_PAYLOAD) {
+                    Err(e) => {
+                        end = Some(End::Code(e.close_code()));
+                        break;
                     }
+                    Ok(None) => break,
+                    Ok(Some((frame, used))) => (frame.kind, frame.payload.len(), used),
+                };
+                let mut frame = buf.split_to(used);
+                match kind {
+                    DATA if payload_len > 0 => {
+                        frame.advance(used - payload_len);
+                        pieces.push(frame.freeze());
+                    }
+                    DATA => {}
+                    CLOSE => end = Some(End::ClientClosed),
+                    _ => end = Some(End::Code(CloseCode::MalformedFrame)),
                 }
             }
             // Data the client sent before its CLOSE (or before a bad frame) still goes in.
-            if !batch.is_empty() {
-                if to_server.write_all(&batch).await.is_err() {
+            let mut n = 0;
+            for piece in pieces.drain(..) {
+                n += piece.len();
+                if to_server.send(piece).await.is_err() {
                     return End::Code(CloseCode::ServerGone);
                 }
-                metrics.bytes_in.add(batch.len() as u64);
-                pacer.pace(batch.len()).await;
-                batch.clear();
+            }
+            if n > 0 {
+                metrics.bytes_in.add(n as u64);
+                pacer.pace(n).await;
             }
             if let Some(end) = end {
                 return end;
             }
-            buf.drain(..pos);
-            // Straight into the frame buffer's spare room: no staging copy.
             buf.reserve(CLIENT_READ_BYTES);
             match client_rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return End::ClientGone,
@@ -165,46 +191,54 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     };
 
     let downward = async {
-        // Up to FRAMES_PER_FLUSH DATA frames, each exactly one TLS record (header and
-        // payload fill 16 KiB), written and flushed together: what the stream already
-        // holds goes out in one socket write instead of one per record.
-        const SLOT: usize = HEADER_LEN + RECORD_FRIENDLY_PAYLOAD;
-        let mut frames = vec![0u8; SLOT * FRAMES_PER_FLUSH];
+        // Pieces the stream already holds go out together, each as one DATA frame of at
+        // most one TLS record, in one vectored write and one flush: the frame headers are
+        // written beside the payloads, which are not copied before TLS encrypts them.
+        let mut headers = [[0u8; HEADER_LEN]; FRAMES_PER_FLUSH];
+        let mut payloads: [Bytes; FRAMES_PER_FLUSH] = Default::default();
+        // Received but not yet framed (a piece larger than one frame's payload).
+        let mut carry = Bytes::new();
         let mut pacer = Pacer::new(params.bytes_per_sec);
+        let mut finished = false;
         loop {
-            let first = match from_server.read(&mut frames[HEADER_LEN..SLOT]).await {
-                Ok(Some(n)) => n,
-                Ok(None) => return End::ServerFinished,
-                Err(_) => return End::Code(CloseCode::ServerGone),
-            };
-            let mut filled = put_header(&mut frames, 0, first);
-            let mut payload = first;
-            let mut finished = false;
-            while filled + SLOT <= frames.len() {
-                match read_ready(
-                    &mut from_server,
-                    &mut frames[filled + HEADER_LEN..filled + SLOT],
-                ) {
-                    ReadyRead::Data(n) => {
-                        filled = put_header(&mut frames, filled, n);
-                        payload += n;
-                    }
-                    ReadyRead::NotYet => break,
-                    ReadyRead::Finished => {
-                        finished = true;
-                        break;
+            if carry.is_empty() {
+                carry = match from_server.chunk().await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return End::ServerFinished,
+                    Err(_) => return End::Code(CloseCode::ServerGone),
+                };
+            }
+            let mut count = 0;
+            let mut payload = 0;
+            while count < FRAMES_PER_FLUSH {
+                if carry.is_empty() {
+                    match try_chunk(&mut from_server) {
+                        ReadyChunk::Data(b) => carry = b,
+                        ReadyChunk::NotYet => break,
+                        ReadyChunk::Finished => {
+                            finished = true;
+                            break;
+                        }
                     }
                 }
+                let piece = carry.split_to(carry.len().min(RECORD_FRIENDLY_PAYLOAD));
+                // A piece is at most one record's payload (under 16 KiB): it fits the u16.
+                headers[count] = wire::header(DATA, piece.len() as u16);
+                payload += piece.len();
+                payloads[count] = piece;
+                count += 1;
+            }
+            let written = write_frames(&mut client_wr, &headers[..count], &payloads[..count]).await;
+            for p in &mut payloads[..count] {
+                *p = Bytes::new();
             }
             // TLS keeps records it could not send yet in its buffer until flushed.
-            if client_wr.write_all(&frames[..filled]).await.is_err()
-                || client_wr.flush().await.is_err()
-            {
+            if written.is_err() || client_wr.flush().await.is_err() {
                 return End::ClientGone;
             }
             touch();
             metrics.bytes_out.add(payload as u64);
-            if finished {
+            if finished && carry.is_empty() {
                 return End::ServerFinished;
             }
             pacer.pace(payload).await;
@@ -248,11 +282,10 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
         End::ClientClosed | End::ServerFinished => {
             let _ = to_server.finish();
         }
-        _ => {
-            let _ = to_server.reset(quinn::VarInt::from_u32(code.to_quic()));
-        }
+        // Both directions end, and the server reads why.
+        _ => to_server.reset(code.to_quic()),
     }
-    let _ = from_server.stop(quinn::VarInt::from_u32(code.to_quic()));
+    drop(from_server);
     if let Some(reason) = tell_client {
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             let _ = client_wr.write_all(&wire::close_frame(code, reason)).await;

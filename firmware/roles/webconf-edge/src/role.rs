@@ -24,7 +24,6 @@ use crate::keys;
 use crate::limits::Limits;
 use crate::metrics::EdgeMetrics;
 use crate::pool::Pool;
-use crate::quic_tuning::internal_transport;
 use crate::settings::Settings;
 use crate::shared::Shared;
 use crate::{external, internal, rotation};
@@ -41,7 +40,6 @@ pub struct WebconfEdge {
     external_addr: SocketAddr,
     internal_addr: SocketAddr,
     ext_quic: quinn::Endpoint,
-    int_quic: quinn::Endpoint,
 }
 
 /// Starts the role for edged.
@@ -109,7 +107,7 @@ fn quic_server(
 struct TlsConfigs {
     acceptor: TlsAcceptor,
     ext_quic: quinn::ServerConfig,
-    int_quic: quinn::ServerConfig,
+    internal: TlsAcceptor,
 }
 
 fn tls_configs(tls: &TlsMaterial, cert: &str) -> Result<TlsConfigs, RoleError> {
@@ -118,7 +116,7 @@ fn tls_configs(tls: &TlsMaterial, cert: &str) -> Result<TlsConfigs, RoleError> {
     Ok(TlsConfigs {
         acceptor: TlsAcceptor::from(client_tls.clone()),
         ext_quic: quic_server(client_tls, external_transport())?,
-        int_quic: quic_server(internal_tls, internal_transport())?,
+        internal: TlsAcceptor::from(internal_tls),
     })
 }
 
@@ -177,7 +175,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     edged_tls::install_crypto_provider();
     let cfg = &ctx.config.webconf_edge;
     let ext_cfg = socket(&ctx.config, EXTERNAL_KEY, Protocol::Tcp)?;
-    let int_cfg = socket(&ctx.config, INTERNAL_KEY, Protocol::Udp)?;
+    let int_cfg = socket(&ctx.config, INTERNAL_KEY, Protocol::Tcp)?;
     let ring = keys::load_or_create(&ctx.store).map_err(|e| RoleError::Other(e.to_string()))?;
     let configs = tls_configs(&ctx.tls, &cfg.certificate)?;
 
@@ -188,25 +186,23 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     tcp.set_nonblocking(true)
         .map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
     let tcp = TcpListener::from_std(tcp).map_err(bind_error(EXTERNAL_KEY, ext_cfg))?;
-    let udp_int = std::net::UdpSocket::bind(int_cfg).map_err(bind_error(INTERNAL_KEY, int_cfg))?;
-    let internal_addr = udp_int
+    let tcp_int =
+        std::net::TcpListener::bind(int_cfg).map_err(bind_error(INTERNAL_KEY, int_cfg))?;
+    let internal_addr = tcp_int
         .local_addr()
         .map_err(bind_error(INTERNAL_KEY, int_cfg))?;
-    let runtime = Arc::new(quinn::TokioRuntime);
+    tcp_int
+        .set_nonblocking(true)
+        .map_err(bind_error(INTERNAL_KEY, internal_addr))?;
+    let tcp_int =
+        TcpListener::from_std(tcp_int).map_err(bind_error(INTERNAL_KEY, internal_addr))?;
     let ext_quic = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(configs.ext_quic),
         udp_ext,
-        runtime.clone(),
+        Arc::new(quinn::TokioRuntime),
     )
     .map_err(bind_error(EXTERNAL_KEY, external_addr))?;
-    let int_quic = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(configs.int_quic),
-        udp_int,
-        runtime,
-    )
-    .map_err(bind_error(INTERNAL_KEY, internal_addr))?;
 
     if let Some(dir) = &cfg.connector_bundle_dir {
         write_bundle(
@@ -228,20 +224,22 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         settings: ArcSwap::from_pointee(Settings::from_config(cfg)),
         keys: ArcSwap::from_pointee(ring),
         tls_acceptor: ArcSwap::from_pointee(configs.acceptor),
+        internal_acceptor: ArcSwap::from_pointee(configs.internal),
         metrics: EdgeMetrics::new(&ctx.metrics),
         limits: Limits::default(),
         pool: Pool::default(),
         stop_accepting: DrainToken::new(),
         close_all: DrainToken::new(),
+        links_closed: DrainToken::new(),
         sessions: TaskTracker::new(),
         next_session: AtomicU64::new(1),
         next_server: AtomicU64::new(1),
     });
     tokio::spawn(external::tls_accept_loop(tcp, shared.clone()));
     tokio::spawn(external::quic_accept_loop(ext_quic.clone(), shared.clone()));
-    tokio::spawn(internal::accept_loop(int_quic.clone(), shared.clone()));
+    tokio::spawn(internal::accept_loop(tcp_int, shared.clone()));
     tracing::info!(target: "webconf_edge", external = %external_addr, internal = %internal_addr,
-        "web conferencing edge listening (TLS+QUIC external, QUIC mutual TLS internal)");
+        "web conferencing edge listening (TLS+QUIC external, TLS mutual internal)");
     let stop = shared.stop_accepting.clone();
     let edge = Arc::new(WebconfEdge {
         shared,
@@ -250,7 +248,6 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         external_addr,
         internal_addr,
         ext_quic,
-        int_quic,
     });
     tokio::spawn(rotation::run_schedule(Arc::downgrade(&edge), stop));
     Ok(edge)
@@ -262,7 +259,7 @@ impl WebconfEdge {
         self.external_addr
     }
 
-    /// The bound internal address (QUIC, mutual TLS).
+    /// The bound internal address (TCP, mutual TLS).
     pub fn internal_addr(&self) -> SocketAddr {
         self.internal_addr
     }
@@ -377,16 +374,6 @@ impl WebconfEdge {
         self.shared.metrics.close_count(code)
     }
 
-    /// The path MTU the edge uses towards each connected conferencing server.
-    pub fn server_path_mtus(&self) -> Vec<u16> {
-        self.shared
-            .pool
-            .connections()
-            .iter()
-            .map(|c| c.stats().path.current_mtu)
-            .collect()
-    }
-
     pub fn connected_servers(&self) -> usize {
         self.shared.pool.len()
     }
@@ -409,7 +396,7 @@ impl WebconfEdge {
             ListenerInfo {
                 purpose: "conferencing servers (mutual TLS)".into(),
                 side: Side::Internal,
-                transport: Transport::Quic,
+                transport: Transport::Tls,
                 address: self.internal_addr.to_string(),
             },
         ]
@@ -486,7 +473,7 @@ impl Role for WebconfEdge {
             Ok(c) => {
                 self.shared.tls_acceptor.store(Arc::new(c.acceptor));
                 self.ext_quic.set_server_config(Some(c.ext_quic));
-                self.int_quic.set_server_config(Some(c.int_quic));
+                self.shared.internal_acceptor.store(Arc::new(c.internal));
                 report
                     .applied
                     .push("webconf_edge.certificate: in use for new handshakes".into());
@@ -550,9 +537,8 @@ impl Role for WebconfEdge {
         }
         let code = quinn::VarInt::from_u32(CloseCode::Draining.to_quic());
         self.ext_quic.close(code, b"draining");
-        self.int_quic.close(code, b"draining");
+        self.shared.links_closed.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ext_quic.wait_idle()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.int_quic.wait_idle()).await;
         tracing::info!(target: "webconf_edge", "drained");
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Shared {
     pub settings: ArcSwap<Settings>,
     pub keys: ArcSwap<KeyRing>,
     pub tls_acceptor: ArcSwap<TlsAcceptor>,
+    /// Mutual TLS for conferencing servers on the internal port.
+    pub internal_acceptor: ArcSwap<TlsAcceptor>,
     pub metrics: EdgeMetrics,
     pub limits: Limits,
     pub pool: Pool,
@@ -24,6 +26,8 @@ pub(crate) struct Shared {
     pub stop_accepting: DrainToken,
     /// Cancelled at the drain deadline: close every session that is left.
     pub close_all: DrainToken,
+    /// Cancelled when the drain is over: close the internal port and every link on it.
+    pub links_closed: DrainToken,
     /// Every client-session task, so drain can wait for them.
     pub sessions: TaskTracker,
     pub next_session: AtomicU64,

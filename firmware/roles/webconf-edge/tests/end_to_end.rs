@@ -187,6 +187,97 @@ async fn crashed_connector_leaks_nothing_and_clients_hear_server_gone() {
     assert_eq!(sessions.load(Ordering::SeqCst), 1);
 }
 
+/// Forwards one TCP connection both ways until `cut` turns true; from then on it reads and
+/// drops everything and keeps both sockets open: a server behind a pulled cable or a power
+/// cut, which sends no FIN and no RST.
+async fn relay_until_cut(
+    listener: tokio::net::TcpListener,
+    to: std::net::SocketAddr,
+    cut: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (near, _) = listener.accept().await.unwrap();
+    let far = tokio::net::TcpStream::connect(to).await.unwrap();
+    let (near_rd, near_wr) = near.into_split();
+    let (far_rd, far_wr) = far.into_split();
+    async fn pump(
+        mut rd: tokio::net::tcp::OwnedReadHalf,
+        mut wr: tokio::net::tcp::OwnedWriteHalf,
+        cut: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if !*cut.borrow() && wr.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+    tokio::join!(
+        pump(near_rd, far_wr, cut.clone()),
+        pump(far_rd, near_wr, cut)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_is_found_by_keepalive_and_clients_hear_server_gone() {
+    let t = start(|_| {}).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let via = listener.local_addr().unwrap();
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(relay_until_cut(listener, t.edge.internal_addr(), cut_rx));
+    let c = std::sync::Arc::new(
+        webconf_connector::connector::Connector::connect(
+            via,
+            "localhost",
+            t.connector_tls(),
+            &["quiet".to_string()],
+        )
+        .await
+        .unwrap(),
+    );
+    let c2 = c.clone();
+    tokio::spawn(async move { c2.serve_echo().await });
+    t.wait_servers(1).await;
+    let client = t.client();
+    let token = t.token("quiet");
+    let mut open = Vec::new();
+    for i in 0..4 {
+        let mut s = if i % 2 == 0 {
+            client.connect_tls(t.ext(), "quiet", &token).await.unwrap()
+        } else {
+            client.connect_quic(t.ext(), "quiet", &token).await.unwrap()
+        };
+        s.send(b"hello").await.unwrap();
+        assert_eq!(s.recv_exact(5).await.unwrap(), b"hello");
+        open.push(s);
+    }
+    let cut_at = tokio::time::Instant::now();
+    cut.send(true).unwrap();
+    for (i, mut s) in open.into_iter().enumerate() {
+        let err = tokio::time::timeout(Duration::from_secs(30), s.recv())
+            .await
+            .expect("the keep-alive finds the silent server")
+            .unwrap_err();
+        assert_eq!(
+            err.close_code(),
+            Some(CloseCode::ServerGone),
+            "session {i}: {err}"
+        );
+    }
+    // PING every 2 s, 8 s to answer: noticed within about 10 s, not at once.
+    let noticed = cut_at.elapsed();
+    assert!(
+        noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(20),
+        "{noticed:?}"
+    );
+    assert!(common::wait_until(Duration::from_secs(5), || t.edge.connected_servers() == 0).await);
+    t.assert_no_leak().await;
+}
+
 #[tokio::test]
 async fn cleanly_stopped_connector_closes_its_sessions_at_once() {
     let t = start(|_| {}).await;

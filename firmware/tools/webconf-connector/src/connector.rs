@@ -1,46 +1,55 @@
-//! The conferencing-server side: connect out to the edge's internal port (QUIC, mutual
-//! TLS), register conferences, accept one stream per admitted client session.
+//! The conferencing-server side: connect out to the edge's internal port (TCP, mutual TLS,
+//! HTTP/2 streams: `webconf_link`), register conferences on the control stream the edge
+//! opens, accept one stream per admitted client session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_key::wire::{self, SessionHeader, MAX_PAYLOAD, REGISTERED, SESSION};
+use rustls::pki_types::ServerName;
+use session_key::wire::{self, SessionHeader, ALPN_INTERNAL, MAX_PAYLOAD, REGISTERED, SESSION};
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+use webconf_link::server::IncomingStream;
+use webconf_link::{LinkError, SessionRecv, SessionSend, CONTROL_PATH, SESSION_PATH};
+
+/// How long connecting, both handshakes and the edge's control stream may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("QUIC: {0}")]
-    Quic(String),
+    #[error("cannot reach the edge: {0}")]
+    Connect(String),
+    #[error("link: {0}")]
+    Link(#[from] LinkError),
     #[error("edge protocol: {0}")]
     Protocol(String),
     #[error("the edge closed the connection: {0}")]
     Closed(String),
 }
 
-fn quic(e: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::Quic(e.to_string())
-}
-
 /// A live connection to the edge.
 pub struct Connector {
-    endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
-    control_send: quinn::SendStream,
-    control_recv: quinn::RecvStream,
+    streams: Mutex<mpsc::Receiver<IncomingStream>>,
+    control_send: SessionSend,
+    control_recv: SessionRecv,
+    /// Moves the link's bytes; aborting it closes the connection.
+    driver: JoinHandle<LinkError>,
+    remote: SocketAddr,
 }
 
 /// One client session handed over by the edge.
 pub struct IncomingSession {
     pub header: SessionHeader,
-    pub send: quinn::SendStream,
-    pub recv: quinn::RecvStream,
+    pub send: SessionSend,
+    pub recv: SessionRecv,
     /// Client bytes that arrived with the header.
     pub leftover: Vec<u8>,
 }
 
-/// Reads one frame from a QUIC stream into `buf` (keeping what follows it).
+/// Reads one frame from a stream into `buf` (keeping what follows it).
 async fn read_frame(
-    recv: &mut quinn::RecvStream,
+    recv: &mut SessionRecv,
     buf: &mut Vec<u8>,
 ) -> Result<(u8, Vec<u8>), ConnectorError> {
     let mut chunk = [0u8; 4096];
@@ -52,21 +61,20 @@ async fn read_frame(
             buf.drain(..used);
             return Ok(out);
         }
-        match recv.read(&mut chunk).await {
-            Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
-            Ok(None) => {
+        match recv.read(&mut chunk).await? {
+            Some(n) => buf.extend_from_slice(&chunk[..n]),
+            None => {
                 return Err(ConnectorError::Protocol(
                     "stream ended inside a frame".into(),
                 ))
             }
-            Err(e) => return Err(quic(e)),
         }
     }
 }
 
 impl Connector {
     /// Connects to the edge at `edge` (certificate name `server_name`) with `tls` (which must
-    /// carry the connector's client certificate and ALPN `edged-webconf-internal/1`) and
+    /// carry the connector's client certificate and ALPN `edged-webconf-internal/2`) and
     /// registers `conferences` (none: serve any conference as a pool member).
     pub async fn connect(
         edge: SocketAddr,
@@ -74,32 +82,60 @@ impl Connector {
         tls: Arc<rustls::ClientConfig>,
         conferences: &[String],
     ) -> Result<Connector, ConnectorError> {
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(quic)?;
-        let mut cc = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut t = quinn::TransportConfig::default();
-        // The edge opens one stream per client session.
-        t.max_concurrent_bidi_streams(10_000u32.into());
-        t.keep_alive_interval(Some(Duration::from_secs(2)));
-        t.max_idle_timeout(Some(quinn::VarInt::from_u32(8_000).into()));
-        cc.transport_config(Arc::new(t));
-        let bind: SocketAddr = if edge.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|e| ConnectorError::Connect(format!("server name {server_name}: {e}")))?;
+        let (streams, driver) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let tcp = tokio::net::TcpStream::connect(edge)
+                .await
+                .map_err(|e| ConnectorError::Connect(format!("{edge}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            let tls = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ConnectorError::Connect(format!("TLS with {edge}: {e}")))?;
+            if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
+                return Err(ConnectorError::Connect(format!(
+                    "{edge} did not agree on ALPN {}",
+                    String::from_utf8_lossy(ALPN_INTERNAL)
+                )));
+            }
+            Ok(webconf_link::server::handshake(tls).await?)
+        })
+        .await
+        .map_err(|_| {
+            ConnectorError::Connect(format!("{edge}: no answer in {CONNECT_TIMEOUT:?}"))
+        })??;
+        let driver = tokio::spawn(driver);
+        let mut streams = streams;
+        let control = match tokio::time::timeout(CONNECT_TIMEOUT, streams.recv()).await {
+            Ok(Some(s)) if s.path == CONTROL_PATH => s,
+            Ok(Some(s)) => {
+                driver.abort();
+                return Err(ConnectorError::Protocol(format!(
+                    "expected the control stream first, got {}",
+                    s.path
+                )));
+            }
+            Ok(None) => {
+                let reason = match driver.await {
+                    Ok(e) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(ConnectorError::Closed(reason));
+            }
+            Err(_) => {
+                driver.abort();
+                return Err(ConnectorError::Protocol(
+                    "the edge opened no control stream".into(),
+                ));
+            }
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(quic)?;
-        endpoint.set_default_client_config(cc);
-        let conn = endpoint
-            .connect(edge, server_name)
-            .map_err(quic)?
-            .await
-            .map_err(quic)?;
-        let (control_send, control_recv) = conn.open_bi().await.map_err(quic)?;
         let mut c = Connector {
-            endpoint,
-            conn,
-            control_send,
-            control_recv,
+            streams: Mutex::new(streams),
+            control_send: control.send,
+            control_recv: control.recv,
+            driver,
+            remote: edge,
         };
         c.register(conferences).await?;
         Ok(c)
@@ -109,7 +145,7 @@ impl Connector {
     pub async fn register(&mut self, conferences: &[String]) -> Result<u16, ConnectorError> {
         let frame = wire::encode_register(conferences)
             .map_err(|e| ConnectorError::Protocol(e.to_string()))?;
-        self.control_send.write_all(&frame).await.map_err(quic)?;
+        self.control_send.write_all(&frame).await?;
         let mut buf = Vec::new();
         let (kind, payload) = read_frame(&mut self.control_recv, &mut buf).await?;
         if kind != REGISTERED || payload.len() != 2 {
@@ -122,11 +158,24 @@ impl Connector {
 
     /// The next client session.
     pub async fn accept(&self) -> Result<IncomingSession, ConnectorError> {
-        let (send, mut recv) = self
-            .conn
-            .accept_bi()
+        let stream = self
+            .streams
+            .lock()
             .await
-            .map_err(|e| ConnectorError::Closed(e.to_string()))?;
+            .recv()
+            .await
+            .ok_or_else(|| ConnectorError::Closed("the link to the edge is closed".into()))?;
+        let IncomingStream {
+            path,
+            mut send,
+            mut recv,
+        } = stream;
+        if path != SESSION_PATH {
+            send.reset(u32::from(webconf_link::Reason::REFUSED_STREAM));
+            return Err(ConnectorError::Protocol(format!(
+                "unexpected stream {path}"
+            )));
+        }
         let mut buf = Vec::new();
         let (kind, payload) = read_frame(&mut recv, &mut buf).await?;
         if kind != SESSION {
@@ -151,28 +200,33 @@ impl Connector {
                 Ok(s) => {
                     tokio::spawn(echo(s));
                 }
-                Err(ConnectorError::Protocol(e)) => {
+                Err(ConnectorError::Protocol(e))
+                | Err(ConnectorError::Link(LinkError::Protocol(e))) => {
                     tracing::warn!(target: "webconf_connector", error = %e, "bad session stream");
+                }
+                Err(ConnectorError::Link(LinkError::Reset(code))) => {
+                    tracing::debug!(target: "webconf_connector", code, "session reset before its header");
                 }
                 Err(e) => return e,
             }
         }
     }
 
-    /// Closes the connection cleanly (the edge closes the sessions it carried).
+    /// Closes the connection (the edge closes the sessions it carried at once).
     pub async fn close(&self) {
-        self.conn.close(0u32.into(), b"connector stopping");
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
-    }
-
-    /// The largest UDP payload this side currently sends to the edge (path MTU
-    /// discovery raises it above 1452 where the path carries more, e.g. loopback).
-    pub fn path_mtu(&self) -> u16 {
-        self.conn.stats().path.current_mtu
+        self.driver.abort();
+        // Let the runtime drop the connection before returning.
+        tokio::task::yield_now().await;
     }
 
     pub fn remote_address(&self) -> SocketAddr {
-        self.conn.remote_address()
+        self.remote
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        self.driver.abort();
     }
 }
 
@@ -181,11 +235,11 @@ pub async fn echo(mut s: IncomingSession) {
     if !s.leftover.is_empty() && s.send.write_all(&s.leftover).await.is_err() {
         return;
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    // The received pieces go back as they are: no copy.
     loop {
-        match s.recv.read(&mut buf).await {
-            Ok(Some(n)) => {
-                if s.send.write_all(&buf[..n]).await.is_err() {
+        match s.recv.chunk().await {
+            Ok(Some(piece)) => {
+                if s.send.send(piece).await.is_err() {
                     return;
                 }
             }

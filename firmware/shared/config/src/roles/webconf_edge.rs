@@ -19,8 +19,8 @@ pub struct WebconfEdgeConfig {
     pub internal_address: Option<IpAddr>,
     /// External port for clients: TLS over TCP and QUIC over UDP (OCS: 443).
     pub external_port: u16,
-    /// Internal port the conferencing servers connect out to (OCS: 8057): QUIC over UDP
-    /// with mutual TLS, one stream per client session.
+    /// Internal port the conferencing servers connect out to (OCS: 8057): TCP with mutual
+    /// TLS, one HTTP/2 stream per client session.
     pub internal_port: u16,
     /// A client that has not sent its first frame (conference id and key) by then is cut.
     pub first_frame_timeout_ms: u64,
@@ -154,10 +154,10 @@ impl WebconfEdgeConfig {
         out.push(SocketSpec {
             key: "webconf_edge.internal_port".into(),
             owner: "webconf_edge",
-            purpose: "conferencing servers (QUIC, mutual TLS)".into(),
+            purpose: "conferencing servers (mutual TLS)".into(),
             side: Side::Internal,
-            protocol: Protocol::Udp,
-            transport: Transport::Quic,
+            protocol: Protocol::Tcp,
+            transport: Transport::Tls,
             addr: SocketAddr::new(int, self.internal_port),
         });
     }
