@@ -14,6 +14,7 @@
 //! session arrives as a new stream opened by the edge, starting with [`SESSION`], then raw
 //! bytes both ways (QUIC streams already frame, flow-control and reset independently).
 
+use crate::keyring::{from_hex, to_hex, SessionSecret};
 use crate::token::{check_conference_id, ParticipantRole, MAX_CONFERENCE_ID, MAX_TOKEN_TEXT};
 
 /// ALPN of meeting clients on the external port (TLS and QUIC alike).
@@ -27,6 +28,9 @@ pub const DATA: u8 = 0x03;
 pub const CLOSE: u8 = 0x04;
 pub const REGISTER: u8 = 0x10;
 pub const REGISTERED: u8 = 0x11;
+/// Edge to conferencing server, on the control stream: the session-key ring, after the
+/// first registration and again at every rotation.
+pub const KEYS: u8 = 0x12;
 pub const SESSION: u8 = 0x20;
 
 /// Frame header length.
@@ -326,6 +330,66 @@ pub fn parse_register(payload: &[u8]) -> Result<Vec<String>, FrameError> {
     Ok(out)
 }
 
+/// Most keys one KEYS frame carries: a current key and the ones still retiring.
+pub const MAX_KEYS: usize = 64;
+
+/// `count u16`, then per key `id u32 | created_at u64 | retire_at u64 (0: current) |
+/// secret_len u8 | secret`.
+pub fn encode_keys(records: &[SessionSecret]) -> Result<Vec<u8>, FrameError> {
+    if records.len() > MAX_KEYS {
+        return Err(FrameError::Malformed("too many keys"));
+    }
+    let mut p = Vec::new();
+    p.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    for r in records {
+        let secret = from_hex(&r.secret_hex).ok_or(FrameError::Malformed("key is not hex"))?;
+        let len = u8::try_from(secret.len()).map_err(|_| FrameError::Malformed("key too long"))?;
+        p.extend_from_slice(&r.id.to_be_bytes());
+        p.extend_from_slice(&r.created_at.to_be_bytes());
+        p.extend_from_slice(&r.retire_at.unwrap_or(0).to_be_bytes());
+        p.push(len);
+        p.extend_from_slice(&secret);
+    }
+    let mut out = Vec::new();
+    encode(KEYS, &p, &mut out)?;
+    Ok(out)
+}
+
+pub fn parse_keys(payload: &[u8]) -> Result<Vec<SessionSecret>, FrameError> {
+    let mut r = Reader(payload);
+    let n = usize::from(r.u16()?);
+    if n > MAX_KEYS {
+        return Err(FrameError::Malformed("too many keys"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = u32::from_be_bytes(
+            r.take(4)?
+                .try_into()
+                .map_err(|_| FrameError::Malformed("key id"))?,
+        );
+        let created_at = u64::from_be_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| FrameError::Malformed("created_at"))?,
+        );
+        let retire_at = u64::from_be_bytes(
+            r.take(8)?
+                .try_into()
+                .map_err(|_| FrameError::Malformed("retire_at"))?,
+        );
+        let secret = r.take_u8_prefixed()?;
+        out.push(SessionSecret {
+            id,
+            secret_hex: to_hex(secret),
+            created_at,
+            retire_at: (retire_at != 0).then_some(retire_at),
+        });
+    }
+    r.end()?;
+    Ok(out)
+}
+
 /// How the client reached the edge, told to the conferencing server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientTransport {
@@ -584,5 +648,22 @@ mod tests {
             ParticipantRole::from_byte(fr.payload[0]),
             Some(ParticipantRole::Attendee)
         );
+    }
+
+    #[test]
+    fn keys_round_trip_and_refuse_truncation() {
+        let a = SessionSecret::new(1, &[7u8; 32], 100).unwrap();
+        let mut b = SessionSecret::new(2, &[9u8; 32], 200).unwrap();
+        b.retire_at = Some(900);
+        let frame = encode_keys(&[a.clone(), b.clone()]).unwrap();
+        let (f, used) = decode(&frame, MAX_PAYLOAD).unwrap().unwrap();
+        assert_eq!((f.kind, used), (KEYS, frame.len()));
+        assert_eq!(parse_keys(f.payload).unwrap(), vec![a, b]);
+        for cut in 0..f.payload.len() {
+            assert!(parse_keys(&f.payload[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = f.payload.to_vec();
+        long.push(0);
+        assert!(parse_keys(&long).is_err());
     }
 }

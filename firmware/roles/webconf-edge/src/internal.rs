@@ -123,7 +123,9 @@ async fn serve_link(shared: &Shared, id: u64, peer: SocketAddr, link: EdgeLink) 
 }
 
 /// Reads REGISTER frames and answers each with REGISTERED (the count of conferences the
-/// server now owns). A malformed frame ends the control stream, not the link.
+/// server now owns). After the first, pushes the session-key ring (KEYS), and again at
+/// every change, so the server mints with the current key without a file to copy. A
+/// malformed frame ends the control stream, not the link.
 async fn control_stream(
     shared: &Shared,
     server_id: u64,
@@ -132,6 +134,8 @@ async fn control_stream(
 ) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut keys_changed = shared.keys_changed.subscribe();
+    let mut registered = false;
     loop {
         match wire::decode(&buf, MAX_PAYLOAD) {
             Ok(Some((frame, used))) => {
@@ -158,16 +162,56 @@ async fn control_stream(
                     return;
                 }
                 buf.drain(..used);
+                if !registered {
+                    registered = true;
+                    keys_changed.borrow_and_update();
+                    if !push_keys(shared, server_id, &mut send).await {
+                        return;
+                    }
+                }
+                continue;
             }
-            Ok(None) => match recv.read(&mut chunk).await {
-                Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
-                Ok(None) | Err(_) => return,
-            },
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(target: "webconf_edge", server_id, error = %e, "bad control frame");
                 send.reset(CONTROL_PROTOCOL_ERROR);
                 return;
             }
         }
+        tokio::select! {
+            read = recv.read(&mut chunk) => match read {
+                Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(None) | Err(_) => return,
+            },
+            changed = keys_changed.changed(), if registered => {
+                if changed.is_err() || !push_keys(shared, server_id, &mut send).await {
+                    return;
+                }
+            }
+        }
     }
+}
+
+/// Sends the keys that still verify (current and retiring) as one KEYS frame.
+async fn push_keys(shared: &Shared, server_id: u64, send: &mut SessionSend) -> bool {
+    let now = crate::keys::unix_now();
+    let live: Vec<_> = shared
+        .keys
+        .load()
+        .records()
+        .into_iter()
+        .filter(|r| r.retire_at.is_none_or(|t| t > now))
+        .collect();
+    let frame = match wire::encode_keys(&live) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(target: "webconf_edge", server_id, error = %e, "session keys not pushed");
+            return true;
+        }
+    };
+    if send.write_all(&frame).await.is_err() {
+        return false;
+    }
+    tracing::debug!(target: "webconf_edge", server_id, keys = live.len(), "session keys pushed");
+    true
 }

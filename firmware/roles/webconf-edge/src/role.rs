@@ -223,6 +223,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let shared = Arc::new(Shared {
         settings: ArcSwap::from_pointee(Settings::from_config(cfg)),
         keys: ArcSwap::from_pointee(ring),
+        keys_changed: tokio::sync::watch::Sender::new(()),
         tls_acceptor: ArcSwap::from_pointee(configs.acceptor),
         internal_acceptor: ArcSwap::from_pointee(configs.internal),
         metrics: EdgeMetrics::new(&ctx.metrics),
@@ -305,7 +306,7 @@ impl WebconfEdge {
 
     /// Verifies and mints with a freshly rotated ring from now on.
     fn adopt_rotated(&self, ring: &KeyRing) {
-        self.shared.keys.store(Arc::new(ring.clone()));
+        self.shared.set_keys(ring.clone());
         let bundle_dir = self
             .config
             .lock()
@@ -483,7 +484,7 @@ impl Role for WebconfEdge {
             )),
         }
         match keys::load(&self.store) {
-            Ok(ring) if !ring.is_empty() => self.shared.keys.store(Arc::new(ring)),
+            Ok(ring) if !ring.is_empty() => self.shared.set_keys(ring),
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(target: "webconf_edge", error = %e, "session keys not reloaded")

@@ -16,6 +16,8 @@ use crate::settings::Settings;
 pub(crate) struct Shared {
     pub settings: ArcSwap<Settings>,
     pub keys: ArcSwap<KeyRing>,
+    /// Bumped whenever `keys` changes, so every link pushes the new ring to its server.
+    pub keys_changed: tokio::sync::watch::Sender<()>,
     pub tls_acceptor: ArcSwap<TlsAcceptor>,
     /// Mutual TLS for conferencing servers on the internal port.
     pub internal_acceptor: ArcSwap<TlsAcceptor>,
@@ -32,4 +34,12 @@ pub(crate) struct Shared {
     pub sessions: TaskTracker,
     pub next_session: AtomicU64,
     pub next_server: AtomicU64,
+}
+
+impl Shared {
+    /// Verifies with `ring` from now on, and has the links push it.
+    pub fn set_keys(&self, ring: KeyRing) {
+        self.keys.store(std::sync::Arc::new(ring));
+        self.keys_changed.send_replace(());
+    }
 }

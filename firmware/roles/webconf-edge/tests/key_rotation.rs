@@ -196,3 +196,51 @@ async fn scheduled_rotation_replaces_a_key_past_its_age() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(t.edge.key_ring().records().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_pushes_its_key_ring_to_connected_servers_at_every_rotation() {
+    // No bundle: the ring reaches the conferencing server only over its link.
+    let t = start(|_| {}).await;
+    let (c, _) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let now = unix_now();
+
+    // Pushed at connect: the connector mints with the edge's current key.
+    let ring = c.key_ring().expect("pushed at connect");
+    assert_eq!(ring.current(now).unwrap().id, 1);
+    let old = ring.mint("m", ParticipantRole::Attendee, 600, now).unwrap();
+    assert_eq!(try_session(&client, &t, &old).await, Ok(()));
+
+    // A rotation reaches the connector without anything copied by hand.
+    let mut updates = c.key_updates();
+    updates.borrow_and_update();
+    t.edge
+        .action("rotate", json!({ "overlap_secs": 600 }))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), updates.changed())
+        .await
+        .expect("pushed within 5 s")
+        .unwrap();
+    let ring = c.key_ring().unwrap();
+    let now = unix_now();
+    assert_eq!(ring.current(now).unwrap().id, 2);
+    // The retiring key travels too, with its end, so tokens minted before still verify.
+    let retiring = ring.records().into_iter().find(|r| r.id == 1).unwrap();
+    assert!(retiring.retire_at.is_some());
+    let new = ring
+        .mint("m", ParticipantRole::Presenter, 600, now)
+        .unwrap();
+    assert_eq!(try_session(&client, &t, &new).await, Ok(()), "new key");
+    assert_eq!(
+        try_session(&client, &t, &old).await,
+        Ok(()),
+        "old key in the overlap"
+    );
+    // A connector that connects later gets the same ring.
+    let (late, _) = t.echo_connector(&[]).await;
+    assert_eq!(
+        late.key_ring().unwrap().records(),
+        c.key_ring().unwrap().records()
+    );
+}

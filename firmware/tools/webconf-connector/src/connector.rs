@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use session_key::wire::{self, SessionHeader, ALPN_INTERNAL, MAX_PAYLOAD, REGISTERED, SESSION};
-use tokio::sync::{mpsc, Mutex};
+use session_key::wire::{
+    self, SessionHeader, ALPN_INTERNAL, KEYS, MAX_PAYLOAD, REGISTERED, SESSION,
+};
+use session_key::KeyRing;
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 use webconf_link::server::IncomingStream;
 use webconf_link::{LinkError, SessionRecv, SessionSend, CONTROL_PATH, SESSION_PATH};
@@ -32,9 +35,13 @@ pub enum ConnectorError {
 pub struct Connector {
     streams: Mutex<mpsc::Receiver<IncomingStream>>,
     control_send: SessionSend,
-    control_recv: SessionRecv,
+    /// REGISTERED answers, from the control reader.
+    registered: mpsc::Receiver<u16>,
+    /// The session-key ring the edge pushed last.
+    keys: watch::Receiver<Option<Arc<KeyRing>>>,
     /// Moves the link's bytes; aborting it closes the connection.
     driver: JoinHandle<LinkError>,
+    control_reader: JoinHandle<()>,
     remote: SocketAddr,
 }
 
@@ -130,14 +137,22 @@ impl Connector {
                 ));
             }
         };
+        let (registered_tx, registered) = mpsc::channel(4);
+        let (keys_tx, mut keys) = watch::channel(None);
+        let control_reader = tokio::spawn(read_control(control.recv, registered_tx, keys_tx));
         let mut c = Connector {
             streams: Mutex::new(streams),
             control_send: control.send,
-            control_recv: control.recv,
+            registered,
+            keys: keys.clone(),
             driver,
+            control_reader,
             remote: edge,
         };
         c.register(conferences).await?;
+        // The edge pushes its key ring right after the first registration: wait for it, so
+        // a connector can mint as soon as it is connected.
+        let _ = tokio::time::timeout(CONNECT_TIMEOUT, keys.wait_for(Option::is_some)).await;
         Ok(c)
     }
 
@@ -146,14 +161,26 @@ impl Connector {
         let frame = wire::encode_register(conferences)
             .map_err(|e| ConnectorError::Protocol(e.to_string()))?;
         self.control_send.write_all(&frame).await?;
-        let mut buf = Vec::new();
-        let (kind, payload) = read_frame(&mut self.control_recv, &mut buf).await?;
-        if kind != REGISTERED || payload.len() != 2 {
-            return Err(ConnectorError::Protocol(format!(
-                "expected REGISTERED, got frame {kind:#04x}"
-            )));
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.registered.recv()).await {
+            Ok(Some(count)) => Ok(count),
+            Ok(None) => Err(ConnectorError::Closed(
+                "the control stream ended before REGISTERED".into(),
+            )),
+            Err(_) => Err(ConnectorError::Protocol(format!(
+                "no REGISTERED within {CONNECT_TIMEOUT:?}"
+            ))),
         }
-        Ok(u16::from_be_bytes([payload[0], payload[1]]))
+    }
+
+    /// The session-key ring the edge pushed last (at connect, then at every rotation);
+    /// `None` only if the edge has pushed none.
+    pub fn key_ring(&self) -> Option<Arc<KeyRing>> {
+        self.keys.borrow().clone()
+    }
+
+    /// Follows the pushed key ring: `changed()` wakes at each push.
+    pub fn key_updates(&self) -> watch::Receiver<Option<Arc<KeyRing>>> {
+        self.keys.clone()
     }
 
     /// The next client session.
@@ -214,6 +241,7 @@ impl Connector {
 
     /// Closes the connection (the edge closes the sessions it carried at once).
     pub async fn close(&self) {
+        self.control_reader.abort();
         self.driver.abort();
         // Let the runtime drop the connection before returning.
         tokio::task::yield_now().await;
@@ -226,7 +254,50 @@ impl Connector {
 
 impl Drop for Connector {
     fn drop(&mut self) {
+        self.control_reader.abort();
         self.driver.abort();
+    }
+}
+
+/// Reads the control stream for as long as the link lives: REGISTERED answers go to
+/// `register`, KEYS pushes replace the ring.
+async fn read_control(
+    mut recv: SessionRecv,
+    registered: mpsc::Sender<u16>,
+    keys: watch::Sender<Option<Arc<KeyRing>>>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let (kind, payload) = match read_frame(&mut recv, &mut buf).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(target: "webconf_connector", error = %e, "control stream ended");
+                return;
+            }
+        };
+        match kind {
+            REGISTERED if payload.len() == 2 => {
+                let _ = registered
+                    .send(u16::from_be_bytes([payload[0], payload[1]]))
+                    .await;
+            }
+            KEYS => match wire::parse_keys(&payload)
+                .map_err(|e| e.to_string())
+                .and_then(|records| KeyRing::from_records(records).map_err(|e| e.to_string()))
+            {
+                Ok(ring) => {
+                    tracing::info!(target: "webconf_connector", keys = ring.records().len(), "session keys received from the edge");
+                    keys.send_replace(Some(Arc::new(ring)));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "webconf_connector", error = %e, "bad KEYS frame from the edge; keeping the previous ring");
+                }
+            },
+            other => {
+                tracing::warn!(target: "webconf_connector", kind = other, "unexpected control frame from the edge");
+                return;
+            }
+        }
     }
 }
 

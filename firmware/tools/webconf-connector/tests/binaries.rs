@@ -59,10 +59,12 @@ async fn demo_bundle_binaries_and_a_killed_connector() {
     );
     assert_eq!(mode & 0o077, 0, "session keys are private to the owner");
 
+    let pushed = dir.path().join("pushed-keys.json");
     let mut connector = Command::new(CONNECTOR)
         .args(["serve", "--bundle"])
         .arg(&bundle)
-        .args(["--conference", "demo"])
+        .args(["--conference", "demo", "--keys-out"])
+        .arg(&pushed)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -77,6 +79,44 @@ async fn demo_bundle_binaries_and_a_killed_connector() {
     assert!(up, "the connector process registered");
 
     let token = mint(&bundle, "demo");
+    // The ring the edge pushed over the link is written for `mint --keys-file`, owner-only.
+    let mut written = false;
+    for _ in 0..250 {
+        if pushed.exists() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(written, "the pushed key ring was written");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&pushed).unwrap().permissions())
+            & 0o077,
+        0
+    );
+    let out = Command::new(CONNECTOR)
+        .args(["mint", "--keys-file"])
+        .arg(&pushed)
+        .args(["--conference", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_push = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!from_push.is_empty());
+    let b = Bundle::load(&bundle).unwrap();
+    let tls = webconf_connector::pem::client_config(&b.ca_pem, None, &[]).unwrap();
+    let mut s = Client::new(&tls, &b.server_name)
+        .unwrap()
+        .connect_tls(b.external, "demo", &from_push)
+        .await
+        .expect("a token minted from the pushed ring is admitted");
+    s.send(b"pushed").await.unwrap();
+    assert_eq!(s.recv_exact(6).await.unwrap(), b"pushed");
+    s.close().await.unwrap();
     for quic in [false, true] {
         let mut cmd = tokio::process::Command::new(CLIENT);
         cmd.arg("--bundle").arg(&bundle).args([

@@ -31,7 +31,7 @@ struct ServeArgs {
     /// other option).
     #[arg(long)]
     bundle: Option<PathBuf>,
-    /// The edge's internal address (QUIC).
+    /// The edge's internal address (TCP, mutual TLS).
     #[arg(long)]
     edge: Option<SocketAddr>,
     #[arg(long, default_value = "localhost")]
@@ -47,6 +47,10 @@ struct ServeArgs {
     /// Conferences hosted here (repeat); none: serve any conference as a pool member.
     #[arg(long = "conference")]
     conferences: Vec<String>,
+    /// Keep this key-ring file up to date with the keys the edge pushes (at connect and at
+    /// every rotation), for `mint --keys-file`. Written whole and renamed into place, 0600.
+    #[arg(long)]
+    keys_out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -102,6 +106,23 @@ async fn serve(a: ServeArgs) -> Result<()> {
         &[session_key::wire::ALPN_INTERNAL],
     )?;
     let c = Connector::connect(edge, &name, tls, &a.conferences).await?;
+    if let Some(path) = a.keys_out.clone() {
+        let mut updates = c.key_updates();
+        tokio::spawn(async move {
+            loop {
+                let ring = updates.borrow_and_update().clone();
+                if let Some(ring) = ring {
+                    match write_keys_file(&path, &ring.records()) {
+                        Ok(()) => eprintln!("session keys written to {}", path.display()),
+                        Err(e) => eprintln!("webconf-connector: {e:#}"),
+                    }
+                }
+                if updates.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     eprintln!(
         "connected to {} ; hosting {} ; echoing client sessions (Ctrl-C to stop)",
         c.remote_address(),
@@ -115,6 +136,26 @@ async fn serve(a: ServeArgs) -> Result<()> {
         e = c.serve_echo() => bail!("connection to the edge ended: {e}"),
         _ = tokio::signal::ctrl_c() => { c.close().await; Ok(()) }
     }
+}
+
+/// Writes the ring as `mint --keys-file` reads it: a temporary file beside the target,
+/// owner-only, renamed over it, so a concurrent `mint` reads the old ring or the new one.
+fn write_keys_file(path: &std::path::Path, keys: &[SessionSecret]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(keys)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&text)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
 }
 
 fn mint(a: MintArgs) -> Result<()> {
