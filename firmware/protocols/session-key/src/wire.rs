@@ -1,18 +1,19 @@
 //! Frames of the Web Conferencing Edge, on both legs.
 //!
 //! Every frame is `type u8 | length u16 (big-endian) | payload`. One format for the client
-//! leg (TLS or QUIC, ALPN [`ALPN_CLIENT`]) and the internal leg (QUIC with mutual TLS,
-//! ALPN [`ALPN_INTERNAL`]) keeps one parser, tested once.
+//! leg (TLS or QUIC, ALPN [`ALPN_CLIENT`]) and the internal leg (HTTP/2 streams over TLS with
+//! mutual authentication, ALPN [`ALPN_INTERNAL`]) keeps one parser, tested once.
 //!
 //! Client leg: the client sends [`HELLO`] (conference id and session key); the edge answers
 //! [`ACCEPT`] or [`CLOSE`] with a [`CloseCode`]; after that both sides send [`DATA`] and
 //! either may end with [`CLOSE`]. Framing the data lets the edge tell a TLS client *why*
 //! a session ended (server gone, idle, draining), which a bare TCP close cannot.
 //!
-//! Internal leg: the conferencing server opens one control stream and sends [`REGISTER`]
-//! with the conferences it hosts; the edge answers [`REGISTERED`]. Each admitted client
+//! Internal leg: the edge opens one control stream, on which the conferencing server sends
+//! [`REGISTER`] with the conferences it hosts; the edge answers [`REGISTERED`] and pushes
+//! its session-key ring ([`KEYS`]) then and at every rotation. Each admitted client
 //! session arrives as a new stream opened by the edge, starting with [`SESSION`], then raw
-//! bytes both ways (QUIC streams already frame, flow-control and reset independently).
+//! bytes both ways (HTTP/2 streams already frame, flow-control and reset independently).
 
 use crate::keyring::{from_hex, to_hex, SessionSecret};
 use crate::token::{check_conference_id, ParticipantRole, MAX_CONFERENCE_ID, MAX_TOKEN_TEXT};

@@ -13,7 +13,7 @@ use session_key::{KeyRing, SessionSecret};
 /// `endpoints.json` of a bundle.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BundleEndpoints {
-    /// Where conferencing servers connect (QUIC, mutual TLS).
+    /// Where conferencing servers connect (TCP, mutual TLS).
     pub internal: String,
     /// Where meeting clients connect (TLS and QUIC).
     pub external: String,

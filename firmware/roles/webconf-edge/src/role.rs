@@ -240,7 +240,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     tokio::spawn(external::quic_accept_loop(ext_quic.clone(), shared.clone()));
     tokio::spawn(internal::accept_loop(tcp_int, shared.clone()));
     tracing::info!(target: "webconf_edge", external = %external_addr, internal = %internal_addr,
-        "web conferencing edge listening (TLS+QUIC external, TLS mutual internal)");
+        "web conferencing edge listening (TLS+QUIC external, mutual TLS internal)");
     let stop = shared.stop_accepting.clone();
     let edge = Arc::new(WebconfEdge {
         shared,
