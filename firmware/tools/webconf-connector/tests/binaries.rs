@@ -32,10 +32,12 @@ async fn start_edge(bundle: &Path, store_dir: &Path) -> Arc<webconf_edge::Webcon
     webconf_edge::start_edge(ctx).await.unwrap()
 }
 
-fn mint(bundle: &Path, conference: &str) -> String {
+/// Runs `webconf-connector mint` with the key source `from` (`--bundle DIR` or
+/// `--keys-file FILE`); returns the token.
+fn mint_from(from: &str, path: &Path, conference: &str) -> String {
     let out = Command::new(CONNECTOR)
-        .args(["mint", "--bundle"])
-        .arg(bundle)
+        .args(["mint", from])
+        .arg(path)
         .args(["--conference", conference, "--role", "presenter"])
         .output()
         .unwrap();
@@ -45,6 +47,10 @@ fn mint(bundle: &Path, conference: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn mint(bundle: &Path, conference: &str) -> String {
+    mint_from("--bundle", bundle, conference)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,18 +100,7 @@ async fn demo_bundle_binaries_and_a_killed_connector() {
             & 0o077,
         0
     );
-    let out = Command::new(CONNECTOR)
-        .args(["mint", "--keys-file"])
-        .arg(&pushed)
-        .args(["--conference", "demo"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let from_push = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let from_push = mint_from("--keys-file", &pushed, "demo");
     assert!(!from_push.is_empty());
     let b = Bundle::load(&bundle).unwrap();
     let tls = webconf_connector::pem::client_config(&b.ca_pem, None, &[]).unwrap();
