@@ -135,18 +135,24 @@ impl Role for DisabledRole {
 /// a listening socket cannot move while it is in use (and after privileges are dropped,
 /// ports below 1024 cannot be bound again), so edged reports the change instead.
 pub fn listener_changes(owner: &str, old: &Config, new: &Config) -> Vec<String> {
-    let pick = |c: &Config| -> Vec<(String, SocketAddr)> {
+    // One key can set several sockets (the A/V Edge listens on both sides, UDP and TCP,
+    // with one port key), so a socket is known by key, side, protocol and transport, and
+    // one is unchanged when the same socket exists at the same address.
+    let pick = |c: &Config| {
         c.sockets()
             .into_iter()
             .filter(|s| s.owner == owner)
-            .map(|s| (s.key, s.addr))
-            .collect()
+            .map(|s| ((s.key, s.side, s.protocol, s.transport), s.addr))
+            .collect::<Vec<_>>()
     };
     let (a, b) = (pick(old), pick(new));
     let mut out = Vec::new();
-    for (key, addr) in &b {
-        match a.iter().find(|(k, _)| k == key) {
-            Some((_, old_addr)) if old_addr == addr => {}
+    for socket @ (id, addr) in &b {
+        if a.contains(socket) {
+            continue;
+        }
+        let key = &id.0;
+        match a.iter().find(|old @ (i, _)| i == id && !b.contains(old)) {
             Some((_, old_addr)) => out.push(format!(
                 "{key}: listener moves from {old_addr} to {addr}; restart edged to rebind"
             )),
@@ -155,10 +161,11 @@ pub fn listener_changes(owner: &str, old: &Config, new: &Config) -> Vec<String> 
             )),
         }
     }
-    for (key, addr) in &a {
-        if !b.iter().any(|(k, _)| k == key) {
+    for (id, addr) in &a {
+        if !b.iter().any(|(i, _)| i == id) {
             out.push(format!(
-                "{key}: listener {addr} is removed; restart edged to close it"
+                "{}: listener {addr} is removed; restart edged to close it",
+                id.0
             ));
         }
     }
@@ -197,6 +204,23 @@ mod tests {
             "access_edge.remote_users_port: listener moves from 127.0.0.1:10443 to 127.0.0.1:20443"
         ));
         assert!(listener_changes("webconf_edge", &old, &new).is_empty());
+    }
+
+    #[test]
+    fn a_key_that_sets_sockets_on_both_sides_is_not_reported_unchanged() {
+        // av_edge.udp_port sets a listener on each side: an unrelated change moves neither.
+        let old = Config::embedded_default();
+        let mut new = old.clone();
+        new.av_edge.realm = "other.example".into();
+        assert!(listener_changes("av_edge", &old, &new).is_empty());
+        new.av_edge.udp_port = 13478;
+        let lines = listener_changes("av_edge", &old, &new);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines
+            .iter()
+            .all(|l| l.starts_with("av_edge.udp_port: listener moves from")
+                && l.contains(":3478 to ")
+                && l.contains(":13478")));
     }
 
     #[test]
