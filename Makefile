@@ -31,7 +31,7 @@ run: build
 	@exec target/debug/edged --data-dir $(RUN_DIR) --admin-socket $(RUN_DIR)/admin.sock --banner
 
 build:
-	$(CARGO) build -p edged -p edgectl
+	$(CARGO) build -p edged -p edgectl -p webconf-connector
 
 clean-run:
 	rm -rf $(RUN_DIR)

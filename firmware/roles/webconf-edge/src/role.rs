@@ -410,6 +410,38 @@ impl Role for WebconfEdge {
         NAME
     }
 
+    /// The demo: a bundle for the reference connector, the connector, and a client.
+    fn hints(&self) -> Vec<String> {
+        let configured = self
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .webconf_edge
+            .connector_bundle_dir
+            .clone();
+        let mut out = vec![format!(
+            "Web Conferencing Edge (meeting clients on {}, conferencing servers on {}):",
+            self.external_addr, self.internal_addr
+        )];
+        let dir = match configured {
+            Some(dir) => dir.display().to_string(),
+            None => {
+                let dir = "/tmp/edged-webconf".to_string();
+                out.push(format!(
+                    "  edgectl config set webconf_edge.connector_bundle_dir {dir}   (the edge writes a demo connector bundle there)"
+                ));
+                dir
+            }
+        };
+        out.push(format!(
+            "  target/debug/webconf-connector serve --bundle {dir} --conference demo &"
+        ));
+        out.push(format!(
+            "  target/debug/webconf-client --bundle {dir} --conference demo --token \"$(target/debug/webconf-connector mint --bundle {dir} --conference demo)\" [--quic]"
+        ));
+        out
+    }
+
     fn status(&self) -> RoleStatus {
         let health = if self.shared.stop_accepting.is_cancelled() {
             Health::Draining
