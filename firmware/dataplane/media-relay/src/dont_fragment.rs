@@ -85,8 +85,14 @@ pub fn set(sock: &impl AsRawFd, ipv4: bool) -> io::Result<()> {
 
 /// Whether a socket sends with "do not fragment" (tests and diagnostics).
 pub fn is_set(sock: &impl AsRawFd, ipv4: bool) -> io::Result<bool> {
+    Ok(option_value(sock, ipv4)? == df_value(ipv4))
+}
+
+/// The socket's raw DF option (IP_MTU_DISCOVER or IPV6_DONTFRAG), for tests and
+/// diagnostics that check a value is restored exactly.
+pub fn option_value(sock: &impl AsRawFd, ipv4: bool) -> io::Result<i32> {
     let (level, name) = option(ipv4);
-    Ok(get_int_option(sock, level, name)? == df_value(ipv4))
+    get_int_option(sock, level, name)
 }
 
 fn df_value(ipv4: bool) -> i32 {

@@ -5,10 +5,9 @@
 //! datagrams that socket sends.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use media_relay::{Command, RelayPlane};
+use media_relay::{dont_fragment, Command, RelayPlane};
 use stun_core::{attr, Class, MessageEncoder, Method, TransactionId};
 
 mod common;
@@ -33,54 +32,17 @@ fn send_indication(peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> Vec
     enc.finish().to_vec()
 }
 
-/// The socket's DF option: IP_MTU_DISCOVER for IPv4, IPV6_DONTFRAG for IPv6.
+/// The relay socket's DF option, as the kernel applies it to what the socket sends.
 fn df_option(sock: &UdpSocket) -> i32 {
-    let (level, name) = if addr(sock).is_ipv4() {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
-    } else {
-        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG)
-    };
-    let mut value: i32 = -1;
-    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
-    // SAFETY: the descriptor is open for the call; `value` and `len` outlive it and `len`
-    // holds the size of `value`.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
-    value
-}
-
-fn set_df_option(sock: &UdpSocket, value: i32) {
-    let (level, name) = if addr(sock).is_ipv4() {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
-    } else {
-        (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG)
-    };
-    // SAFETY: as in `df_option`.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+    dont_fragment::option_value(sock, addr(sock).is_ipv4())
+        .unwrap_or_else(|e| panic!("getsockopt: {e}"))
 }
 
 /// One allocation on a fresh plane, with `peer` permitted; returns the plane, the client,
 /// the listener and a duplicate of the relay socket's descriptor.
 fn allocation(
     relay_bind: &str,
-    created_df: Option<i32>,
+    created_with_df: bool,
     peer: &UdpSocket,
 ) -> (RelayPlane, UdpSocket, SocketAddr, UdpSocket) {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
@@ -96,8 +58,8 @@ fn allocation(
         "127.0.0.1:0"
     });
     let relay = relay_socket(relay_bind);
-    if let Some(value) = created_df {
-        set_df_option(&relay, value);
+    if created_with_df {
+        dont_fragment::set(&relay, addr(&relay).is_ipv4()).unwrap_or_else(|e| panic!("{e}"));
     }
     let observer = relay.try_clone().unwrap_or_else(|e| panic!("dup: {e}"));
     for c in [
@@ -148,7 +110,7 @@ fn send_with_dont_fragment_sets_df_and_without_restores_it() {
         };
         drop(probe);
         let peer = udp(peer_bind);
-        let (plane, client, listener, observer) = allocation(relay_bind, None, &peer);
+        let (plane, client, listener, observer) = allocation(relay_bind, false, &peer);
         let created = df_option(&observer);
         assert_ne!(
             created, df_value,
@@ -191,8 +153,7 @@ fn send_with_dont_fragment_sets_df_and_without_restores_it() {
 #[test]
 fn allocation_created_with_dont_fragment_keeps_df_on_every_send() {
     let peer = udp("127.0.0.1:0");
-    let (plane, client, listener, observer) =
-        allocation("127.0.0.1:0", Some(libc::IP_PMTUDISC_DO), &peer);
+    let (plane, client, listener, observer) = allocation("127.0.0.1:0", true, &peer);
     for (n, df) in [(1, false), (2, true), (3, false)] {
         relay_one(&client, listener, &peer, df, n);
         assert_eq!(df_option(&observer), libc::IP_PMTUDISC_DO, "Send {n}");
