@@ -11,7 +11,7 @@ use media_relay::{dont_fragment, Command, RelayPlane};
 use stun_core::{attr, Class, MessageEncoder, Method, TransactionId};
 
 mod common;
-use common::{addr, plane_config, relay_socket, udp};
+use common::{addr, install, plane_config, relay_socket, udp};
 
 fn send_indication(peer: SocketAddr, payload: &[u8], dont_fragment: bool) -> Vec<u8> {
     let mut out = Vec::new();
@@ -63,14 +63,7 @@ fn allocation(
     }
     let observer = relay.try_clone().unwrap_or_else(|e| panic!("dup: {e}"));
     for c in [
-        Command::Install {
-            id: 1,
-            client: addr(&client),
-            listener: 0,
-            relay,
-            relay_v6: None,
-            bandwidth_bytes_per_sec: 0,
-        },
+        install(1, &client, relay),
         Command::Permit {
             id: 1,
             peer: addr(peer).ip(),

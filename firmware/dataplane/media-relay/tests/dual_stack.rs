@@ -10,7 +10,7 @@ use media_relay::{Command, RelayPlane};
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 
 mod common;
-use common::{addr, plane_config, relay_socket, udp};
+use common::{addr, install, plane_config, relay_socket, udp};
 
 fn start() -> (RelayPlane, edged_metrics::Registry) {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
@@ -168,14 +168,7 @@ fn single_family_allocation_drops_the_other_family() {
     let peer4 = udp("127.0.0.1:0");
     let id = 8;
     let cmds = [
-        Command::Install {
-            id,
-            client: addr(&client),
-            listener: 0,
-            relay: relay_socket("127.0.0.1:0"),
-            relay_v6: None,
-            bandwidth_bytes_per_sec: 0,
-        },
+        install(id, &client, relay_socket("127.0.0.1:0")),
         Command::Permit {
             id,
             peer: addr(&peer6).ip(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use media_relay::{Command, Realtime, RelayPlane};
 
 mod common;
-use common::{addr, plane_config, relay_socket, udp};
+use common::{addr, install, plane_config, relay_socket, udp};
 
 /// Scheduling policy (field 41 of /proc/.../stat) of this process's thread named `name`.
 fn policy_of(name: &str) -> Option<u32> {
@@ -50,14 +50,7 @@ fn fifo_and_locked_memory_when_permitted() {
     let peer = udp("127.0.0.1:0");
     let relay = relay_socket("127.0.0.1:0");
     let cmds = [
-        Command::Install {
-            id: 1,
-            client: addr(&client),
-            listener: 0,
-            relay,
-            relay_v6: None,
-            bandwidth_bytes_per_sec: 0,
-        },
+        install(1, &client, relay),
         Command::Permit {
             id: 1,
             peer: addr(&peer).ip(),

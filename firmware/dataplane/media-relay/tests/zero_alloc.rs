@@ -35,7 +35,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 mod common;
-use common::{addr, plane_config, relay_socket, udp};
+use common::{addr, install, plane_config, relay_socket, udp};
 
 #[test]
 fn relaying_allocates_nothing() {
@@ -51,14 +51,7 @@ fn relaying_allocates_nothing() {
     let relay_addr = addr(&relay);
     let id = 1;
     let cmds = [
-        Command::Install {
-            id,
-            client: addr(&client),
-            listener: 0,
-            relay,
-            relay_v6: None,
-            bandwidth_bytes_per_sec: 0,
-        },
+        install(id, &client, relay),
         Command::Permit {
             id,
             peer: addr(&peer).ip(),
@@ -192,14 +185,7 @@ fn relaying_allocates_nothing() {
     let relay2_addr = addr(&relay2);
     let id2 = 2;
     let cmds = [
-        Command::Install {
-            id: id2,
-            client: addr(&client2),
-            listener: 0,
-            relay: relay2,
-            relay_v6: None,
-            bandwidth_bytes_per_sec: 0,
-        },
+        install(id2, &client2, relay2),
         Command::Permit {
             id: id2,
             peer: addr(&peer).ip(),

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use media_relay::{PeerGuard, PlaneConfig};
+use media_relay::{AllocationId, Command, PeerGuard, PlaneConfig};
 
 /// A blocking test endpoint (client or peer) with a read timeout, so a lost packet fails
 /// the test instead of hanging it.
@@ -35,5 +35,18 @@ pub fn plane_config(metrics: edged_metrics::Registry) -> PlaneConfig {
         socket_buffer_bytes: 1 << 20,
         guard: PeerGuard::default(),
         metrics,
+    }
+}
+
+/// Installs an allocation for `client` on the plane's first listener: one relay socket,
+/// no bandwidth cap.
+pub fn install(id: AllocationId, client: &UdpSocket, relay: UdpSocket) -> Command {
+    Command::Install {
+        id,
+        client: addr(client),
+        listener: 0,
+        relay,
+        relay_v6: None,
+        bandwidth_bytes_per_sec: 0,
     }
 }
