@@ -124,18 +124,28 @@ mod tests {
 
     #[test]
     fn send_indication_is_recognised() {
-        let mut out = Vec::new();
         let peer: SocketAddr = "198.51.100.1:9".parse().unwrap_or_else(|_| unreachable!());
-        let mut enc = stun_core::MessageEncoder::new(
-            &mut out,
-            Method::SEND,
-            Class::Indication,
-            stun_core::TransactionId([1; 12]),
-        );
-        enc.add_xor_address(attr::XOR_PEER_ADDRESS, peer)
-            .and_then(|e| e.add_raw(attr::DATA, b"abc"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let bytes = enc.finish().to_vec();
+        let send = |dont_fragment: bool| {
+            let mut out = Vec::new();
+            let mut enc = stun_core::MessageEncoder::new(
+                &mut out,
+                Method::SEND,
+                Class::Indication,
+                stun_core::TransactionId([1; 12]),
+            );
+            enc.add_xor_address(attr::XOR_PEER_ADDRESS, peer)
+                .and_then(|e| {
+                    if dont_fragment {
+                        e.add_raw(attr::DONT_FRAGMENT, &[])
+                    } else {
+                        Ok(e)
+                    }
+                })
+                .and_then(|e| e.add_raw(attr::DATA, b"abc"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            enc.finish().to_vec()
+        };
+        let bytes = send(false);
         match classify_stun(&bytes) {
             ClientPacket::Send(p, d, df) => {
                 assert_eq!(p, peer);
@@ -145,19 +155,8 @@ mod tests {
             _ => panic!("not a send"),
         }
         // The same with DONT-FRAGMENT.
-        let mut out = Vec::new();
-        let mut enc = stun_core::MessageEncoder::new(
-            &mut out,
-            Method::SEND,
-            Class::Indication,
-            stun_core::TransactionId([1; 12]),
-        );
-        enc.add_xor_address(attr::XOR_PEER_ADDRESS, peer)
-            .and_then(|e| e.add_raw(attr::DONT_FRAGMENT, &[]))
-            .and_then(|e| e.add_raw(attr::DATA, b"abc"))
-            .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
-            classify_stun(enc.finish()),
+            classify_stun(&send(true)),
             ClientPacket::Send(_, b"abc", true)
         ));
         // A Binding request goes to the control plane; a truncated Send is dropped.
