@@ -425,6 +425,14 @@ fn echo_through(data: &mut TcpStream, at_peer: &mut TcpStream, payload: &[u8]) {
     assert_eq!(back, payload);
 }
 
+/// A Connect request for `peer` on a TCP allocation's control connection.
+fn connect(control: &mut Client<TcpWire>, peer: SocketAddr) -> Answer {
+    control.request(Method::CONNECT, &|e| {
+        e.add_xor_address(attr::XOR_PEER_ADDRESS, peer)?;
+        Ok(())
+    })
+}
+
 fn tcp_peer() -> TcpListener {
     TcpListener::bind("127.0.0.3:0").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -436,10 +444,7 @@ async fn tcp_allocation_connect_and_connection_bind() {
     let relay = tcp_allocate(&mut control);
     let listener = tcp_peer();
     let peer_addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let a = control.request(Method::CONNECT, &|e| {
-        e.add_xor_address(attr::XOR_PEER_ADDRESS, peer_addr)?;
-        Ok(())
-    });
+    let a = connect(&mut control, peer_addr);
     assert!(a.ok(), "Connect: {:?}", a.code);
     let id = connection_id(&a);
     let (mut at_peer, from) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
@@ -448,10 +453,7 @@ async fn tcp_allocation_connect_and_connection_bind() {
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap_or_else(|e| panic!("{e}"));
     // A second Connect to the same peer: 446.
-    let a = control.request(Method::CONNECT, &|e| {
-        e.add_xor_address(attr::XOR_PEER_ADDRESS, peer_addr)?;
-        Ok(())
-    });
+    let a = connect(&mut control, peer_addr);
     assert_eq!(a.code, Some(446));
     // ChannelBind is for UDP allocations.
     assert_eq!(control.bind(0x4000, peer_addr).code, Some(400));
@@ -547,23 +549,12 @@ async fn tcp_allocation_errors() {
     let h = start(|_| {}).await;
     let mut control = Client::new(TcpWire::new(h.tcp));
     // Connect before any allocation.
-    let a = control.request(Method::CONNECT, &|e| {
-        e.add_xor_address(
-            attr::XOR_PEER_ADDRESS,
-            "127.0.0.3:9".parse().unwrap_or_else(|_| unreachable!()),
-        )?;
-        Ok(())
-    });
-    assert_eq!(a.code, Some(437));
-    tcp_allocate(&mut control);
-    let connect = |c: &mut Client<TcpWire>, peer: &str| {
+    let connect_code = |c: &mut Client<TcpWire>, peer: &str| {
         let peer: SocketAddr = peer.parse().unwrap_or_else(|_| panic!("{peer}"));
-        c.request(Method::CONNECT, &|e| {
-            e.add_xor_address(attr::XOR_PEER_ADDRESS, peer)?;
-            Ok(())
-        })
-        .code
+        connect(c, peer).code
     };
+    assert_eq!(connect_code(&mut control, "127.0.0.3:9"), Some(437));
+    tcp_allocate(&mut control);
     // The peer policy applies to Connect.
     for forbidden in [
         "10.0.0.1:80",
@@ -571,18 +562,26 @@ async fn tcp_allocation_errors() {
         "[::ffff:10.0.0.1]:80",
         "0.0.0.0:80",
     ] {
-        assert_eq!(connect(&mut control, forbidden), Some(403), "{forbidden}");
+        assert_eq!(
+            connect_code(&mut control, forbidden),
+            Some(403),
+            "{forbidden}"
+        );
     }
     let own = format!("127.0.0.1:{}", h.tcp.port());
-    assert_eq!(connect(&mut control, &own), Some(403), "own service port");
+    assert_eq!(
+        connect_code(&mut control, &own),
+        Some(403),
+        "own service port"
+    );
     // Nobody listens: 447.
     let closed = {
         let l = tcp_peer();
         l.local_addr().unwrap_or_else(|e| panic!("{e}"))
     };
-    assert_eq!(connect(&mut control, &closed.to_string()), Some(447));
+    assert_eq!(connect_code(&mut control, &closed.to_string()), Some(447));
     // ...and a later Connect to that peer is allowed to try again.
-    assert_eq!(connect(&mut control, &closed.to_string()), Some(447));
+    assert_eq!(connect_code(&mut control, &closed.to_string()), Some(447));
     // ConnectionBind with an unknown id, and over UDP.
     let mut d = Client::new(TcpWire::new(h.tcp));
     let a = d.request(Method::CONNECTION_BIND, &|e| {
@@ -599,7 +598,7 @@ async fn tcp_allocation_errors() {
     // Connect on a UDP allocation.
     let mut udp_alloc = Client::new(TcpWire::new(h.tcp));
     udp_alloc.allocate();
-    assert_eq!(connect(&mut udp_alloc, "127.0.0.3:9"), Some(400));
+    assert_eq!(connect_code(&mut udp_alloc, "127.0.0.3:9"), Some(400));
     h.role.drain(Duration::from_millis(10)).await;
 }
 
@@ -612,10 +611,7 @@ async fn tcp_allocation_caps_its_peer_connections() {
     let peers: Vec<TcpListener> = (0..33).map(|_| tcp_peer()).collect();
     for (i, l) in peers.iter().enumerate() {
         let at = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let a = control.request(Method::CONNECT, &|e| {
-            e.add_xor_address(attr::XOR_PEER_ADDRESS, at)?;
-            Ok(())
-        });
+        let a = connect(&mut control, at);
         let want = if i < 32 { None } else { Some(508) };
         assert_eq!(a.code, want, "Connect number {}", i + 1);
     }
@@ -629,10 +625,7 @@ fn tcp_transfer_both_ways(h: &Harness, each: usize) -> Duration {
     tcp_allocate(&mut control);
     let listener = tcp_peer();
     let peer_addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let a = control.request(Method::CONNECT, &|e| {
-        e.add_xor_address(attr::XOR_PEER_ADDRESS, peer_addr)?;
-        Ok(())
-    });
+    let a = connect(&mut control, peer_addr);
     assert!(a.ok(), "Connect: {:?}", a.code);
     let (mut at_peer, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
     let mut data = data_connection(h.tcp, connection_id(&a));
