@@ -1,12 +1,12 @@
 //! Moves one admitted session's bytes: framed on the client leg, raw on the server stream.
 
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use edged_role::DrainToken;
 use session_key::wire::{self, CLOSE, DATA, HEADER_LEN, MAX_PAYLOAD, RECORD_FRIENDLY_PAYLOAD};
 use session_key::CloseCode;
-use std::io::IoSlice;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

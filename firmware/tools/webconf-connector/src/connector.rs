@@ -91,7 +91,7 @@ impl Connector {
     ) -> Result<Connector, ConnectorError> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|e| ConnectorError::Connect(format!("server name {server_name}: {e}")))?;
-        let (streams, driver) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let (mut streams, driver) = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let tcp = tokio::net::TcpStream::connect(edge)
                 .await
                 .map_err(|e| ConnectorError::Connect(format!("{edge}: {e}")))?;
@@ -113,7 +113,6 @@ impl Connector {
             ConnectorError::Connect(format!("{edge}: no answer in {CONNECT_TIMEOUT:?}"))
         })??;
         let driver = tokio::spawn(driver);
-        let mut streams = streams;
         let control = match tokio::time::timeout(CONNECT_TIMEOUT, streams.recv()).await {
             Ok(Some(s)) if s.path == CONTROL_PATH => s,
             Ok(Some(s)) => {
