@@ -13,6 +13,8 @@ pub(crate) struct ThreadCounters {
     pub dropped_no_allocation: Counter,
     pub dropped_no_permission: Counter,
     pub dropped_malformed: Counter,
+    /// Datagrams from clients longer than the relay takes (`CLIENT_MAX_PAYLOAD`).
+    pub dropped_oversize: Counter,
     pub dropped_bandwidth: Counter,
     pub dropped_send_error: Counter,
     pub control_forwarded: Counter,
@@ -23,6 +25,8 @@ pub(crate) struct ThreadCounters {
     pub receive_batches_peer: Counter,
     pub send_batches_client: Counter,
     pub send_batches_peer: Counter,
+    /// GSO messages sent: each carried two datagrams or more of one flow.
+    pub gso_sends: Counter,
 }
 
 impl ThreadCounters {
@@ -64,6 +68,7 @@ impl ThreadCounters {
             dropped_no_allocation: dropped("no_allocation"),
             dropped_no_permission: dropped("no_permission"),
             dropped_malformed: dropped("malformed_channel_data"),
+            dropped_oversize: dropped("oversize"),
             dropped_bandwidth: dropped("bandwidth"),
             dropped_send_error: dropped("send_error"),
             control_forwarded: metrics.counter(
@@ -76,6 +81,11 @@ impl ThreadCounters {
             receive_batches_peer: batches("receive", "peer"),
             send_batches_client: batches("send", "client"),
             send_batches_peer: batches("send", "peer"),
+            gso_sends: metrics.counter(
+                "edged_av_edge_gso_sends_total",
+                "UDP GSO messages of the relay threads (each two datagrams or more of one flow)",
+                &[("thread", &t)],
+            ),
         }
     }
 }
@@ -92,6 +102,7 @@ pub(crate) struct Tally {
     pub dropped_no_allocation: u64,
     pub dropped_no_permission: u64,
     pub dropped_malformed: u64,
+    pub dropped_oversize: u64,
     pub dropped_bandwidth: u64,
     pub dropped_send_error: u64,
     pub control_forwarded: u64,
@@ -100,6 +111,7 @@ pub(crate) struct Tally {
     pub receive_batches_peer: u64,
     pub send_batches_client: u64,
     pub send_batches_peer: u64,
+    pub gso_sends: u64,
 }
 
 impl Tally {
@@ -113,6 +125,7 @@ impl Tally {
             (&mut self.dropped_no_allocation, &to.dropped_no_allocation),
             (&mut self.dropped_no_permission, &to.dropped_no_permission),
             (&mut self.dropped_malformed, &to.dropped_malformed),
+            (&mut self.dropped_oversize, &to.dropped_oversize),
             (&mut self.dropped_bandwidth, &to.dropped_bandwidth),
             (&mut self.dropped_send_error, &to.dropped_send_error),
             (&mut self.control_forwarded, &to.control_forwarded),
@@ -121,6 +134,7 @@ impl Tally {
             (&mut self.receive_batches_peer, &to.receive_batches_peer),
             (&mut self.send_batches_client, &to.send_batches_client),
             (&mut self.send_batches_peer, &to.send_batches_peer),
+            (&mut self.gso_sends, &to.gso_sends),
         ];
         for (local, shared) in pairs {
             if *local != 0 {

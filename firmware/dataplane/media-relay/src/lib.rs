@@ -20,4 +20,5 @@ mod table;
 mod worker;
 
 pub use command::{AllocationId, Command};
+pub use mmsg::gso_supported;
 pub use plane::{ControlPacket, PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};

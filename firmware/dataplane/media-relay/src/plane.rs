@@ -32,6 +32,10 @@ pub struct PlaneConfig {
     pub socket_buffer_bytes: usize,
     /// Never forwarded to: the appliance's own addresses outside the relay port range.
     pub guard: PeerGuard,
+    /// Shortest relay-thread turn that moved traffic, at light and at heavy load: a light
+    /// turn is followed by a sleep so the next handles more datagrams (see the worker).
+    /// Zero turns pacing off.
+    pub pacing: (std::time::Duration, std::time::Duration),
     pub metrics: Registry,
 }
 
@@ -290,6 +294,7 @@ impl RelayPlane {
                 stop: stop.clone(),
                 guard: guard.clone(),
                 allocations,
+                pacing: config.pacing,
             });
         }
 

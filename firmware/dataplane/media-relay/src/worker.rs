@@ -2,16 +2,25 @@
 //! wake-up eventfd, with the command queue drained on every turn.
 //!
 //! I/O is batched: a ready socket is drained with `recvmmsg` (one call returns everything
-//! queued, where reading packet by packet would end with a wasted EAGAIN read), and every
-//! frame going back to clients during one turn leaves through its listener in one
-//! `sendmmsg`. Frames to peers leave one `sendto` each: every allocation has its own relay
-//! socket, and `sendmmsg` cannot span sockets.
+//! queued, where reading packet by packet would end with a wasted EAGAIN read). What
+//! clients send during a turn collects in a window of up to `CLIENT_WINDOW` datagrams and
+//! leaves at the end of the turn, grouped per relay socket and peer: a flow's consecutive
+//! payloads go out as one UDP GSO message. Frames back to clients leave through their
+//! listener the same way.
+//!
+//! A turn that moved traffic lasts at least the pacing time (a sleep after a light turn):
+//! at a few hundred microseconds, each turn then handles dozens of datagrams instead of
+//! one. Fewer wake-ups of this thread, and sends in bursts, which wake each receiver once
+//! per burst rather than once per datagram. A busy thread never sleeps: its turns are
+//! longer than the pacing time anyway. The pacing adapts to the load (see `Pacing`): when
+//! the thread's flows are fast enough that a longer turn holds several datagrams of each,
+//! turns stretch to the longest pacing and GSO sends those datagrams together.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::channel;
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
@@ -21,7 +30,7 @@ use crate::command::Command;
 use crate::counters::{Tally, ThreadCounters};
 use crate::dont_fragment::DfState;
 use crate::forward::{build_data_indication, classify_stun, ClientPacket, PAYLOAD_OFFSET};
-use crate::mmsg::{RecvSlots, SendQueue};
+use crate::mmsg::{gso_supported, RecvSlots, SendQueue, MAX_PAYLOAD};
 use crate::plane::{ControlPacket, PeerGuard};
 use crate::table::{family_index, Allocation, Bucket, Table};
 
@@ -29,12 +38,15 @@ const TOKEN_WAKE: u64 = u64::MAX;
 /// Relay socket tokens start here: `RELAY_BASE + 2 * slot + family`; below are listener
 /// indexes.
 const RELAY_BASE: u64 = 1 << 32;
-/// Datagrams per `recvmmsg`/`sendmmsg`.
+/// Datagrams per `recvmmsg`, and the slots for datagrams from peers.
 const BATCH: usize = 64;
-/// Batches read from a listener shard per readiness event before looking at the other
-/// sockets, so a busy listener cannot starve the relay sockets (level-triggered epoll
-/// reports it again if more is queued).
-const LISTENER_BATCHES: usize = 4;
+/// Datagrams from clients collected per turn before they leave: the wider the window, the
+/// more payloads of one flow a GSO message carries under load. It is also what one
+/// readiness event of a listener may read before the other sockets get their turn.
+const CLIENT_WINDOW: usize = 512;
+/// Largest datagram taken from a client: a jumbo frame's payload. Media never comes close;
+/// longer datagrams are dropped and counted as malformed.
+pub(crate) const CLIENT_MAX_PAYLOAD: usize = 9_216;
 
 pub(crate) struct Worker {
     pub index: usize,
@@ -47,6 +59,57 @@ pub(crate) struct Worker {
     pub stop: Arc<AtomicBool>,
     pub guard: Arc<PeerGuard>,
     pub allocations: Arc<std::sync::atomic::AtomicUsize>,
+    /// Shortest turn that moved traffic, at light and at heavy load (zero: no pacing).
+    pub pacing: (Duration, Duration),
+}
+
+/// How often the pacing looks at the packet rate again.
+const PACING_REVIEW: Duration = Duration::from_millis(100);
+/// Datagrams per flow and turn from which stretching turns to the longest pacing pays:
+/// from two on, GSO sends them as one.
+const GROUPING_PAYS: f64 = 2.0;
+
+/// Adaptive turn pacing: the short pacing keeps latency low where longer turns would buy
+/// nothing (many slow flows, such as 50-packet-per-second audio: a flow has at most one
+/// datagram in any turn), the long one lets GSO group the datagrams of fast flows.
+struct Pacing {
+    light: Duration,
+    heavy: Duration,
+    current: Duration,
+    since: Instant,
+    moved: u64,
+}
+
+impl Pacing {
+    fn new((light, heavy): (Duration, Duration)) -> Self {
+        Pacing {
+            light,
+            heavy: heavy.max(light),
+            current: light,
+            since: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Counts a turn's datagrams; every `PACING_REVIEW` decides the pacing from the rate
+    /// and the number of allocations (flows) the thread carries.
+    #[inline]
+    fn account(&mut self, moved: u64, now: Instant, flows: usize) {
+        self.moved += moved;
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed < PACING_REVIEW {
+            return;
+        }
+        let rate = self.moved as f64 / elapsed.as_secs_f64();
+        let per_flow_in_heavy_turn = rate * self.heavy.as_secs_f64() / flows.max(1) as f64;
+        self.current = if per_flow_in_heavy_turn >= GROUPING_PAYS {
+            self.heavy
+        } else {
+            self.light
+        };
+        self.since = now;
+        self.moved = 0;
+    }
 }
 
 /// xorshift64*: Data indication transaction ids only need to differ, not to be secret.
@@ -70,8 +133,10 @@ impl Ids {
 /// The thread's packet-path state, allocated once when the thread starts.
 struct Path {
     table: Table,
-    /// Datagrams from clients (listener shards).
+    /// Datagrams from clients (listener shards), kept until the turn's flush.
     from_clients: RecvSlots,
+    /// Slots of `from_clients` in use this turn.
+    client_slots_used: usize,
     /// Datagrams from peers; frames to clients are built in place here and stay until the
     /// turn's `sendmmsg`.
     from_peers: RecvSlots,
@@ -92,18 +157,25 @@ impl Worker {
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
+        let gso = self
+            .listeners
+            .first()
+            .is_some_and(|l| gso_supported(l.as_fd()));
+        tracing::debug!(target: "av_edge", thread = self.index, gso, "relay thread I/O");
         let mut path = Path {
             table: Table::default(),
-            from_clients: RecvSlots::new(BATCH),
-            from_peers: RecvSlots::new(BATCH),
+            from_clients: RecvSlots::new(CLIENT_WINDOW, CLIENT_MAX_PAYLOAD),
+            client_slots_used: 0,
+            from_peers: RecvSlots::new(BATCH, MAX_PAYLOAD),
             peer_slots_used: 0,
-            to_clients: SendQueue::new(BATCH),
-            to_peers: SendQueue::new(BATCH),
+            to_clients: SendQueue::new(BATCH, gso),
+            to_peers: SendQueue::new(CLIENT_WINDOW, gso),
             tally: Tally::default(),
             ids: Ids(seed | 1),
             now: Instant::now(),
         };
         let mut events = [EpollEvent::empty(); 256];
+        let mut pacing = Pacing::new(self.pacing);
         while !self.stop.load(Ordering::Relaxed) {
             let ready = match self.epoll.wait(&mut events, 200u16) {
                 Ok(n) => n,
@@ -127,8 +199,17 @@ impl Worker {
                     t => self.on_client_datagrams(t as usize, &mut path),
                 }
             }
+            free_client_window(&mut path);
             self.flush_to_clients(&mut path);
+            let moved = path.tally.to_peer_packets + path.tally.to_client_packets;
             path.tally.publish(&self.counters);
+            pacing.account(moved, path.now, path.table.len());
+            if moved > 0 && !pacing.current.is_zero() {
+                let spent = path.now.elapsed();
+                if spent < pacing.current {
+                    std::thread::sleep(pacing.current - spent);
+                }
+            }
         }
         tracing::debug!(target: "av_edge", thread = self.index, "relay thread stopped");
     }
@@ -266,17 +347,30 @@ impl Worker {
         let Some(sock) = self.listeners.get(listener) else {
             return;
         };
-        for _ in 0..LISTENER_BATCHES {
-            let received = match path.from_clients.recv(sock.as_fd(), 0..BATCH) {
+        let mut budget = CLIENT_WINDOW;
+        while budget > 0 {
+            if path.client_slots_used == CLIENT_WINDOW {
+                // The slots are reused by the next read: everything queued leaves now.
+                free_client_window(path);
+            }
+            let first = path.client_slots_used;
+            let want = (CLIENT_WINDOW - first).min(BATCH).min(budget);
+            let received = match path.from_clients.recv(sock.as_fd(), first..first + want) {
                 Ok(n) => n,
                 Err(_) => return,
             };
+            path.client_slots_used += received;
+            budget -= want;
             if received > 0 {
                 path.tally.receive_batches_client += 1;
             }
-            for i in 0..received {
+            for i in first..first + received {
                 let (len, from) = path.from_clients.datagram(i);
                 let Some(from) = from else { continue };
+                if path.from_clients.truncated(i) {
+                    path.tally.dropped_oversize += 1;
+                    continue;
+                }
                 let packet = &path.from_clients.slot(i)[PAYLOAD_OFFSET..PAYLOAD_OFFSET + len];
                 let Some(out) = self.client_datagram(
                     listener,
@@ -297,9 +391,7 @@ impl Worker {
                     path.tally.dropped_send_error += 1;
                 }
             }
-            // The slots are reused by the next read: everything queued leaves now.
-            flush_to_peers(path);
-            if received < BATCH {
+            if received < want {
                 return;
             }
         }
@@ -474,6 +566,7 @@ fn flush(queue: &mut SendQueue, slots: &RecvSlots, listeners: &[UdpSocket], tall
         listeners.get(key as usize).map(AsRawFd::as_raw_fd)
     });
     tally.send_batches_client += done.calls;
+    tally.gso_sends += done.gso_messages;
     tally.to_client_packets += done.packets;
     tally.to_client_bytes += done.bytes;
     tally.dropped_send_error += done.errors;
@@ -558,8 +651,14 @@ fn relay_key(slot: usize, family: usize) -> u64 {
     (slot as u64) << 1 | family as u64
 }
 
-/// Sends the payloads queued from the current client batch, one `sendmmsg` per run of
-/// payloads for the same relay socket.
+/// Sends the payloads queued from the client window. The slots stay in use: only the end
+/// of a turn or a full window frees them (`free_client_window`), since a flush can also
+/// come in the middle of a batch (a DF switch) whose later payloads still point into them.
+fn free_client_window(path: &mut Path) {
+    flush_to_peers(path);
+    path.client_slots_used = 0;
+}
+
 fn flush_to_peers(path: &mut Path) {
     if path.to_peers.is_empty() {
         return;
@@ -571,7 +670,54 @@ fn flush_to_peers(path: &mut Path) {
         Some(relay.as_raw_fd())
     });
     path.tally.send_batches_peer += done.calls;
+    path.tally.gso_sends += done.gso_messages;
     path.tally.to_peer_packets += done.packets;
     path.tally.to_peer_bytes += done.bytes;
     path.tally.dropped_send_error += done.errors;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIGHT: Duration = Duration::from_micros(300);
+    const HEAVY: Duration = Duration::from_micros(2_000);
+
+    /// Feeds `pps` for `flows` flows over two review periods; returns the pacing chosen.
+    fn pacing_for(pps: u64, flows: usize) -> Duration {
+        let mut p = Pacing::new((LIGHT, HEAVY));
+        let start = p.since;
+        for step in 1..=20u64 {
+            let now = start + PACING_REVIEW * step as u32 / 10;
+            p.account(pps * PACING_REVIEW.as_millis() as u64 / 10_000, now, flows);
+        }
+        p.current
+    }
+
+    #[test]
+    fn pacing_stays_short_for_many_slow_flows() {
+        // 1,000 audio flows at 50 packets/s each way: 0.2 datagrams per flow in 2 ms.
+        assert_eq!(pacing_for(100_000, 1_000), LIGHT);
+        // Idle.
+        assert_eq!(pacing_for(0, 10), LIGHT);
+    }
+
+    #[test]
+    fn pacing_stretches_when_flows_are_fast_enough_to_group() {
+        // 100 flows at 1,500 packets/s: 3 datagrams per flow in 2 ms.
+        assert_eq!(pacing_for(150_000, 100), HEAVY);
+        // And returns once the load goes.
+        let mut p = Pacing::new((LIGHT, HEAVY));
+        let t0 = p.since;
+        p.account(15_000, t0 + PACING_REVIEW, 100);
+        assert_eq!(p.current, HEAVY);
+        p.account(10, t0 + PACING_REVIEW * 2, 100);
+        assert_eq!(p.current, LIGHT);
+    }
+
+    #[test]
+    fn heavy_pacing_is_never_below_light() {
+        let p = Pacing::new((HEAVY, LIGHT));
+        assert_eq!(p.heavy, HEAVY);
+    }
 }

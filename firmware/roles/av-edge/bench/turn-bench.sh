@@ -112,8 +112,12 @@ else
   MEM=(--allocations 5000 --rate 1 --size 172 --seconds 2)
 fi
 
+# This machine's timings drift by tens of percent over minutes: the full run takes each
+# scenario ROUNDS times, coturn and edged alternating, and compares the sums.
+ROUNDS=${ROUNDS:-$([[ $MODE == smoke ]] && echo 1 || echo 2)}
+
 printf "%-28s %-7s %8s %10s %12s %7s %9s %8s %8s %9s %9s\n" scenario server cpu_s received pkts_per_cpu_s loss% srv_drops p50_us p99_us allocs/s kB/alloc
-declare -A PER_CPU
+declare -A CPU RECV
 for scenario in audio sat172 sat1200 memory; do
   case $scenario in
     audio) args=("${AUDIO[@]}"); label="audio ${AUDIO[1]}x50pps x172B";;
@@ -121,19 +125,26 @@ for scenario in audio sat172 sat1200 memory; do
     sat1200) args=("${SAT_LARGE[@]}"); label="saturation ${SAT_LARGE[1]} x1200B";;
     memory) args=("${MEM[@]}"); label="memory ${MEM[1]} allocations";;
   esac
-  for server in coturn edged; do
-    if [[ $server == coturn ]]; then pid=$COTURN_PID port=$COTURN_PORT; else pid=$EDGED_PID port=$EDGED_PORT; fi
-    result=$(run "$pid" "$port" "${args[@]}") || exit 1
-    read -r cpu recv loss p50 p99 aps mem drops <<<"$result"
-    per=$(awk -v r="$recv" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", r/c; else print "inf" }')
-    per_alloc=$(awk -v m="$mem" -v n="${args[1]}" 'BEGIN{ printf "%.2f", (m > 0 ? m : 0)/n }')
-    PER_CPU[$scenario.$server]=$per
-    printf "%-28s %-7s %8s %10s %12s %7s %9s %8s %8s %9s %9s\n" "$label" $server "$cpu" "$recv" "$per" "$loss" "$drops" "$p50" "$p99" "$aps" "$per_alloc"
-    sleep 1
+  rounds=$ROUNDS
+  [[ $scenario == memory ]] && rounds=1
+  for ((round = 1; round <= rounds; round++)); do
+    for server in coturn edged; do
+      if [[ $server == coturn ]]; then pid=$COTURN_PID port=$COTURN_PORT; else pid=$EDGED_PID port=$EDGED_PORT; fi
+      result=$(run "$pid" "$port" "${args[@]}") || exit 1
+      read -r cpu recv loss p50 p99 aps mem drops <<<"$result"
+      per=$(awk -v r="$recv" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", r/c; else print "inf" }')
+      per_alloc=$(awk -v m="$mem" -v n="${args[1]}" 'BEGIN{ printf "%.2f", (m > 0 ? m : 0)/n }')
+      CPU[$scenario.$server]=$(awk -v a="${CPU[$scenario.$server]:-0}" -v b="$cpu" 'BEGIN{print a + b}')
+      RECV[$scenario.$server]=$(( ${RECV[$scenario.$server]:-0} + recv ))
+      printf "%-28s %-7s %8s %10s %12s %7s %9s %8s %8s %9s %9s\n" "$label" $server "$cpu" "$recv" "$per" "$loss" "$drops" "$p50" "$p99" "$aps" "$per_alloc"
+      sleep 1
+    done
   done
 done
 echo
 for scenario in audio sat172 sat1200; do
-  awk -v s=$scenario -v e="${PER_CPU[$scenario.edged]}" -v c="${PER_CPU[$scenario.coturn]}" \
-    'BEGIN{ if (c > 0 && e != "inf") printf "%-8s edged/coturn forwarded packets per CPU-second: %.2fx\n", s, e/c; else printf "%-8s ratio not measurable (server CPU below clock resolution)\n", s }'
+  awk -v s=$scenario -v n="$ROUNDS" \
+    -v er="${RECV[$scenario.edged]}" -v ec="${CPU[$scenario.edged]}" \
+    -v cr="${RECV[$scenario.coturn]}" -v cc="${CPU[$scenario.coturn]}" \
+    'BEGIN{ if (cc > 0 && ec > 0) printf "%-8s edged/coturn forwarded packets per CPU-second: %.2fx (%.0f vs %.0f, %d round(s))\n", s, (er/ec)/(cr/cc), er/ec, cr/cc, n; else printf "%-8s ratio not measurable (server CPU below clock resolution)\n", s }'
 done

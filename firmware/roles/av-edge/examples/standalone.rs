@@ -2,6 +2,9 @@
 //! loopback address, one long-term user, everything else at its defaults.
 //!
 //! `standalone <udp addr> <user> <password> <realm> <relay threads> [allowed range...]`
+//!
+//! `EDGED_RELAY_PACING_US` and `EDGED_RELAY_PACING_MAX_US` override
+//! `av_edge.relay_pacing_us` and `av_edge.relay_pacing_max_us`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +60,20 @@ async fn main() {
         av.max_allocations_per_user = 200_000;
         av.unauthenticated_rate_per_sec = 1_000_000;
         av.allowed_peer_ranges = args[5..].to_vec();
+        // Benchmarks compare pacing settings without a config file.
+        if let Some(us) = std::env::var("EDGED_RELAY_PACING_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            av.relay_pacing_us = us;
+            av.relay_pacing_max_us = av.relay_pacing_max_us.max(us);
+        }
+        if let Some(us) = std::env::var("EDGED_RELAY_PACING_MAX_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            av.relay_pacing_max_us = us;
+        }
         config.validate().map_err(|e| e.to_string())?;
         Credentials::open(store.clone())
             .and_then(|c| c.put_user(&args[1], &args[3], &args[2]))

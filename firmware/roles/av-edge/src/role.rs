@@ -77,6 +77,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
                 relay_ports: Some(relay_ports.clone()),
             },
             metrics: ctx.metrics.clone(),
+            pacing: (
+                std::time::Duration::from_micros(u64::from(cfg.relay_pacing_us)),
+                std::time::Duration::from_micros(u64::from(cfg.relay_pacing_max_us)),
+            ),
         },
         control_tx,
         Realtime {

@@ -35,6 +35,7 @@ pub fn plane_config(metrics: edged_metrics::Registry) -> PlaneConfig {
         socket_buffer_bytes: 1 << 20,
         guard: PeerGuard::default(),
         metrics,
+        pacing: (std::time::Duration::ZERO, std::time::Duration::ZERO),
     }
 }
 

@@ -43,6 +43,15 @@ pub struct AvEdgeConfig {
     pub relay_realtime_priority: u8,
     /// Lock edged's memory (mlockall) so the packet path never takes a page fault.
     pub relay_lock_memory: bool,
+    /// Shortest turn of a relay thread that moved traffic, in microseconds: after a light
+    /// turn the thread sleeps out the rest, so the next turn handles many datagrams in
+    /// one go (fewer wake-ups, sends in bursts). Adds at most this much latency; 0 turns
+    /// pacing off.
+    pub relay_pacing_us: u32,
+    /// The same for fast flows, in microseconds: when a turn this long would hold two or
+    /// more datagrams of every flow, turns stretch to it and each flow's datagrams leave
+    /// as one GSO send. At least `relay_pacing_us`.
+    pub relay_pacing_max_us: u32,
     /// Peer ranges (CIDR) the relay may reach although they are private: the internal
     /// networks where the organisation's clients live. Everything private is denied otherwise.
     pub allowed_peer_ranges: Vec<String>,
@@ -82,6 +91,8 @@ impl Default for AvEdgeConfig {
             relay_cores: Vec::new(),
             relay_realtime_priority: 0,
             relay_lock_memory: false,
+            relay_pacing_us: 300,
+            relay_pacing_max_us: 2_000,
             allowed_peer_ranges: Vec::new(),
             max_allocations: 20_000,
             max_allocations_per_user: 20,
@@ -119,6 +130,21 @@ impl AvEdgeConfig {
             errs.push(
                 "av_edge.relay_realtime_priority",
                 "must be 0 (off) or a SCHED_FIFO priority 1 to 99",
+            );
+        }
+        if self.relay_pacing_us > 5_000 {
+            errs.push(
+                "av_edge.relay_pacing_us",
+                "must be 0 (off) to 5000 microseconds: more would add audible latency",
+            );
+        }
+        if self.relay_pacing_max_us > 5_000 || self.relay_pacing_max_us < self.relay_pacing_us {
+            errs.push(
+                "av_edge.relay_pacing_max_us",
+                format!(
+                    "must be {} (relay_pacing_us) to 5000 microseconds",
+                    self.relay_pacing_us
+                ),
             );
         }
         if self.relay_port_min == 0 || self.relay_port_min > self.relay_port_max {
