@@ -170,3 +170,28 @@ fn newer_schema_is_refused() {
     let errs = Config::from_toml(&text).unwrap_err();
     assert_eq!(errs.0[0].key, "schema_version");
 }
+
+#[test]
+fn relay_pacing_is_bounded_and_ordered() {
+    let mut c = Config::embedded_default();
+    assert_eq!(
+        (c.av_edge.relay_pacing_us, c.av_edge.relay_pacing_max_us),
+        (300, 2_000)
+    );
+    c.av_edge.relay_pacing_us = 0;
+    c.av_edge.relay_pacing_max_us = 0;
+    assert!(c.validate().is_ok(), "pacing off is valid");
+    c.av_edge.relay_pacing_us = 800;
+    c.av_edge.relay_pacing_max_us = 500;
+    let errs = c.validate().unwrap_err();
+    let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["av_edge.relay_pacing_max_us"]);
+    c.av_edge.relay_pacing_us = 6_000;
+    c.av_edge.relay_pacing_max_us = 6_000;
+    let errs = c.validate().unwrap_err();
+    let keys: Vec<&str> = errs.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["av_edge.relay_pacing_us", "av_edge.relay_pacing_max_us"]
+    );
+}
