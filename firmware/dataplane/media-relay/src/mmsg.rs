@@ -47,8 +47,9 @@ pub fn gso_supported(fd: BorrowedFd<'_>) -> bool {
     rc == 0
 }
 
-/// The preallocated `mmsghdr`/`iovec`/`sockaddr_storage` arrays of the receive slots:
-/// header `i` always describes slot `i`, its address lives in `names[i]`.
+/// Preallocated `mmsghdr`/`iovec`/`sockaddr_storage` arrays. For the receive slots, header
+/// `i` always describes slot `i` and its address lives in `names[i]`; a send queue lays
+/// its messages out in them anew for every flush.
 struct Headers {
     iov: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
@@ -219,22 +220,20 @@ pub(crate) struct SendQueue {
     pending: Vec<Pending>,
     /// Flush order: indexes into `pending`, grouped by socket and destination.
     order: Vec<usize>,
-    /// One iovec per frame, in message order; they point into the slots passed to `flush`,
-    /// only for the duration of that call.
-    iov: Vec<libc::iovec>,
-    /// Per message: destination, header, GSO control buffer, socket key, and the range of
-    /// its frames in `iov`.
-    names: Vec<libc::sockaddr_storage>,
-    hdrs: Vec<libc::mmsghdr>,
+    /// `iov`: one iovec per frame, in message order, pointing into the slots passed to
+    /// `flush` only for the duration of that call. `names` and `hdrs`: per message, its
+    /// destination and header.
+    headers: Headers,
+    /// Per message: GSO control buffer, socket key, and the range of its frames in `iov`.
     cmsgs: Vec<Cmsg>,
     sockets: Vec<u64>,
     frames: Vec<Range<usize>>,
     gso: bool,
 }
 
-// SAFETY: the raw pointers in `hdrs` and `iov` are rewritten by every `flush` before its
-// system calls and point only into this value's own arrays and the slots borrowed by that
-// call; nothing aliases them across threads.
+// SAFETY: the control buffer pointers in `headers` are rewritten by every `flush`, like
+// the others (see `Headers`), and point only into this value's own arrays and the slots
+// borrowed by that call; nothing aliases them across threads.
 unsafe impl Send for SendQueue {}
 
 /// What a flush did, for the counters.
@@ -256,18 +255,7 @@ impl SendQueue {
         SendQueue {
             pending: Vec::with_capacity(count),
             order: Vec::with_capacity(count),
-            iov: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                count
-            ],
-            // SAFETY: all-zero bytes are a valid sockaddr_storage and a valid mmsghdr (null
-            // pointers, zero lengths).
-            names: vec![unsafe { std::mem::zeroed() }; count],
-            // SAFETY: as above.
-            hdrs: vec![unsafe { std::mem::zeroed() }; count],
+            headers: Headers::new(count),
             cmsgs: vec![Cmsg([0; CMSG_ROOM]); count],
             sockets: vec![0; count],
             frames: vec![0..0; count],
@@ -373,7 +361,7 @@ impl SendQueue {
             for (j, &i) in self.order[k..end].iter().enumerate() {
                 let p = pending[i];
                 let in_bounds = p.slot < slots.capacity() && p.start + p.len <= slots.slot_len;
-                self.iov[k + j] = libc::iovec {
+                self.headers.iov[k + j] = libc::iovec {
                     // SAFETY: checked in bounds of `slots.buf` just above; a frame out of
                     // bounds (never queued by the worker) is sent as an empty datagram.
                     iov_base: if in_bounds {
@@ -385,11 +373,11 @@ impl SendQueue {
                 };
             }
             let m = messages;
-            let namelen = sockaddr::encode(first.to, &mut self.names[m]);
-            let h = &mut self.hdrs[m];
-            h.msg_hdr.msg_name = (&mut self.names[m] as *mut libc::sockaddr_storage).cast();
+            let namelen = sockaddr::encode(first.to, &mut self.headers.names[m]);
+            let h = &mut self.headers.hdrs[m];
+            h.msg_hdr.msg_name = (&mut self.headers.names[m] as *mut libc::sockaddr_storage).cast();
             h.msg_hdr.msg_namelen = namelen;
-            h.msg_hdr.msg_iov = &mut self.iov[k];
+            h.msg_hdr.msg_iov = &mut self.headers.iov[k];
             h.msg_hdr.msg_iovlen = (end - k) as _;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
@@ -429,7 +417,7 @@ impl SendQueue {
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
-                    self.hdrs.as_mut_ptr().add(next),
+                    self.headers.hdrs.as_mut_ptr().add(next),
                     (end - next) as libc::c_uint,
                     // The flags are c_int on glibc and c_uint on musl.
                     libc::MSG_DONTWAIT as _,
@@ -462,7 +450,7 @@ impl SendQueue {
             for m in next..next + n as usize {
                 let frames = self.frames[m].len() as u64;
                 done.packets += frames;
-                done.bytes += u64::from(self.hdrs[m].msg_len);
+                done.bytes += u64::from(self.headers.hdrs[m].msg_len);
                 if frames > 1 {
                     done.gso_messages += 1;
                 }
@@ -473,7 +461,7 @@ impl SendQueue {
 
     /// Sends message `m`, a single datagram, with `sendto`.
     fn send_single(&mut self, fd: libc::c_int, m: usize, done: &mut Flushed) {
-        let iov = self.iov[self.frames[m].start];
+        let iov = self.headers.iov[self.frames[m].start];
         loop {
             // SAFETY: the iovec points at slot memory borrowed for the duration of `flush`
             // and the address storage holds `msg_namelen` valid bytes.
@@ -483,8 +471,8 @@ impl SendQueue {
                     iov.iov_base,
                     iov.iov_len,
                     libc::MSG_DONTWAIT as _,
-                    (&self.names[m] as *const libc::sockaddr_storage).cast(),
-                    self.hdrs[m].msg_hdr.msg_namelen,
+                    (&self.headers.names[m] as *const libc::sockaddr_storage).cast(),
+                    self.headers.hdrs[m].msg_hdr.msg_namelen,
                 )
             };
             if rc >= 0 {
@@ -505,9 +493,9 @@ impl SendQueue {
         for i in self.frames[m].clone() {
             // SAFETY: all-zero bytes are a valid msghdr.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = (&mut self.names[m] as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = self.hdrs[m].msg_hdr.msg_namelen;
-            msg.msg_iov = &mut self.iov[i];
+            msg.msg_name = (&mut self.headers.names[m] as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = self.headers.hdrs[m].msg_hdr.msg_namelen;
+            msg.msg_iov = &mut self.headers.iov[i];
             msg.msg_iovlen = 1;
             // SAFETY: `msg` points at this value's address storage and at iovec `i`, which
             // points at slot memory borrowed for the duration of `flush`.

@@ -6,10 +6,10 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use media_relay::{Command, RelayPlane};
+use media_relay::RelayPlane;
 
 mod common;
-use common::{addr, install, plane_config, relay_socket, udp};
+use common::{addr, bound_channel, plane_config, relay_socket, udp};
 
 /// Pacing long enough that a test sends a whole burst while the relay thread sleeps.
 const PACING: Duration = Duration::from_millis(5);
@@ -61,18 +61,7 @@ fn start() -> (RelayPlane, edged_metrics::Registry, Vec<Flow>) {
         let peer = udp("127.0.0.1:0");
         let relay = relay_socket("127.0.0.1:0");
         let relayed = addr(&relay);
-        for c in [
-            install(id, &client, relay),
-            Command::Permit {
-                id,
-                peer: addr(&peer).ip(),
-            },
-            Command::Bind {
-                id,
-                channel: CHANNEL,
-                peer: addr(&peer),
-            },
-        ] {
+        for c in bound_channel(id, &client, relay, addr(&peer), CHANNEL) {
             plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
         }
         flows.push(Flow {

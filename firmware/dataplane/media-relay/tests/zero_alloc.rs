@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use media_relay::{Command, RelayPlane};
+use media_relay::RelayPlane;
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 
 struct Counting;
@@ -35,7 +35,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 mod common;
-use common::{addr, install, plane_config, relay_socket, udp};
+use common::{addr, bound_channel, plane_config, relay_socket, udp};
 
 #[test]
 fn relaying_allocates_nothing() {
@@ -50,18 +50,7 @@ fn relaying_allocates_nothing() {
     let relay = relay_socket("127.0.0.1:0");
     let relay_addr = addr(&relay);
     let id = 1;
-    let cmds = [
-        install(id, &client, relay),
-        Command::Permit {
-            id,
-            peer: addr(&peer).ip(),
-        },
-        Command::Bind {
-            id,
-            channel: 0x4001,
-            peer: addr(&peer),
-        },
-    ];
+    let cmds = bound_channel(id, &client, relay, addr(&peer), 0x4001);
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -184,18 +173,7 @@ fn relaying_allocates_nothing() {
     let relay2 = relay_socket("127.0.0.1:0");
     let relay2_addr = addr(&relay2);
     let id2 = 2;
-    let cmds = [
-        install(id2, &client2, relay2),
-        Command::Permit {
-            id: id2,
-            peer: addr(&peer).ip(),
-        },
-        Command::Bind {
-            id: id2,
-            channel: 0x4002,
-            peer: addr(&peer),
-        },
-    ];
+    let cmds = bound_channel(id2, &client2, relay2, addr(&peer), 0x4002);
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }

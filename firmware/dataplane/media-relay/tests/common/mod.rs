@@ -51,3 +51,22 @@ pub fn install(id: AllocationId, client: &UdpSocket, relay: UdpSocket) -> Comman
         bandwidth_bytes_per_sec: 0,
     }
 }
+
+/// The commands for an allocation of `client` on the plane's first listener with a
+/// permission for `peer` and channel `channel` bound to it.
+pub fn bound_channel(
+    id: AllocationId,
+    client: &UdpSocket,
+    relay: UdpSocket,
+    peer: SocketAddr,
+    channel: u16,
+) -> [Command; 3] {
+    [
+        install(id, client, relay),
+        Command::Permit {
+            id,
+            peer: peer.ip(),
+        },
+        Command::Bind { id, channel, peer },
+    ]
+}
