@@ -56,8 +56,9 @@ struct Headers {
     hdrs: Vec<libc::mmsghdr>,
 }
 
-// SAFETY: the raw pointers inside `iov` and `hdrs` only ever point into their owner's own
-// heap buffers, which never move; nothing aliases them across threads.
+// SAFETY: the raw pointers inside `iov` and `hdrs` point only into heap buffers that never
+// move: the receive slots' own, or, in a send queue, its own arrays and the slots borrowed
+// by one `flush` (rewritten before each). Nothing aliases them across threads.
 unsafe impl Send for Headers {}
 
 impl Headers {
@@ -231,18 +232,13 @@ pub(crate) struct SendQueue {
     gso: bool,
 }
 
-// SAFETY: the control buffer pointers in `headers` are rewritten by every `flush`, like
-// the others (see `Headers`), and point only into this value's own arrays and the slots
-// borrowed by that call; nothing aliases them across threads.
-unsafe impl Send for SendQueue {}
-
 /// What a flush did, for the counters.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Flushed {
     pub packets: u64,
     pub bytes: u64,
     pub errors: u64,
-    /// `sendmmsg` calls that sent at least one datagram.
+    /// `sendmmsg`/`sendto` calls that sent at least one datagram.
     pub calls: u64,
     /// GSO messages sent (each carried two datagrams or more).
     pub gso_messages: u64,
@@ -538,6 +534,15 @@ mod tests {
         s
     }
 
+    /// Whether this kernel takes `UDP_SEGMENT`; says so when a test is skipped for it.
+    fn kernel_has_gso() -> bool {
+        let has = gso_supported(udp().as_fd());
+        if !has {
+            eprintln!("skipped: this kernel has no UDP GSO");
+        }
+        has
+    }
+
     fn addr(s: &UdpSocket) -> SocketAddr {
         s.local_addr().unwrap_or_else(|e| panic!("addr: {e}"))
     }
@@ -633,9 +638,7 @@ mod tests {
 
     #[test]
     fn gso_groups_runs_of_a_flow_and_keeps_their_order() {
-        let probe = udp();
-        if !gso_supported(probe.as_fd()) {
-            eprintln!("skipped: this kernel has no UDP GSO");
+        if !kernel_has_gso() {
             return;
         }
         let done = interleaved_flows_arrive_whole_and_in_order(true);
@@ -654,9 +657,7 @@ mod tests {
     /// A run longer than a GSO message may carry is split, not refused.
     #[test]
     fn long_runs_are_split_at_the_segment_limit() {
-        let probe = udp();
-        if !gso_supported(probe.as_fd()) {
-            eprintln!("skipped: this kernel has no UDP GSO");
+        if !kernel_has_gso() {
             return;
         }
         let count = GSO_MAX_SEGMENTS * 2 + 5;

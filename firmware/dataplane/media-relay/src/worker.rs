@@ -45,8 +45,8 @@ const BATCH: usize = 64;
 /// readiness event of a listener may read before the other sockets get their turn.
 const CLIENT_WINDOW: usize = 512;
 /// Largest datagram taken from a client: a jumbo frame's payload. Media never comes close;
-/// longer datagrams are dropped and counted as malformed.
-pub(crate) const CLIENT_MAX_PAYLOAD: usize = 9_216;
+/// longer datagrams are dropped and counted as `oversize`.
+const CLIENT_MAX_PAYLOAD: usize = 9_216;
 
 pub(crate) struct Worker {
     pub index: usize,
@@ -651,14 +651,16 @@ fn relay_key(slot: usize, family: usize) -> u64 {
     (slot as u64) << 1 | family as u64
 }
 
-/// Sends the payloads queued from the client window. The slots stay in use: only the end
-/// of a turn or a full window frees them (`free_client_window`), since a flush can also
-/// come in the middle of a batch (a DF switch) whose later payloads still point into them.
+/// Sends what the client window holds and frees its slots: at the end of a turn, or when
+/// the window is full.
 fn free_client_window(path: &mut Path) {
     flush_to_peers(path);
     path.client_slots_used = 0;
 }
 
+/// Sends the payloads queued from the client window. The slots stay in use: a flush can
+/// also come in the middle of a batch (a DF switch) whose later payloads still point into
+/// them, so only `free_client_window` frees them.
 fn flush_to_peers(path: &mut Path) {
     if path.to_peers.is_empty() {
         return;
