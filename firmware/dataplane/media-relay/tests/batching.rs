@@ -167,10 +167,19 @@ fn oversize_datagrams_from_clients_are_dropped_and_counted() {
         .send_to(&channel_frame(&payload(1, 1)), listener)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(recv(&f.peer), payload(1, 1));
-    let dropped = counter(
-        &metrics,
-        "edged_av_edge_dropped_packets_total",
-        &[("thread", "0"), ("reason", "oversize")],
-    );
+    // The thread publishes its counters at the end of the turn, just after its sends: the
+    // count may land a moment after the datagram does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let dropped = loop {
+        let n = counter(
+            &metrics,
+            "edged_av_edge_dropped_packets_total",
+            &[("thread", "0"), ("reason", "oversize")],
+        );
+        if n >= 1 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert_eq!(dropped, 1);
 }

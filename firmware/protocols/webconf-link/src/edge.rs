@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
+use crate::Pieces;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
 /// Opens streams on one link. Clones share the link.
 #[derive(Clone)]
 pub struct EdgeLink {
-    requests: h2::client::SendRequest<Bytes>,
+    requests: h2::client::SendRequest<Pieces>,
 }
 
 /// Runs HTTP/2 on `io`. Returns the link and its driver: the future that moves the link's
@@ -30,7 +30,7 @@ where
         .initial_connection_window_size(LINK_WINDOW)
         .max_frame_size(MAX_FRAME)
         .enable_push(false)
-        .handshake::<T, Bytes>(io)
+        .handshake::<T, Pieces>(io)
         .await?;
     let pings = connection
         .ping_pong()

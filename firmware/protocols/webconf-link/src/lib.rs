@@ -11,12 +11,14 @@
 //! `REGISTERED` on the control stream, `SESSION` and then raw bytes on a session stream.
 
 mod keepalive;
+mod pieces;
 mod stream;
 
 pub mod edge;
 pub mod server;
 
 pub use h2::Reason;
+pub use pieces::Pieces;
 pub use stream::{SessionRecv, SessionSend};
 
 use std::time::Duration;

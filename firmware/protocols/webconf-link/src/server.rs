@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
+use crate::Pieces;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -45,7 +45,7 @@ where
         .initial_connection_window_size(LINK_WINDOW)
         .max_frame_size(MAX_FRAME)
         .max_concurrent_streams(MAX_STREAMS)
-        .handshake::<T, Bytes>(io)
+        .handshake::<T, Pieces>(io)
         .await?;
     let pings = connection
         .ping_pong()

@@ -5,21 +5,26 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use crate::LinkError;
+use crate::{LinkError, Pieces};
 
 /// The sending half. Sends wait for flow-control credit, so a peer that does not read
 /// holds the sender back instead of growing a buffer.
 pub struct SessionSend {
-    inner: h2::SendStream<Bytes>,
+    inner: h2::SendStream<Pieces>,
 }
 
 impl SessionSend {
-    pub(crate) fn new(inner: h2::SendStream<Bytes>) -> Self {
+    pub(crate) fn new(inner: h2::SendStream<Pieces>) -> Self {
         Self { inner }
     }
 
     /// Sends `data`, in pieces as the peer's window allows.
-    pub async fn send(&mut self, mut data: Bytes) -> Result<(), LinkError> {
+    pub async fn send(&mut self, data: Bytes) -> Result<(), LinkError> {
+        self.send_pieces(data.into()).await
+    }
+
+    /// Sends several pieces as if they were one buffer, without joining them.
+    pub async fn send_pieces(&mut self, mut data: Pieces) -> Result<(), LinkError> {
         while !data.is_empty() {
             self.inner.reserve_capacity(data.len());
             let mut credit = self.inner.capacity();
@@ -43,7 +48,7 @@ impl SessionSend {
 
     /// Ends this direction normally (the peer reads the end of the stream).
     pub fn finish(&mut self) -> Result<(), LinkError> {
-        self.inner.send_data(Bytes::new(), true)?;
+        self.inner.send_data(Pieces::new(), true)?;
         Ok(())
     }
 

@@ -7,7 +7,10 @@
 //! a full handshake, an echo round trip and a close. haproxy checks no session key; the
 //! edge does, so this compares the transport cost with the edge carrying more work.
 //!
-//! Usage: webconf-bench [--smoke] [--seconds N]
+//! Usage: webconf-bench [--smoke] [--seconds N] [--rounds N]
+//!
+//! The full run takes three rounds of 10 s phases (about five minutes); `--smoke` one
+//! round of 2 s phases.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,12 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: webconf-bench [--smoke] [--seconds N] [--rounds N]");
+        println!("  edged's Web Conferencing Edge against haproxy (TLS termination, TCP proxy)");
+        println!("  full run: 3 rounds of 10 s phases; --smoke: 1 round of 2 s phases");
+        return Ok(());
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -56,12 +65,25 @@ fn main() -> Res<()> {
             let secs = arg_value(&args, "--seconds")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(if smoke { 2 } else { 10 });
-            rt.block_on(drive(Duration::from_secs(secs)))
+            let rounds = arg_value(&args, "--rounds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(if smoke { 1 } else { 3 })
+                .max(1);
+            rt.block_on(drive(Duration::from_secs(secs), rounds))
         }
     }
 }
 
 async fn serve_edge(dir: PathBuf) -> Res<()> {
+    // Warnings, and why a conferencing server's link ended, reach the run's output: a
+    // phase that fails then says what the edge saw.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,webconf_edge=info,webconf_link=info",
+        ))
+        .init();
     let store = edged_store::Store::open(&dir.join("edge.redb"))?;
     let mut config = edged_config::Config::embedded_default();
     config.webconf_edge.external_port = 0;
@@ -190,7 +212,7 @@ fn spawn_self(args: &[&str]) -> Res<Kill> {
         Command::new(std::env::current_exe()?)
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()?,
     ))
 }
@@ -282,11 +304,34 @@ async fn step<T, E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// What one phase moved and what it cost; phases of several rounds add up.
+#[derive(Clone, Copy, Default)]
 struct Measure {
-    per_sec: f64,
-    per_cpu_sec: f64,
-    /// Per CPU-second of the proxy and its backend together (the whole server side).
-    per_chain_cpu_sec: f64,
+    /// Bytes or sessions.
+    done: f64,
+    wall_s: f64,
+    /// CPU-seconds of the proxy process.
+    cpu_s: f64,
+    /// CPU-seconds of the proxy and its backend together (the whole server side).
+    chain_cpu_s: f64,
+}
+
+impl Measure {
+    fn add(&mut self, o: Measure) {
+        self.done += o.done;
+        self.wall_s += o.wall_s;
+        self.cpu_s += o.cpu_s;
+        self.chain_cpu_s += o.chain_cpu_s;
+    }
+    fn per_sec(&self) -> f64 {
+        self.done / self.wall_s
+    }
+    fn per_cpu_sec(&self) -> f64 {
+        self.done / self.cpu_s
+    }
+    fn per_chain_cpu_sec(&self) -> f64 {
+        self.done / self.chain_cpu_s
+    }
 }
 
 /// Runs `workers` loops for `dur`; each loop repeats `job` and adds what it returns.
@@ -317,15 +362,15 @@ where
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(pid) - cpu0).max(0.001);
     let chain = cpu + (cpu_seconds(backend) - backend0).max(0.0);
-    let n = total.load(Ordering::Relaxed) as f64;
     Ok(Measure {
-        per_sec: n / wall,
-        per_cpu_sec: n / cpu,
-        per_chain_cpu_sec: n / chain,
+        done: total.load(Ordering::Relaxed) as f64,
+        wall_s: wall,
+        cpu_s: cpu,
+        chain_cpu_s: chain,
     })
 }
 
-async fn drive(dur: Duration) -> Res<()> {
+async fn drive(dur: Duration, rounds: usize) -> Res<()> {
     if !edged_test_tools::require(&["haproxy"], "haproxy") {
         return Ok(());
     }
@@ -403,42 +448,60 @@ async fn drive(dur: Duration) -> Res<()> {
         return Err(format!("proxies not ready: {e}; haproxy says: {log}").into());
     }
 
-    let mut rows = Vec::new();
-    for (name, target, pid) in [
-        ("haproxy", hap_t.clone(), [haproxy.0.id(), echo.0.id()]),
+    let targets = [
+        ("haproxy", hap_t, [haproxy.0.id(), echo.0.id()]),
         (
             "haproxy+tls",
-            hap_tls_t.clone(),
+            hap_tls_t,
             [haproxy_tls.0.id(), tls_echo.0.id()],
         ),
-        ("edged", edge_t.clone(), [edge.0.id(), connector.0.id()]),
-    ] {
-        eprintln!("{name}: throughput");
-        let t = target.clone();
-        let thr = measure(pid, 8, dur, move || {
-            let t = t.clone();
-            async move {
-                t.session(
-                    0,
-                    4 * CHUNK,
-                    Some(Instant::now() + Duration::from_millis(500)),
-                )
-                .await
-            }
-        })
-        .await?;
-        eprintln!("{name}: new sessions");
-        let t = target.clone();
-        let sess = measure(pid, 16, dur, move || {
-            let t = t.clone();
-            async move { t.session(1, 32, None).await.map(|_| 1) }
-        })
-        .await?;
-        rows.push((name, thr, sess));
+        ("edged", edge_t, [edge.0.id(), connector.0.id()]),
+    ];
+    // Sums over the rounds, per target: (throughput, new sessions).
+    let mut rows = [(Measure::default(), Measure::default()); 3];
+    // This machine's speed drifts by tens of percent over a minute: the targets take turns,
+    // each round starting with a different one, and the table compares the sums. The
+    // per-round ratios show the spread.
+    let mut round_ratios = Vec::new();
+    for round in 0..rounds {
+        let mut this_round = [(Measure::default(), Measure::default()); 3];
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            let (name, target, pids) = &targets[i];
+            eprintln!("round {}/{rounds}, {name}: throughput", round + 1);
+            let t = target.clone();
+            let thr = measure(*pids, 8, dur, move || {
+                let t = t.clone();
+                async move {
+                    t.session(
+                        0,
+                        4 * CHUNK,
+                        Some(Instant::now() + Duration::from_millis(500)),
+                    )
+                    .await
+                }
+            })
+            .await?;
+            eprintln!("round {}/{rounds}, {name}: new sessions", round + 1);
+            let t = target.clone();
+            let sess = measure(*pids, 16, dur, move || {
+                let t = t.clone();
+                async move { t.session(1, 32, None).await.map(|_| 1) }
+            })
+            .await?;
+            this_round[i] = (thr, sess);
+            rows[i].0.add(thr);
+            rows[i].1.add(sess);
+        }
+        let [h, _, e] = this_round;
+        round_ratios.push((
+            e.0.per_cpu_sec() / h.0.per_cpu_sec(),
+            e.1.per_cpu_sec() / h.1.per_cpu_sec(),
+        ));
     }
-    let (h, ht, e) = (&rows[0], &rows[1], &rows[2]);
+    let [h, ht, e] = rows;
     println!(
-        "webconf-bench: {} s per phase, loopback, TLS 1.3 from the clients",
+        "webconf-bench: {} s per phase, {rounds} round(s) summed, loopback, TLS 1.3 from the clients",
         dur.as_secs()
     );
     println!(
@@ -454,37 +517,51 @@ async fn drive(dur: Duration) -> Res<()> {
     };
     line(
         "throughput MB/s (8 sessions)",
-        h.1.per_sec / 1e6,
-        ht.1.per_sec / 1e6,
-        e.1.per_sec / 1e6,
+        h.0.per_sec() / 1e6,
+        ht.0.per_sec() / 1e6,
+        e.0.per_sec() / 1e6,
     );
     line(
         "throughput MB per CPU-s",
-        h.1.per_cpu_sec / 1e6,
-        ht.1.per_cpu_sec / 1e6,
-        e.1.per_cpu_sec / 1e6,
+        h.0.per_cpu_sec() / 1e6,
+        ht.0.per_cpu_sec() / 1e6,
+        e.0.per_cpu_sec() / 1e6,
     );
     line(
         "throughput MB/CPU-s +backend",
-        h.1.per_chain_cpu_sec / 1e6,
-        ht.1.per_chain_cpu_sec / 1e6,
-        e.1.per_chain_cpu_sec / 1e6,
+        h.0.per_chain_cpu_sec() / 1e6,
+        ht.0.per_chain_cpu_sec() / 1e6,
+        e.0.per_chain_cpu_sec() / 1e6,
     );
     line(
         "new sessions/s (16 loops)",
-        h.2.per_sec,
-        ht.2.per_sec,
-        e.2.per_sec,
+        h.1.per_sec(),
+        ht.1.per_sec(),
+        e.1.per_sec(),
     );
     line(
         "new sessions per CPU-s",
-        h.2.per_cpu_sec,
-        ht.2.per_cpu_sec,
-        e.2.per_cpu_sec,
+        h.1.per_cpu_sec(),
+        ht.1.per_cpu_sec(),
+        e.1.per_cpu_sec(),
     );
     println!("ratio = edged / haproxy with plain TCP to the echo; ratio-tls = edged / haproxy");
     println!("re-encrypting to a TLS echo (the work of edged's mutual-TLS internal leg).");
     println!(">= 1.00 meets the target. CPU is the proxy process only, except \"+backend\":");
     println!("proxy and its backend (edged: the echo connector; haproxy: the TCP or TLS echo).");
+    if rounds > 1 {
+        let list = |f: fn(&(f64, f64)) -> f64| {
+            round_ratios
+                .iter()
+                .map(|r| format!("{:.2}", f(r)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "per-round ratio, throughput per CPU-s: {}; new sessions per CPU-s: {}",
+            list(|r| r.0),
+            list(|r| r.1)
+        );
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use session_key::CloseCode;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
-use webconf_link::{SessionRecv, SessionSend};
+use webconf_link::{Pieces, SessionRecv, SessionSend};
 
 use crate::metrics::EdgeMetrics;
 
@@ -137,23 +137,26 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     let touch = || last_activity_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
 
     let upward = async {
-        let mut buf = leftover;
-        // Payloads of every complete DATA frame of one read, sent to the stream in one
-        // piece: each send wakes the link's connection task, so one per read, not one per
-        // frame. Measured: handing each payload over uncopied (one send per frame) and
-        // gathering several reads per send were both slower than this one copy.
-        let mut batch = BytesMut::with_capacity(CLIENT_READ_BYTES);
+        // The client's frames land here; complete ones leave as shared views into it.
+        let mut buf = BytesMut::from(&leftover[..]);
+        // Where the DATA payloads of one read lie in `buf`.
+        let mut payloads: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
             let mut pos = 0;
             let mut end = None;
+            payloads.clear();
             while end.is_none() {
                 match wire::decode(&buf[pos..], MAX_PAYLOAD) {
                     Err(e) => end = Some(End::Code(e.close_code())),
                     Ok(None) => break,
                     Ok(Some((frame, used))) => {
                         match frame.kind {
-                            DATA => batch.extend_from_slice(frame.payload),
+                            DATA if !frame.payload.is_empty() => {
+                                let start = pos + used - frame.payload.len();
+                                payloads.push(start..pos + used);
+                            }
+                            DATA => {}
                             CLOSE => end = Some(End::ClientClosed),
                             _ => end = Some(End::Code(CloseCode::MalformedFrame)),
                         }
@@ -161,22 +164,29 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
+            // The payloads of every complete DATA frame of one read go to the stream as
+            // one send (each send wakes the link's connection task: one per read, not one
+            // per frame), as views of the read buffer: no copy before TLS encrypts them.
             // Data the client sent before its CLOSE (or before a bad frame) still goes in.
-            if !batch.is_empty() {
-                let piece = batch.split().freeze();
+            let frames = buf.split_to(pos).freeze();
+            if !payloads.is_empty() {
+                let mut piece = Pieces::new();
+                for r in payloads.drain(..) {
+                    piece.push(frames.slice(r));
+                }
                 let n = piece.len();
-                if to_server.send(piece).await.is_err() {
+                if to_server.send_pieces(piece).await.is_err() {
                     return End::Code(CloseCode::ServerGone);
                 }
                 metrics.bytes_in.add(n as u64);
                 pacer.pace(n).await;
-                batch.reserve(CLIENT_READ_BYTES);
             }
+            drop(frames);
             if let Some(end) = end {
                 return end;
             }
-            buf.drain(..pos);
-            // Straight into the frame buffer's spare room: no staging copy.
+            // Straight into the frame buffer's spare room: no staging copy. Once the
+            // stream has sent the views above, the buffer's space is reused.
             buf.reserve(CLIENT_READ_BYTES);
             match client_rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return End::ClientGone,
