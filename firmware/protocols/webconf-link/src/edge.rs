@@ -3,11 +3,10 @@
 
 use std::future::Future;
 
-use crate::Pieces;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::{
-    keepalive, LinkError, SessionRecv, SessionSend, LINK_WINDOW, MAX_FRAME, STREAM_WINDOW,
+    keepalive, LinkError, Pieces, SessionRecv, SessionSend, LINK_WINDOW, MAX_FRAME, STREAM_WINDOW,
 };
 
 /// Opens streams on one link. Clones share the link.

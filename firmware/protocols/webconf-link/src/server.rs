@@ -3,12 +3,11 @@
 
 use std::future::Future;
 
-use crate::Pieces;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::{
-    keepalive, LinkError, SessionRecv, SessionSend, LINK_WINDOW, MAX_FRAME, MAX_STREAMS,
+    keepalive, LinkError, Pieces, SessionRecv, SessionSend, LINK_WINDOW, MAX_FRAME, MAX_STREAMS,
     STREAM_WINDOW,
 };
 
