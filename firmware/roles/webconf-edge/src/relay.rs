@@ -139,41 +139,31 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     let upward = async {
         // The client's frames land here; complete ones leave as shared views into it.
         let mut buf = BytesMut::from(&leftover[..]);
-        // Where the DATA payloads of one read lie in `buf`.
-        let mut payloads: Vec<std::ops::Range<usize>> = Vec::with_capacity(8);
         let mut pacer = Pacer::new(params.bytes_per_sec);
         loop {
-            let mut pos = 0;
-            let mut end = None;
-            payloads.clear();
-            while end.is_none() {
-                match wire::decode(&buf[pos..], MAX_PAYLOAD) {
-                    Err(e) => end = Some(End::Code(e.close_code())),
-                    Ok(None) => break,
-                    Ok(Some((frame, used))) => {
-                        match frame.kind {
-                            DATA if !frame.payload.is_empty() => {
-                                let start = pos + used - frame.payload.len();
-                                payloads.push(start..pos + used);
-                            }
-                            DATA => {}
-                            CLOSE => end = Some(End::ClientClosed),
-                            _ => end = Some(End::Code(CloseCode::MalformedFrame)),
-                        }
-                        pos += used;
-                    }
-                }
-            }
             // The payloads of every complete DATA frame of one read go to the stream as
             // one send (each send wakes the link's connection task: one per read, not one
             // per frame), as views of the read buffer: no copy before TLS encrypts them.
-            // Data the client sent before its CLOSE (or before a bad frame) still goes in.
-            let frames = buf.split_to(pos).freeze();
-            if !payloads.is_empty() {
-                let mut piece = Pieces::new();
-                for r in payloads.drain(..) {
-                    piece.push(frames.slice(r));
+            let mut piece = Pieces::new();
+            let mut end = None;
+            while end.is_none() {
+                let (kind, used) = match wire::decode(&buf, MAX_PAYLOAD) {
+                    Err(e) => {
+                        end = Some(End::Code(e.close_code()));
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some((frame, used))) => (frame.kind, used),
+                };
+                let frame = buf.split_to(used).freeze();
+                match kind {
+                    DATA => piece.push(frame.slice(HEADER_LEN..)),
+                    CLOSE => end = Some(End::ClientClosed),
+                    _ => end = Some(End::Code(CloseCode::MalformedFrame)),
                 }
+            }
+            // Data the client sent before its CLOSE (or before a bad frame) still goes in.
+            if !piece.is_empty() {
                 let n = piece.len();
                 if to_server.send_pieces(piece).await.is_err() {
                     return End::Code(CloseCode::ServerGone);
@@ -181,7 +171,6 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
                 metrics.bytes_in.add(n as u64);
                 pacer.pace(n).await;
             }
-            drop(frames);
             if let Some(end) = end {
                 return end;
             }
