@@ -34,13 +34,21 @@ fn arg_value(args: &[String], name: &str) -> Option<String> {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: webconf-bench [--smoke] [--seconds N] [--rounds N]");
+        println!("usage: webconf-bench [--smoke] [--seconds N] [--rounds N] [--helper-threads N]");
         println!("  edged's Web Conferencing Edge against haproxy (TLS termination, TCP proxy)");
         println!("  full run: 3 rounds of 10 s phases; --smoke: 1 round of 2 s phases");
+        println!("  --helper-threads: runtime workers of the load, connector and echoes (1)");
         return Ok(());
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The edge runs as in edged, on the role's own runtime (`webconf_edge::start`). The
+    // load, the connector and the echo backends stand in for hosts that are elsewhere in a
+    // deployment; each keeps to `--helper-threads` workers (1), so their wake-ups do not
+    // crowd the proxy under test on a small machine. A child gets its count as `--threads`.
+    let threads = |flag: &str| arg_value(&args, flag).and_then(|s| s.parse::<usize>().ok());
+    let helper_threads = threads("--helper-threads").unwrap_or(1).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads("--threads").unwrap_or(helper_threads).max(1))
         .enable_all()
         .build()?;
     match args.get(1).map(String::as_str) {
@@ -69,7 +77,7 @@ fn main() -> Res<()> {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(if smoke { 1 } else { 3 })
                 .max(1);
-            rt.block_on(drive(Duration::from_secs(secs), rounds))
+            rt.block_on(drive(Duration::from_secs(secs), rounds, helper_threads))
         }
     }
 }
@@ -97,7 +105,8 @@ async fn serve_edge(dir: PathBuf) -> Res<()> {
         store,
         metrics: edged_metrics::Registry::new(),
     };
-    let _edge = webconf_edge::start_edge(ctx).await?;
+    // As edged starts it: on the role's own runtime.
+    let _edge = webconf_edge::start(ctx).await?;
     std::fs::write(dir.join("edge.ready"), b"ok")?;
     std::future::pending::<()>().await;
     Ok(())
@@ -370,7 +379,7 @@ where
     })
 }
 
-async fn drive(dur: Duration, rounds: usize) -> Res<()> {
+async fn drive(dur: Duration, rounds: usize, helper_threads: usize) -> Res<()> {
     if !edged_test_tools::require(&["haproxy"], "haproxy") {
         return Ok(());
     }
@@ -379,7 +388,14 @@ async fn drive(dur: Duration, rounds: usize) -> Res<()> {
     let edge = spawn_self(&["serve-edge", "--dir", &d.to_string_lossy()])?;
     wait_file(&d.join("edge.ready")).await?;
     let bundle_dir = d.join("bundle");
-    let connector = spawn_self(&["serve-connector", "--bundle", &bundle_dir.to_string_lossy()])?;
+    let threads = helper_threads.to_string();
+    let connector = spawn_self(&[
+        "serve-connector",
+        "--bundle",
+        &bundle_dir.to_string_lossy(),
+        "--threads",
+        &threads,
+    ])?;
     let b = Bundle::load(&bundle_dir)?;
 
     std::fs::write(
@@ -388,7 +404,13 @@ async fn drive(dur: Duration, rounds: usize) -> Res<()> {
     )?;
     std::fs::write(d.join("ca.pem"), &b.ca_pem)?;
     let echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let echo = spawn_self(&["serve-tcp-echo", "--addr", &echo_addr.to_string()])?;
+    let echo = spawn_self(&[
+        "serve-tcp-echo",
+        "--addr",
+        &echo_addr.to_string(),
+        "--threads",
+        &threads,
+    ])?;
     let tls_echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let bundle_arg = bundle_dir.to_string_lossy().into_owned();
     let tls_echo = spawn_self(&[
@@ -397,6 +419,8 @@ async fn drive(dur: Duration, rounds: usize) -> Res<()> {
         &tls_echo_addr.to_string(),
         "--bundle",
         &bundle_arg,
+        "--threads",
+        &threads,
     ])?;
     let (haproxy, hap_addr) = start_haproxy(d, "plain", &echo_addr.to_string())?;
     let backend_tls = format!(
@@ -504,6 +528,7 @@ async fn drive(dur: Duration, rounds: usize) -> Res<()> {
         "webconf-bench: {} s per phase, {rounds} round(s) summed, loopback, TLS 1.3 from the clients",
         dur.as_secs()
     );
+    println!("runtime workers: edge as in edged; load, connector and echoes {helper_threads} each");
     println!(
         "{:<30} {:>10} {:>12} {:>10} {:>8} {:>10}",
         "metric", "haproxy", "haproxy+tls", "edged", "ratio", "ratio-tls"
