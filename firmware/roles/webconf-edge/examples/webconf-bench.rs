@@ -44,11 +44,13 @@ fn main() -> Res<()> {
     // The edge runs as in edged, on the role's own runtime (`webconf_edge::start`). The
     // load, the connector and the echo backends stand in for hosts that are elsewhere in a
     // deployment; each keeps to `--helper-threads` workers (1), so their wake-ups do not
-    // crowd the proxy under test on a small machine. A child gets its count as `--threads`.
-    let threads = |flag: &str| arg_value(&args, flag).and_then(|s| s.parse::<usize>().ok());
-    let helper_threads = threads("--helper-threads").unwrap_or(1).max(1);
+    // crowd the proxy under test on a small machine. Children get the same flag.
+    let helper_threads = arg_value(&args, "--helper-threads")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads("--threads").unwrap_or(helper_threads).max(1))
+        .worker_threads(helper_threads)
         .enable_all()
         .build()?;
     match args.get(1).map(String::as_str) {
@@ -216,10 +218,13 @@ impl Drop for Kill {
     }
 }
 
-fn spawn_self(args: &[&str]) -> Res<Kill> {
+/// Starts this binary again as one of the bench's processes, with the run's
+/// `--helper-threads`.
+fn spawn_self(args: &[&str], helper_threads: usize) -> Res<Kill> {
     Ok(Kill(
         Command::new(std::env::current_exe()?)
             .args(args)
+            .args(["--helper-threads", &helper_threads.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?,
@@ -385,17 +390,16 @@ async fn drive(dur: Duration, rounds: usize, helper_threads: usize) -> Res<()> {
     }
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let edge = spawn_self(&["serve-edge", "--dir", &d.to_string_lossy()])?;
+    let edge = spawn_self(
+        &["serve-edge", "--dir", &d.to_string_lossy()],
+        helper_threads,
+    )?;
     wait_file(&d.join("edge.ready")).await?;
     let bundle_dir = d.join("bundle");
-    let threads = helper_threads.to_string();
-    let connector = spawn_self(&[
-        "serve-connector",
-        "--bundle",
-        &bundle_dir.to_string_lossy(),
-        "--threads",
-        &threads,
-    ])?;
+    let connector = spawn_self(
+        &["serve-connector", "--bundle", &bundle_dir.to_string_lossy()],
+        helper_threads,
+    )?;
     let b = Bundle::load(&bundle_dir)?;
 
     std::fs::write(
@@ -404,24 +408,22 @@ async fn drive(dur: Duration, rounds: usize, helper_threads: usize) -> Res<()> {
     )?;
     std::fs::write(d.join("ca.pem"), &b.ca_pem)?;
     let echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let echo = spawn_self(&[
-        "serve-tcp-echo",
-        "--addr",
-        &echo_addr.to_string(),
-        "--threads",
-        &threads,
-    ])?;
+    let echo = spawn_self(
+        &["serve-tcp-echo", "--addr", &echo_addr.to_string()],
+        helper_threads,
+    )?;
     let tls_echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let bundle_arg = bundle_dir.to_string_lossy().into_owned();
-    let tls_echo = spawn_self(&[
-        "serve-tls-echo",
-        "--addr",
-        &tls_echo_addr.to_string(),
-        "--bundle",
-        &bundle_arg,
-        "--threads",
-        &threads,
-    ])?;
+    let tls_echo = spawn_self(
+        &[
+            "serve-tls-echo",
+            "--addr",
+            &tls_echo_addr.to_string(),
+            "--bundle",
+            &bundle_arg,
+        ],
+        helper_threads,
+    )?;
     let (haproxy, hap_addr) = start_haproxy(d, "plain", &echo_addr.to_string())?;
     let backend_tls = format!(
         "{tls_echo_addr} ssl verify required ca-file {} sni str(webconf-connector.localhost)",
