@@ -92,7 +92,7 @@ bench-webconf:
 	firmware/roles/webconf-edge/bench/run.sh $(BENCH_FLAGS)
 
 bench-auth:
-	$(CARGO) run --release -q -p av-auth --example issue_rate -- $(BENCH_FLAGS)
+	"$$(firmware/build-release.sh)/examples/issue_rate" $(BENCH_FLAGS)
 
 # ---------------------------------------------------------------------------- appliance
 image:

@@ -9,7 +9,7 @@
 # and assembled by genimage.
 #
 # Environment:
-#   EDGED_BIN_DIR   directory with prebuilt static edged and edgectl (skips cargo)
+#   EDGED_BIN_DIR   directory with prebuilt edged and edgectl (skips cargo)
 #   PROVISIONING    provisioning file put on the data partition (default: the qemu rig's)
 #   BOARD           board directory under board/ (default qemu-x86_64)
 #   RAUC_KEY, RAUC_CERT, RAUC_KEYRING  production signing material (default: dev keys)
@@ -31,13 +31,13 @@ version=${VERSION:-$(date -u +%Y.%m.%d-%H%M%S)}
 log "packages"
 ensure_packages genimage rauc squashfs-tools mtools dosfstools grub-efi-amd64-bin grub-common \
     busybox-static e2fsprogs xz-utils openssl kmod cpio dbus-daemon dbus-system-bus-common \
-    fdisk musl-tools
+    fdisk
 
 mkdir -p "$out" "$cache"
 rm -rf "$work"
 mkdir -p "$work"
 
-log "edged and edgectl (static)"
+log "edged and edgectl (release build)"
 bindir=$(build_edged "$repo")
 
 log "kernel (Debian linux-image-amd64)"

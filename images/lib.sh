@@ -20,7 +20,10 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Prints the directory holding static edged and edgectl, building them if needed.
+# Prints the directory holding edged and edgectl, building them if needed. The development
+# image carries the same release build the benchmarks measure (firmware/build-release.sh),
+# linked against Debian's glibc; mk-rootfs.sh copies the libraries it loads. The production
+# image builds its own with Buildroot's toolchain.
 build_edged() {
     local repo=$1
     if [ -n "${EDGED_BIN_DIR:-}" ]; then
@@ -29,19 +32,7 @@ build_edged() {
         echo "$EDGED_BIN_DIR"
         return
     fi
-    local target_dir=${CARGO_TARGET_DIR:-$repo/target}
-    rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
-        rustup target add x86_64-unknown-linux-musl >&2
-    if (cd "$repo" && CC_x86_64_unknown_linux_musl=musl-gcc \
-        cargo build --release --target x86_64-unknown-linux-musl -p edged -p edgectl >&2); then
-        echo "$target_dir/x86_64-unknown-linux-musl/release"
-        return
-    fi
-    log "musl build failed; falling back to a static glibc build"
-    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
-        cargo build --release --target x86_64-unknown-linux-gnu -p edged -p edgectl >&2) ||
-        die "edged does not build"
-    echo "$target_dir/x86_64-unknown-linux-gnu/release"
+    "$repo/firmware/build-release.sh" || die "edged does not build"
 }
 
 # Downloads (once) and unpacks the kernel package linux-image-amd64 points at; prints its version.
@@ -66,12 +57,19 @@ fetch_kernel() {
 copy_with_libs() {
     local root=$1
     shift
-    local f lib
+    local f
     for f in "$@"; do
         install -D -m 755 "$f" "$root$f"
-        for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
-            [ -e "$root$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$root$lib"
-        done
+        copy_libs_of "$root" "$f"
+    done
+}
+
+# Copies the shared libraries (and the dynamic loader) one executable loads into a root
+# directory, at the paths it loads them from.
+copy_libs_of() {
+    local root=$1 f=$2 lib
+    for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
+        [ -e "$root$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$root$lib"
     done
 }
 

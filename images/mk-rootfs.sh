@@ -1,8 +1,8 @@
 #!/bin/bash
 # mk-rootfs.sh DIR BINDIR VMLINUZ INITRD KEYRING VERSION OVERLAY...
-# The read-only root filesystem of one slot: busybox userspace and init, the static edged and
-# edgectl, RAUC with the D-Bus system bus it talks on, the kernel and initramfs GRUB loads
-# from this slot, and the board overlays (later overlays win).
+# The read-only root filesystem of one slot: busybox userspace and init, edged and edgectl
+# with the glibc libraries they load, RAUC with the D-Bus system bus it talks on, the kernel
+# and initramfs GRUB loads from this slot, and the board overlays (later overlays win).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -20,6 +20,8 @@ done
 
 install -s -m 755 "$bindir/edged" "$root/usr/bin/edged"
 install -s -m 755 "$bindir/edgectl" "$root/usr/bin/edgectl"
+copy_libs_of "$root" "$bindir/edged"
+copy_libs_of "$root" "$bindir/edgectl"
 
 copy_with_libs "$root" /usr/bin/rauc /usr/bin/dbus-daemon /usr/bin/grub-editenv /sbin/e2fsck
 ln -sf e2fsck "$root/sbin/fsck.ext4"

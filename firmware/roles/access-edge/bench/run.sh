@@ -105,8 +105,7 @@ wait_port() {
 }
 
 echo "building the edge (release)..." >&2
-(cd "$ROOT" && cargo build --release -q -p access-edge --example sip_bench_edge)
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/sip_bench_edge"
+BIN="$("$ROOT/firmware/build-release.sh")/examples/sip_bench_edge"
 TICK=$(getconf CLK_TCK)
 
 # The Director: SIPp's UAS behind stunnel (mutual TLS with the appliance CA).

@@ -17,7 +17,6 @@ set -euo pipefail
 MODE=full
 [[ "${1:-}" == "--smoke" ]] && MODE=smoke
 ROOT=$(cd "$(dirname "$0")/../../../.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_CORE=${SERVER_CORE:-1}
 LOAD_CORE=${LOAD_CORE:-0}
 COTURN_PORT=${COTURN_PORT:-23478}
@@ -34,10 +33,10 @@ ulimit -n 250000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # EDGED_BIN / LOAD_BIN run prebuilt binaries instead (e.g. to compare two builds of edged).
 if [[ -z "${EDGED_BIN:-}" || -z "${LOAD_BIN:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -q -p av-edge --example standalone && cargo build --release -q -p turn-load --bins)
+  RELEASE=$("$ROOT/firmware/build-release.sh")
 fi
-STANDALONE=${EDGED_BIN:-$TARGET/release/examples/standalone}
-LOAD=${LOAD_BIN:-$TARGET/release/turn-load}
+STANDALONE=${EDGED_BIN:-$RELEASE/examples/standalone}
+LOAD=${LOAD_BIN:-$RELEASE/turn-load}
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
