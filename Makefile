@@ -91,8 +91,10 @@ bench-sip:
 bench-webconf:
 	firmware/roles/webconf-edge/bench/run.sh $(BENCH_FLAGS)
 
+# The assignment stops the recipe when the build fails (a substitution inside an argument
+# would not, and the error would be a missing file).
 bench-auth:
-	"$$(firmware/build-release.sh)/examples/issue_rate" $(BENCH_FLAGS)
+	bin=$$(firmware/build-release.sh); "$$bin/examples/issue_rate" $(BENCH_FLAGS)
 
 # ---------------------------------------------------------------------------- appliance
 image:

@@ -6,7 +6,7 @@
 # over the packages it is asked for, so building the benchmarks and the daemon separately
 # compiles those crates twice with different feature sets. Built together, the benchmarks
 # measure the very edged and edgectl the image carries. After the first call this is a
-# no-op of a second or two, so every consumer calls it rather than cargo directly.
+# no-op of a few seconds, so every consumer calls it rather than cargo directly.
 #
 #   firmware/build-release.sh        build (quietly) and print the binary directory
 set -euo pipefail

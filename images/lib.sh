@@ -64,12 +64,16 @@ copy_with_libs() {
     done
 }
 
-# Copies the shared libraries (and the dynamic loader) one executable loads into a root
-# directory, at the paths it loads them from.
+# Copies the shared libraries (and the dynamic loader) executables load into a root
+# directory, at the paths they load them from.
 copy_libs_of() {
-    local root=$1 f=$2 lib
-    for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
-        [ -e "$root$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$root$lib"
+    local root=$1
+    shift
+    local f lib
+    for f in "$@"; do
+        for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
+            [ -e "$root$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$root$lib"
+        done
     done
 }
 

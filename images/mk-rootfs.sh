@@ -20,8 +20,7 @@ done
 
 install -s -m 755 "$bindir/edged" "$root/usr/bin/edged"
 install -s -m 755 "$bindir/edgectl" "$root/usr/bin/edgectl"
-copy_libs_of "$root" "$bindir/edged"
-copy_libs_of "$root" "$bindir/edgectl"
+copy_libs_of "$root" "$bindir/edged" "$bindir/edgectl"
 
 copy_with_libs "$root" /usr/bin/rauc /usr/bin/dbus-daemon /usr/bin/grub-editenv /sbin/e2fsck
 ln -sf e2fsck "$root/sbin/fsck.ext4"
