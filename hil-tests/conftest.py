@@ -85,7 +85,9 @@ def rig(env):
 def appliance(rig, target):
     # Emulated firmware may stall after a warm reset (Appliance.wait_boot_start): only the
     # qemu rig under TCG recovers from that, and reports each recovery.
-    a = Appliance(target, recover_firmware_stalls=ACCEL == "tcg")
+    # HIL_FIRMWARE_STALL_S shortens the stall time, to exercise the recovery itself.
+    a = Appliance(target, recover_firmware_stalls=ACCEL == "tcg",
+                  stall_after=float(os.environ.get("HIL_FIRMWARE_STALL_S", "60")))
     yield a
     try:
         a.power_cut()

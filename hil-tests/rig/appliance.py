@@ -76,10 +76,10 @@ class Appliance:
             if not self.recover_firmware_stalls or not hasattr(self.power, "monitor_command"):
                 raise
         self.firmware_recoveries += 1
-        print(f"\nrig: the emulated firmware stalled for {self.stall_after:.0f}s after a reset; "
+        print(f"\nrig: the emulated firmware stalled for {self.stall_after:g} s after a reset; "
               f"resetting it over QMP (recovery {self.firmware_recoveries})")
         self.power.monitor_command("system_reset")
-        return text(self.expect(BOOT_START, self.stall_after).group(1))
+        return text(self.expect(BOOT_START, max(self.stall_after, 120)).group(1))
 
     def wait_ready(self, timeout: float) -> tuple[float, str]:
         """Waits until the appliance reports every role ready and its slot marked good.
