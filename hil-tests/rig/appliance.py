@@ -66,10 +66,12 @@ class Appliance:
         reset, before GRUB has chosen a slot (seen here: the console stops after OVMF's
         screen clears or at "Welcome to GRUB!", in about one HIL run in two, never on
         hardware or under KVM). The qemu rig then resets the machine once more over QMP,
-        as a person would press reset, and says so in the test output. Nothing of the
-        appliance's has run at that point: GRUB's boot counting saves its environment only
-        after the slot line's preconditions, and the watchdog's reset flag survives a
-        reset. A real rig has no such recovery: there a stall is a failure."""
+        as a person would press reset, and says so in the test output. No kernel of the
+        appliance's has started at that point, and the watchdog's reset flag survives a
+        reset. One case is not covered: GRUB saves its boot counting just before it prints
+        the slot line, so a stall between the two makes the retried boot skip that slot, and
+        the callers' slot assertions then fail rather than pass. A real rig has no such
+        recovery: there a stall is a failure."""
         try:
             return text(self.expect(BOOT_START, self.stall_after).group(1))
         except pexpect.TIMEOUT:
