@@ -81,7 +81,7 @@ fn tls_client(trust: &Trust, with_certificate: bool, alpn: &[&[u8]]) -> Arc<Clie
     let mut roots = RootCertStore::empty();
     edged_tls::add_pem_anchors(&mut roots, "test", &trust.ca_pem).expect("CA");
     let builder = ClientConfig::builder_with_provider(Arc::new(
-        edged_tls::rustls::crypto::ring::default_provider(),
+        edged_tls::rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")

@@ -36,6 +36,10 @@ pub(crate) const LINK_WINDOW: u32 = 16 << 20;
 /// Largest DATA frame either side accepts: four TLS records' worth, so bulk data costs few
 /// frame headers.
 pub(crate) const MAX_FRAME: u32 = 64 * 1024;
+/// Plaintext rustls may hold for sending on the link's TLS connection, set by both ends.
+/// rustls' default (64 KiB) is just under one full DATA frame with its header, so each
+/// such frame left in two writes, and woke the peer twice; this holds a few frames.
+pub const TLS_SEND_BUFFER: usize = 4 * MAX_FRAME as usize;
 /// Streams one link may carry at once (one per client session, plus control).
 pub const MAX_STREAMS: u32 = 10_000;
 

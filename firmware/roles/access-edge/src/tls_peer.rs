@@ -23,7 +23,7 @@ use rustls::{
 use x509_parser::extensions::GeneralName;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn rustls_err(e: impl std::fmt::Display) -> edged_tls::TlsError {

@@ -75,6 +75,9 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    tls.get_mut()
+        .1
+        .set_buffer_limit(Some(crate::relay::CLIENT_TLS_SEND_BUFFER));
     let refusal = if address_slot.is_none() {
         Some((
             CloseCode::AddressLimit,

@@ -69,6 +69,10 @@ async fn serve_server(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    let mut tls = tls;
+    tls.get_mut()
+        .1
+        .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));
     // rustls lets a client that offers no ALPN at all through; the link needs ours.
     if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
         tracing::warn!(target: "webconf_edge", %peer, "conferencing server did not offer ALPN {}",

@@ -18,8 +18,14 @@ use crate::metrics::EdgeMetrics;
 /// One read from the client connection: several full TLS records.
 const CLIENT_READ_BYTES: usize = 64 * 1024;
 
-/// DATA frames gathered from the server stream before one flush to the client.
-const FRAMES_PER_FLUSH: usize = 4;
+/// DATA frames gathered from the server stream before one flush to the client: eight
+/// records, so 64 KiB of payload and the frame headers that push it into a fifth record
+/// leave together.
+const FRAMES_PER_FLUSH: usize = 8;
+
+/// Plaintext rustls may hold for sending to the client: one flush of frames, so the
+/// flush is one write (rustls' default, 64 KiB, split a full flush in two).
+pub(crate) const CLIENT_TLS_SEND_BUFFER: usize = FRAMES_PER_FLUSH * (MAX_PAYLOAD + HEADER_LEN);
 
 /// What a stream holds right now, without waiting.
 enum ReadyChunk {

@@ -42,25 +42,28 @@ pub struct WebconfEdge {
     ext_quic: quinn::Endpoint,
 }
 
-/// Starts the role for edged, on a runtime of its own with one worker thread: the
+/// Starts the role for edged, on a single-threaded runtime on a thread of its own: the
 /// listeners, every client session and the internal links run there. A session's bytes go
 /// from its client task to the link's driver and back without waking a second thread,
 /// which on the daemon's per-core runtime cost more than the cryptography: in
 /// `make bench-webconf` the role on its own thread moved 1.45x the bytes per CPU-second
-/// (402 against 277 MB), and more bytes per second too. One thread carries a few hundred
-/// MB/s of meeting content, far beyond what a meeting needs, and a flood of meeting
-/// clients cannot take the cores of the other roles.
+/// (402 against 277 MB), and more bytes per second too. The current-thread scheduler, not
+/// a one-worker multi-thread one: nothing to steal from or hand over to, and new sessions
+/// per CPU-second rose about 8 % with it. One thread carries several hundred MB/s of
+/// meeting content, far beyond what a meeting needs, and a flood of meeting clients cannot
+/// take the cores of the other roles. The runtime lives as long as edged (roles are
+/// started once; a change that needs a new role is a restart).
 pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("edged-webconf")
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RoleError::Other(format!("webconf_edge: cannot start its runtime: {e}")))?;
-    // The role lives as long as edged: so does its runtime (roles are started once; a
-    // change that needs a new role is a restart).
-    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
-    let edge: Arc<dyn Role> = runtime
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("edged-webconf".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .map_err(|e| RoleError::Other(format!("webconf_edge: cannot start its thread: {e}")))?;
+    let edge: Arc<dyn Role> = handle
         .spawn(start_edge(ctx))
         .await
         .map_err(|e| RoleError::Other(format!("webconf_edge: start failed: {e}")))??;

@@ -10,6 +10,9 @@ use session_key::{CloseCode, ParticipantRole};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Plaintext rustls may hold for sending: a send of up to this much leaves in one write.
+const TLS_SEND_BUFFER: usize = 256 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("I/O: {0}")]
@@ -74,9 +77,12 @@ impl Client {
         tcp.set_nodelay(true)?;
         let name = rustls::pki_types::ServerName::try_from(self.server_name.clone())
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+        let mut tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await?;
+        // A send goes out in one write: with rustls' default limit (64 KiB) a 64 KiB
+        // message, framed, left as four records and then a separate tiny one.
+        tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
         Session::start(Box::new(tls), None, conference, token).await
     }
 

@@ -96,10 +96,13 @@ impl Connector {
                 .await
                 .map_err(|e| ConnectorError::Connect(format!("{edge}: {e}")))?;
             let _ = tcp.set_nodelay(true);
-            let tls = tokio_rustls::TlsConnector::from(tls)
+            let mut tls = tokio_rustls::TlsConnector::from(tls)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| ConnectorError::Connect(format!("TLS with {edge}: {e}")))?;
+            tls.get_mut()
+                .1
+                .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));
             if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
                 return Err(ConnectorError::Connect(format!(
                     "{edge} did not agree on ALPN {}",

@@ -51,7 +51,7 @@ pub fn client_config(
     client_cert: Option<(&str, &str)>,
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, PemError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots("CA", ca_pem)?);

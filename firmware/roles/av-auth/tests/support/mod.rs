@@ -158,7 +158,7 @@ impl Harness {
         )
         .expect("CA");
         let builder = ClientConfig::builder_with_provider(Arc::new(
-            edged_tls::rustls::crypto::ring::default_provider(),
+            edged_tls::rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("versions")

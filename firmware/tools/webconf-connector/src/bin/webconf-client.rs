@@ -77,7 +77,7 @@ async fn run(cli: Cli) -> Result<Result<(), ClientError>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match run(Cli::parse()).await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
