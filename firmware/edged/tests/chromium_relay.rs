@@ -80,12 +80,10 @@ fn prepare_store(data_dir: &Path) -> Trust {
 fn tls_client(trust: &Trust, with_certificate: bool, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     edged_tls::add_pem_anchors(&mut roots, "test", &trust.ca_pem).expect("CA");
-    let builder = ClientConfig::builder_with_provider(Arc::new(
-        edged_tls::rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots);
+    let builder = ClientConfig::builder_with_provider(edged_tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
     let mut cfg = if with_certificate {
         builder
             .with_client_auth_cert(trust.client_chain.clone(), trust.client_key.clone_key())

@@ -22,9 +22,7 @@ use rustls::{
 };
 use x509_parser::extensions::GeneralName;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
+use edged_tls::provider;
 
 fn rustls_err(e: impl std::fmt::Display) -> edged_tls::TlsError {
     edged_tls::TlsError::Rustls(e.to_string())

@@ -26,7 +26,7 @@ impl ResolvesServerCert for OneCert {
 /// API key), so web applications without certificates can still call it.
 pub fn rest(config: &Config, tls: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsError> {
     let cert = tls.cert(&config.av_auth.certificate)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = edged_tls::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;

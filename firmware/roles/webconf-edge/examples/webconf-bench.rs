@@ -40,7 +40,7 @@ fn main() -> Res<()> {
         println!("  --helper-threads: runtime workers of the load, connector and echoes (1)");
         return Ok(());
     }
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    edged_tls::install_crypto_provider();
     // The edge runs as in edged, on the role's own runtime (`webconf_edge::start`). The
     // load, the connector and the echo backends stand in for hosts that are elsewhere in a
     // deployment; each keeps to `--helper-threads` workers (1), so their wake-ups do not

@@ -58,7 +58,7 @@ async fn serve_server(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     // Frames are written whole; waiting to coalesce them only adds latency.
     let _ = tcp.set_nodelay(true);
     let acceptor = shared.internal_acceptor.load_full();
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
@@ -69,7 +69,6 @@ async fn serve_server(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let mut tls = tls;
     tls.get_mut()
         .1
         .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));

@@ -157,12 +157,10 @@ impl Harness {
             self.tls.ca_pem().expect("self-signed CA"),
         )
         .expect("CA");
-        let builder = ClientConfig::builder_with_provider(Arc::new(
-            edged_tls::rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
+        let builder = ClientConfig::builder_with_provider(edged_tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots);
         let mut cfg = match cn {
             Some(cn) => {
                 let (chain, key) = self.client_identity(cn);
