@@ -49,7 +49,7 @@ pub struct WebconfEdge {
 /// `make bench-webconf` the role on its own thread moved 1.45x the bytes per CPU-second
 /// (402 against 277 MB), and more bytes per second too. The current-thread scheduler, not
 /// a one-worker multi-thread one: nothing to steal from or hand over to, and new sessions
-/// per CPU-second rose about 8 % with it. One thread carries several hundred MB/s of
+/// per CPU-second rose about 10 % with it. One thread carries several hundred MB/s of
 /// meeting content, far beyond what a meeting needs, and a flood of meeting clients cannot
 /// take the cores of the other roles. The runtime lives as long as edged (roles are
 /// started once; a change that needs a new role is a restart).
