@@ -118,6 +118,9 @@ pub struct Session {
     io: Box<dyn Duplex>,
     conn: Option<quinn::Connection>,
     buf: Vec<u8>,
+    /// DATA payload received but not yet returned (a frame larger than what
+    /// `recv_exact` asked for leaves its tail here).
+    unread: Vec<u8>,
     pub role: ParticipantRole,
 }
 
@@ -138,6 +141,7 @@ impl Session {
             io,
             conn,
             buf: Vec::new(),
+            unread: Vec::new(),
             role: ParticipantRole::Attendee,
         };
         if let Err(e) = write_flush(&mut s.io, &hello).await {
@@ -221,6 +225,9 @@ impl Session {
 
     /// The next DATA payload; a CLOSE from the edge is an error carrying its code.
     pub async fn recv(&mut self) -> Result<Vec<u8>, ClientError> {
+        if !self.unread.is_empty() {
+            return Ok(std::mem::take(&mut self.unread));
+        }
         let (kind, payload) = self.read_frame().await?;
         match kind {
             DATA => Ok(payload),
@@ -238,6 +245,9 @@ impl Session {
         while out.len() < n {
             out.extend_from_slice(&self.recv().await?);
         }
+        // The edge frames what it relays afresh, so one frame may hold the end of one
+        // message and the start of the next: the rest waits for the next call.
+        self.unread = out.split_off(n);
         Ok(out)
     }
 
