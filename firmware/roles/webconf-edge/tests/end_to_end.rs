@@ -357,3 +357,60 @@ async fn rotated_keys_keep_old_tokens_for_the_overlap() {
     let stored = webconf_edge::keys::load(&t.store).unwrap();
     assert_eq!(stored.records(), ring.records());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_send_ahead_of_reading_its_echo() {
+    let t = start(|_| {}).await;
+    let (_c, _sessions) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let token = t.token("ahead");
+    for quic in [false, true] {
+        let mut s = if quic {
+            client.connect_quic(t.ext(), "ahead", &token).await
+        } else {
+            client.connect_tls(t.ext(), "ahead", &token).await
+        }
+        .unwrap();
+        let msg: Vec<u8> = (0..64 * 1024).map(|k| (k % 251) as u8).collect();
+        for i in 0..8 {
+            tokio::time::timeout(Duration::from_secs(10), s.send(&msg))
+                .await
+                .unwrap_or_else(|_| panic!("quic={quic}: send {i} stalled"))
+                .unwrap();
+        }
+        for i in 0..8 {
+            let back = tokio::time::timeout(Duration::from_secs(10), s.recv_exact(msg.len()))
+                .await
+                .unwrap_or_else(|_| panic!("quic={quic}: echo {i} stalled"))
+                .unwrap();
+            assert_eq!(back, msg, "quic={quic}: echo {i}");
+        }
+        assert_eq!(s.close().await.unwrap(), CloseCode::Normal);
+    }
+    t.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn a_client_quiet_in_the_middle_of_a_frame_loses_nothing() {
+    // Past the edge's quiet period (2 s) a session swaps its read buffer for a small one;
+    // half a frame already received must survive the swap.
+    let t = start(|_| {}).await;
+    let (_c, _sessions) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let token = t.token("pause");
+    let mut s = client.connect_tls(t.ext(), "pause", &token).await.unwrap();
+    let payload: Vec<u8> = (0..10_000u32).map(|k| (k % 253) as u8).collect();
+    let mut frame = Vec::new();
+    session_key::wire::encode(session_key::wire::DATA, &payload, &mut frame).unwrap();
+    let (head, tail) = frame.split_at(4_000);
+    s.send_raw(head).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    s.send_raw(tail).await.unwrap();
+    assert_eq!(s.recv_exact(payload.len()).await.unwrap(), payload);
+    // And after the swap, a message larger than the small buffer still arrives whole.
+    let big = vec![7u8; 100_000];
+    s.send(&big).await.unwrap();
+    assert_eq!(s.recv_exact(big.len()).await.unwrap(), big);
+    assert_eq!(s.close().await.unwrap(), CloseCode::Normal);
+    t.assert_no_leak().await;
+}
