@@ -371,6 +371,8 @@ async fn a_client_may_send_ahead_of_reading_its_echo() {
             client.connect_tls(t.ext(), "ahead", &token).await
         }
         .unwrap();
+        // 512 KiB ahead: within one stream's receive window on the link (1 MiB), which
+        // holds the echo while the client is not reading, whatever the sockets buffer.
         let msg: Vec<u8> = (0..64 * 1024).map(|k| (k % 251) as u8).collect();
         for i in 0..8 {
             tokio::time::timeout(Duration::from_secs(10), s.send(&msg))
