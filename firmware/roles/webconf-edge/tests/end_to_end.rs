@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{start, CrashableConnector};
+use common::{connect, start, CrashableConnector};
 use session_key::{CloseCode, KeyRing, ParticipantRole, SessionSecret};
 use webconf_connector::client::{Client, ClientError};
 
@@ -17,12 +17,9 @@ async fn echo_round(
     token: &str,
     i: usize,
 ) {
-    let mut s = if quic {
-        client.connect_quic(edge, conf, token).await
-    } else {
-        client.connect_tls(edge, conf, token).await
-    }
-    .unwrap_or_else(|e| panic!("client {i} quic={quic}: {e}"));
+    let mut s = connect(client, edge, quic, conf, token)
+        .await
+        .unwrap_or_else(|e| panic!("client {i} quic={quic}: {e}"));
     for round in 0..3usize {
         // Sizes from a few bytes to several frames' worth.
         let len = 1 + (i * 997 + round * 7919) % 40_000;
@@ -107,11 +104,7 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
     ];
     for (what, token, want) in &cases {
         for quic in [false, true] {
-            let r = if quic {
-                client.connect_quic(t.ext(), "m1", token).await
-            } else {
-                client.connect_tls(t.ext(), "m1", token).await
-            };
+            let r = connect(&client, t.ext(), quic, "m1", token).await;
             let err = r
                 .err()
                 .unwrap_or_else(|| panic!("{what} (quic={quic}) was admitted"));
@@ -148,11 +141,9 @@ async fn crashed_connector_leaks_nothing_and_clients_hear_server_gone() {
     let token = t.token("c1");
     let mut open = Vec::new();
     for i in 0..20 {
-        let mut s = if i % 2 == 0 {
-            client.connect_tls(t.ext(), "c1", &token).await.unwrap()
-        } else {
-            client.connect_quic(t.ext(), "c1", &token).await.unwrap()
-        };
+        let mut s = connect(&client, t.ext(), i % 2 == 1, "c1", &token)
+            .await
+            .unwrap();
         s.send(b"ping").await.unwrap();
         assert_eq!(s.recv_exact(4).await.unwrap(), b"ping");
         open.push(s);
@@ -246,11 +237,9 @@ async fn silent_server_is_found_by_keepalive_and_clients_hear_server_gone() {
     let token = t.token("quiet");
     let mut open = Vec::new();
     for i in 0..4 {
-        let mut s = if i % 2 == 0 {
-            client.connect_tls(t.ext(), "quiet", &token).await.unwrap()
-        } else {
-            client.connect_quic(t.ext(), "quiet", &token).await.unwrap()
-        };
+        let mut s = connect(&client, t.ext(), i % 2 == 1, "quiet", &token)
+            .await
+            .unwrap();
         s.send(b"hello").await.unwrap();
         assert_eq!(s.recv_exact(5).await.unwrap(), b"hello");
         open.push(s);
@@ -365,12 +354,9 @@ async fn a_client_may_send_ahead_of_reading_its_echo() {
     let client = t.client();
     let token = t.token("ahead");
     for quic in [false, true] {
-        let mut s = if quic {
-            client.connect_quic(t.ext(), "ahead", &token).await
-        } else {
-            client.connect_tls(t.ext(), "ahead", &token).await
-        }
-        .unwrap();
+        let mut s = connect(&client, t.ext(), quic, "ahead", &token)
+            .await
+            .unwrap();
         // 512 KiB ahead: within one stream's receive window on the link (1 MiB), which
         // holds the echo while the client is not reading, whatever the sockets buffer.
         let msg: Vec<u8> = (0..64 * 1024).map(|k| (k % 251) as u8).collect();

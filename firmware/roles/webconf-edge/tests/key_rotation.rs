@@ -29,11 +29,7 @@ fn mint_from_bundle(t: &common::TestEdge, conf: &str) -> (u32, String) {
 /// Admitted and echoing over TLS and QUIC, or the close code of the refusal.
 async fn try_session(client: &Client, t: &common::TestEdge, token: &str) -> Result<(), CloseCode> {
     for quic in [false, true] {
-        let r = if quic {
-            client.connect_quic(t.ext(), "m", token).await
-        } else {
-            client.connect_tls(t.ext(), "m", token).await
-        };
+        let r = common::connect(client, t.ext(), quic, "m", token).await;
         let mut s = r.map_err(|e| e.close_code().unwrap_or(CloseCode::Internal))?;
         s.send(b"ping").await.unwrap();
         assert_eq!(s.recv_exact(4).await.unwrap(), b"ping");

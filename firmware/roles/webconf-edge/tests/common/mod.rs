@@ -13,7 +13,7 @@ use edged_metrics::Registry;
 use edged_role::RoleContext;
 use edged_store::Store;
 use edged_tls::TlsMaterial;
-use webconf_connector::client::Client;
+use webconf_connector::client::{Client, ClientError, Session};
 use webconf_connector::connector::{echo, Connector};
 use webconf_edge::{WebconfEdge, ALPN_INTERNAL};
 
@@ -154,6 +154,21 @@ impl TestEdge {
             self.active(),
             self.edge.open_limit_entries()
         );
+    }
+}
+
+/// A session over QUIC or over TLS: tests run the same steps on both transports.
+pub async fn connect(
+    client: &Client,
+    edge: SocketAddr,
+    quic: bool,
+    conf: &str,
+    token: &str,
+) -> Result<Session, ClientError> {
+    if quic {
+        client.connect_quic(edge, conf, token).await
+    } else {
+        client.connect_tls(edge, conf, token).await
     }
 }
 
