@@ -24,6 +24,9 @@ def text(value) -> str:
 
 
 class Appliance:
+    # QMP resets one wait_boot_start may make before it gives up (emulated rig only).
+    MAX_FIRMWARE_RESETS = 3
+
     def __init__(self, target, recover_firmware_stalls: bool = False, stall_after: float = 60):
         self.target = target
         # Only the emulated rig (qemu under TCG) sets this; see wait_boot_start.
@@ -70,18 +73,24 @@ class Appliance:
         appliance's has started at that point, and the watchdog's reset flag survives a
         reset. One case is not covered: GRUB saves its boot counting just before it prints
         the slot line, so a stall between the two makes the retried boot skip that slot, and
-        the callers' slot assertions then fail rather than pass. A real rig has no such
-        recovery: there a stall is a failure."""
-        try:
-            return text(self.expect(BOOT_START, self.stall_after).group(1))
-        except pexpect.TIMEOUT:
-            if not self.recover_firmware_stalls or not hasattr(self.power, "monitor_command"):
-                raise
-        self.firmware_recoveries += 1
-        print(f"\nrig: the emulated firmware stalled for {self.stall_after:g} s after a reset; "
-              f"resetting it over QMP (recovery {self.firmware_recoveries})")
-        self.power.monitor_command("system_reset")
-        return text(self.expect(BOOT_START, max(self.stall_after, 120)).group(1))
+        the callers' slot assertions then fail rather than pass. The firmware has stalled
+        again right after such a reset (GRUB's screen cleared, then nothing), so the rig
+        tries up to MAX_FIRMWARE_RESETS times per boot. A real rig has no such recovery:
+        there a stall is a failure."""
+        for attempt in range(self.MAX_FIRMWARE_RESETS + 1):
+            # After a reset of the rig's own, as long as the first recovery always waited.
+            wait = self.stall_after if attempt == 0 else max(self.stall_after, 120)
+            try:
+                return text(self.expect(BOOT_START, wait).group(1))
+            except pexpect.TIMEOUT:
+                if (attempt == self.MAX_FIRMWARE_RESETS or not self.recover_firmware_stalls
+                        or not hasattr(self.power, "monitor_command")):
+                    raise
+            self.firmware_recoveries += 1
+            print(f"\nrig: the emulated firmware stalled for {self.stall_after:g} s after a reset; "
+                  f"resetting it over QMP (recovery {self.firmware_recoveries})")
+            self.power.monitor_command("system_reset")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def wait_ready(self, timeout: float) -> tuple[float, str]:
         """Waits until the appliance reports every role ready and its slot marked good.
