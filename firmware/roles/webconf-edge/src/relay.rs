@@ -33,7 +33,8 @@ const QUIET_AFTER: Duration = Duration::from_secs(2);
 /// Roomy while the client sends, small once it has been quiet for [`QUIET_AFTER`].
 struct ClientReads {
     buf: BytesMut,
-    room: usize,
+    /// Read with [`READ_ROOM_QUIET`] and no timer, else [`READ_ROOM_BUSY`].
+    quiet: bool,
     quiet_timer: Pin<Box<Sleep>>,
 }
 
@@ -42,7 +43,7 @@ impl ClientReads {
     fn new(leftover: &[u8]) -> Self {
         Self {
             buf: BytesMut::from(leftover),
-            room: READ_ROOM_QUIET,
+            quiet: true,
             quiet_timer: Box::pin(tokio::time::sleep(QUIET_AFTER)),
         }
     }
@@ -52,12 +53,13 @@ impl ClientReads {
     /// at the end of the stream.
     async fn read_from<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> std::io::Result<usize> {
         loop {
-            self.buf.reserve(self.room);
-            if self.room == READ_ROOM_QUIET {
+            if self.quiet {
+                self.buf.reserve(READ_ROOM_QUIET);
                 let n = rd.read_buf(&mut self.buf).await?;
-                self.room = READ_ROOM_BUSY;
+                self.quiet = false;
                 return Ok(n);
             }
+            self.buf.reserve(READ_ROOM_BUSY);
             self.quiet_timer
                 .as_mut()
                 .reset(Instant::now() + QUIET_AFTER);
@@ -67,7 +69,7 @@ impl ClientReads {
                 // any, in a small buffer, and wait on.
                 _ = self.quiet_timer.as_mut() => {
                     self.buf = BytesMut::from(&self.buf[..]);
-                    self.room = READ_ROOM_QUIET;
+                    self.quiet = true;
                 }
             }
         }
