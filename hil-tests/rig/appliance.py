@@ -77,20 +77,20 @@ class Appliance:
         again right after such a reset (GRUB's screen cleared, then nothing), so the rig
         tries up to MAX_FIRMWARE_RESETS times per boot. A real rig has no such recovery:
         there a stall is a failure."""
-        for attempt in range(self.MAX_FIRMWARE_RESETS + 1):
-            # After a reset of the rig's own, as long as the first recovery always waited.
-            wait = self.stall_after if attempt == 0 else max(self.stall_after, 120)
+        wait = self.stall_after
+        for _ in range(self.MAX_FIRMWARE_RESETS):
             try:
                 return text(self.expect(BOOT_START, wait).group(1))
             except pexpect.TIMEOUT:
-                if (attempt == self.MAX_FIRMWARE_RESETS or not self.recover_firmware_stalls
-                        or not hasattr(self.power, "monitor_command")):
+                if not self.recover_firmware_stalls or not hasattr(self.power, "monitor_command"):
                     raise
             self.firmware_recoveries += 1
-            print(f"\nrig: the emulated firmware stalled for {self.stall_after:g} s after a reset; "
+            print(f"\nrig: the emulated firmware stalled for {wait:g} s after a reset; "
                   f"resetting it over QMP (recovery {self.firmware_recoveries})")
             self.power.monitor_command("system_reset")
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            # After a reset of the rig's own, as long as the first recovery always waited.
+            wait = max(self.stall_after, 120)
+        return text(self.expect(BOOT_START, wait).group(1))
 
     def wait_ready(self, timeout: float) -> tuple[float, str]:
         """Waits until the appliance reports every role ready and its slot marked good.
