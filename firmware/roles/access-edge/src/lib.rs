@@ -1,22 +1,43 @@
 //! Access Edge role: SIP edge proxy with federation policy.
 //!
 //! Three TLS listeners (remote users, federation with mutual TLS, the internal Director pool
-//! with mutual TLS) feed one transaction-stateful proxy ([`proxy`]). The federation policy
-//! ([`policy`]) and the per-address guard ([`guard`]) are sans-IO and tested without sockets.
+//! with mutual TLS) feed one transaction-stateful proxy. Decisions live in sans-IO modules
+//! tested without sockets; I/O wraps them.
+//!
+//! Module map:
+//! - Decisions (sans-IO, unit-tested): [`plan`] decides what to do with each request (refusals,
+//!   loop detection, federation checks, routing, the edits of a forwarded request) and how an
+//!   answer is relayed; [`transactions`] keeps the client transactions by branch (which answer
+//!   belongs to which request, CANCEL, the ACK of a non-2xx, concealment, Timer B/F/C);
+//!   [`timers`] says when a transaction gives up; [`policy`] is the federation policy;
+//!   [`guard`] the per-address limits; [`route`] the flow tokens and our Route entries;
+//!   [`conceal`], [`scanner`] and [`reply`] are small rules used by the above.
+//! - State: [`registry`] knows which live connection serves which flow token, partner domain
+//!   or next hop; [`counters`] holds the role's metrics; [`settings`] what the proxy reads
+//!   from the configuration.
+//! - I/O: [`proxy`] parses messages, calls the core and carries out its plans; [`conn`] runs
+//!   one connection; [`listener`] accepts them; [`next_hop`] and [`partner`] open
+//!   connections to the Director pool and to partner edges; [`tls_peer`] builds the TLS
+//!   setups.
 
 pub mod conceal;
 pub mod conn;
+pub mod counters;
 pub mod guard;
 pub mod listener;
 pub mod next_hop;
 pub mod partner;
+pub mod plan;
 pub mod policy;
 pub mod proxy;
+pub mod registry;
 pub mod reply;
 pub mod route;
 pub mod scanner;
+pub mod settings;
 pub mod timers;
 pub mod tls_peer;
+pub mod transactions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

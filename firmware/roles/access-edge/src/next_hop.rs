@@ -9,6 +9,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::conn::{self, ConnHandle, Origin};
 use crate::proxy::Shared;
+use crate::registry::hop_key;
 
 #[derive(Debug, Clone)]
 struct Hop {
@@ -121,7 +122,7 @@ pub async fn open(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, St
         None,
         None,
     );
-    shared.pool_put(&format!("hop:{hop}"), handle.id);
+    shared.pool_put(&hop_key(&hop), handle.id);
     Ok(handle)
 }
 
@@ -134,7 +135,7 @@ pub fn connected(shared: &Shared) -> Option<Arc<ConnHandle>> {
         .order()
         .into_iter()
         .next()?;
-    shared.pooled(&format!("hop:{first}"))
+    shared.pooled(&hop_key(&first))
 }
 
 /// A connection to the pool: an open one to the preferred hop, else the next that answers.
@@ -151,7 +152,7 @@ pub async fn connection(shared: &Arc<Shared>) -> Result<Arc<ConnHandle>, String>
     }
     let mut errors = Vec::new();
     for hop in order {
-        if let Some(c) = shared.pooled(&format!("hop:{hop}")) {
+        if let Some(c) = shared.pooled(&hop_key(&hop)) {
             return Ok(c);
         }
         match open(shared, &hop).await {
@@ -172,7 +173,7 @@ pub async fn connection(shared: &Arc<Shared>) -> Result<Arc<ConnHandle>, String>
 async fn open_gated(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, String> {
     let gate = shared.connect_lock("hop-pool");
     let _one_at_a_time = gate.lock().await;
-    match shared.pooled(&format!("hop:{hop}")) {
+    match shared.pooled(&hop_key(&hop)) {
         Some(c) => Ok(c),
         None => open(shared, hop).await,
     }
@@ -193,7 +194,7 @@ pub async fn health_loop(shared: Arc<Shared>) {
             .unwrap_or_else(PoisonError::into_inner)
             .addrs();
         for hop in hops {
-            let c = match shared.pooled(&format!("hop:{hop}")) {
+            let c = match shared.pooled(&hop_key(&hop)) {
                 Some(c) => c,
                 None => match open_gated(&shared, &hop).await {
                     Ok(c) => c,

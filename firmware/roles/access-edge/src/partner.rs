@@ -12,6 +12,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::conn::{self, ConnHandle, Origin};
 use crate::proxy::Shared;
+use crate::registry::domain_key;
 use crate::tls_peer::certificate_names;
 
 /// A place to connect to, and the certificate names acceptable there.
@@ -120,9 +121,9 @@ async fn addresses(shared: &Shared, host: &str, port: u16) -> Vec<SocketAddr> {
 /// The connection to a partner domain: reused when one exists (either direction), else
 /// opened to the first candidate that completes mutual TLS with an acceptable certificate.
 pub async fn connection(shared: &Arc<Shared>, domain: &str) -> Result<Arc<ConnHandle>, String> {
-    let gate = shared.connect_lock(&format!("dom:{domain}"));
+    let gate = shared.connect_lock(&domain_key(domain));
     let _one_at_a_time = gate.lock().await;
-    if let Some(c) = shared.pooled(&format!("dom:{domain}")) {
+    if let Some(c) = shared.pooled(&domain_key(domain)) {
         return Ok(c);
     }
     let timeout = shared.settings().handshake_timeout;
