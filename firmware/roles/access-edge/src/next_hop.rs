@@ -122,7 +122,7 @@ pub async fn open(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, St
         None,
         None,
     );
-    shared.pool_put(&hop_key(&hop), handle.id);
+    shared.pool_put(&hop_key(hop), handle.id);
     Ok(handle)
 }
 
@@ -173,7 +173,7 @@ pub async fn connection(shared: &Arc<Shared>) -> Result<Arc<ConnHandle>, String>
 async fn open_gated(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, String> {
     let gate = shared.connect_lock("hop-pool");
     let _one_at_a_time = gate.lock().await;
-    match shared.pooled(&hop_key(&hop)) {
+    match shared.pooled(&hop_key(hop)) {
         Some(c) => Ok(c),
         None => open(shared, hop).await,
     }

@@ -87,7 +87,7 @@ pub enum Action {
     Cancel {
         branch: String,
     },
-    Forward(Forward),
+    Forward(Box<Forward>),
 }
 
 /// Why a request is dropped without an answer.
@@ -364,14 +364,14 @@ fn decide(
         }),
         partner: inbound_partner,
     });
-    Action::Forward(Forward {
+    Action::Forward(Box::new(Forward {
         target,
         branch,
         edits,
         message,
         trying: method == "INVITE",
         transaction,
-    })
+    }))
 }
 
 /// Our own Via (our branch prefix at one of our listener addresses): the request came back

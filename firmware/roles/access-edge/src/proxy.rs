@@ -265,7 +265,7 @@ impl Shared {
                 self.on_cancel(conn, req, &branch);
                 return;
             }
-            Action::Forward(f) => f,
+            Action::Forward(f) => *f,
         };
         let Some(new) = forward.transaction else {
             // A 2xx ACK is its own end-to-end transaction: forwarded, nothing to wait for.

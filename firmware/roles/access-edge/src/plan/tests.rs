@@ -183,7 +183,7 @@ fn answer(p: Plan) -> Answer {
 
 fn forward(p: Plan) -> Forward {
     match p.action {
-        Action::Forward(f) => f,
+        Action::Forward(f) => *f,
         other => panic!("not forwarded: {other:?}"),
     }
 }
