@@ -77,27 +77,57 @@ impl Counters {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("requests", self.requests.get()),
-            ("responses_relayed", self.responses.get()),
-            ("malformed_requests", self.malformed_requests.get()),
-            ("malformed_responses", self.malformed_responses.get()),
-            ("stray_responses", self.stray_responses.get()),
-            ("oversize_closed", self.oversize_closed.get()),
-            ("idle_closed", self.idle_closed.get()),
-            ("scanner_requests", self.scanners.get()),
-            ("federation_refused", self.federation_refused.get()),
-            ("federation_throttled", self.throttled.get()),
-            ("no_next_hop", self.no_next_hop.get()),
-            ("transaction_timeouts", self.timeouts.get()),
-            ("keepalives", self.keepalives.get()),
-            ("connections", self.connections.get()),
-            ("connections_refused", self.connections_refused.get()),
-            ("handshake_failures", self.handshake_failures.get()),
-            ("loops", self.loops.get()),
-            ("timer_c_cancels", self.timer_c_cancels.get()),
-            ("concealed_answers", self.concealed.get()),
+    /// Each counter under the name `status()` shows; Prometheus exports it as
+    /// `edged_access_edge_<name>_total`.
+    fn named(&self) -> [(&'static str, &Counter); 19] {
+        [
+            ("requests", &self.requests),
+            ("responses_relayed", &self.responses),
+            ("malformed_requests", &self.malformed_requests),
+            ("malformed_responses", &self.malformed_responses),
+            ("stray_responses", &self.stray_responses),
+            ("oversize_closed", &self.oversize_closed),
+            ("idle_closed", &self.idle_closed),
+            ("scanner_requests", &self.scanners),
+            ("federation_refused", &self.federation_refused),
+            ("federation_throttled", &self.throttled),
+            ("no_next_hop", &self.no_next_hop),
+            ("transaction_timeouts", &self.timeouts),
+            ("keepalives", &self.keepalives),
+            ("connections", &self.connections),
+            ("connections_refused", &self.connections_refused),
+            ("handshake_failures", &self.handshake_failures),
+            ("loops", &self.loops),
+            ("timer_c_cancels", &self.timer_c_cancels),
+            ("concealed_answers", &self.concealed),
         ]
+    }
+
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        self.named()
+            .into_iter()
+            .map(|(name, c)| (name, c.get()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_prometheus_report_each_counter_under_one_name() {
+        let registry = Registry::new();
+        let counters = Counters::new(&registry);
+        for (i, (_, c)) in counters.named().iter().enumerate() {
+            c.add(i as u64 + 1);
+        }
+        let snapshot = counters.snapshot();
+        assert_eq!(snapshot.len(), 19);
+        for (i, (name, value)) in snapshot.into_iter().enumerate() {
+            assert_eq!(value, i as u64 + 1, "{name}");
+            let exported = registry.sum(&format!("edged_access_edge_{name}_total"));
+            assert_eq!(exported, value, "{name} is exported under another name");
+        }
     }
 }

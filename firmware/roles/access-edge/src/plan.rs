@@ -262,6 +262,7 @@ fn decide(
         return Action::Answer(answer);
     }
     let Some(top_via) = req.top_via() else {
+        // The parser refuses a request without Via already; kept so no path relies on it.
         return Action::Answer(Answer::new(400, "Missing Via"));
     };
     if req.vias().any(|v| is_own_via(&v, setup.listeners)) {
