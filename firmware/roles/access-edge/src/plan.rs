@@ -278,41 +278,14 @@ fn decide(
     }
 
     // Source checks and federation policy.
-    let mut partner_kind = None;
-    let mut inbound_partner = None;
-    if from.origin.is_federation() {
-        let Some(from_domain) = req.from().and_then(|f| uri_domain(&f.uri)) else {
-            return Action::Answer(Answer::federation("no From domain"));
-        };
-        match partner_identity(from.domain.as_deref(), from.names, &from_domain) {
-            PartnerIdentity::Known => {}
-            PartnerIdentity::Proven => *bind_domain = Some(from_domain.clone()),
-            PartnerIdentity::OtherDomain => {
-                return Action::Answer(Answer::federation(
-                    "From domain is not the authenticated domain",
-                ))
-            }
-            PartnerIdentity::NotCovered => {
-                return Action::Answer(Answer::federation(
-                    "partner certificate does not cover the From domain",
-                ))
-            }
+    let (mut partner_kind, inbound_partner) = if from.origin.is_federation() {
+        match admit_partner(req, from, gate, bind_domain) {
+            Ok((kind, domain)) => (Some(kind), Some(domain)),
+            Err(answer) => return Action::Answer(answer),
         }
-        let target = req.to().map(|t| uri_address(&t.uri)).unwrap_or_default();
-        match gate.admit_inbound(&from_domain, &target) {
-            Admission::Admit(kind) => partner_kind = Some(kind),
-            Admission::Throttled => {
-                let mut answer =
-                    Answer::new(503, "Service Unavailable").refusing(Refusal::Throttled);
-                answer.extra.push(("Retry-After", "1".to_owned()));
-                return Action::Answer(answer);
-            }
-            Admission::Blocked | Admission::NotFederated => {
-                return Action::Answer(Answer::federation("domain not federated"))
-            }
-        }
-        inbound_partner = Some(from_domain);
-    }
+    } else {
+        (None, None)
+    };
 
     // Routing.
     let (popped, token, rest_routes) =
@@ -373,6 +346,46 @@ fn decide(
         trying: method == "INVITE",
         transaction,
     }))
+}
+
+/// A request from a partner: its From domain must be the one its connection proved (a
+/// first proof binds the connection, refused or not), and the policy must admit it.
+/// Returns how the partner is federated and its domain.
+fn admit_partner(
+    req: &Request<'_>,
+    from: &Inbound<'_>,
+    gate: &mut impl Gate,
+    bind_domain: &mut Option<String>,
+) -> Result<(PartnerKind, String), Answer> {
+    let Some(from_domain) = req.from().and_then(|f| uri_domain(&f.uri)) else {
+        return Err(Answer::federation("no From domain"));
+    };
+    match partner_identity(from.domain.as_deref(), from.names, &from_domain) {
+        PartnerIdentity::Known => {}
+        PartnerIdentity::Proven => *bind_domain = Some(from_domain.clone()),
+        PartnerIdentity::OtherDomain => {
+            return Err(Answer::federation(
+                "From domain is not the authenticated domain",
+            ))
+        }
+        PartnerIdentity::NotCovered => {
+            return Err(Answer::federation(
+                "partner certificate does not cover the From domain",
+            ))
+        }
+    }
+    let target = req.to().map(|t| uri_address(&t.uri)).unwrap_or_default();
+    match gate.admit_inbound(&from_domain, &target) {
+        Admission::Admit(kind) => Ok((kind, from_domain)),
+        Admission::Throttled => {
+            let mut answer = Answer::new(503, "Service Unavailable").refusing(Refusal::Throttled);
+            answer.extra.push(("Retry-After", "1".to_owned()));
+            Err(answer)
+        }
+        Admission::Blocked | Admission::NotFederated => {
+            Err(Answer::federation("domain not federated"))
+        }
+    }
 }
 
 /// Our own Via (our branch prefix at one of our listener addresses): the request came back
