@@ -450,17 +450,17 @@ impl Server {
         }
     }
 
-    /// Refuses an Allocate over the total or per-user quota.
-    fn quota_refusal(&self, msg: &Message<'_>, auth: &Auth) -> Outcome {
+    /// Refuses an Allocate over the total or per-user quota: the 486 answer.
+    fn quota_refusal(&self, msg: &Message<'_>, auth: &Auth) -> Option<Vec<u8>> {
         self.counters.quota_rejections.inc();
         tracing::debug!(target: "av_edge", user = %auth.username, "allocation quota reached");
-        Outcome::reply(error(msg, 486, "Allocation Quota Reached", Some(auth)))
+        error(msg, 486, "Allocation Quota Reached", Some(auth))
     }
 
     /// Whether a new allocation may go into `table` now: its 5-tuple has none (else the
     /// answer for the one there) and `needed` more fit the quotas (else 486). Checked with
     /// the table locked for the insert, since the table changed while the relay sockets
-    /// were bound.
+    /// were bound. `Err` carries the answer.
     pub(crate) fn admit(
         &self,
         table: &Allocations,
@@ -469,9 +469,9 @@ impl Server {
         tuple: FiveTuple,
         needed: usize,
         quotas: Quotas,
-    ) -> Result<(), Outcome> {
+    ) -> Result<(), Option<Vec<u8>>> {
         if let Some(existing) = table.get(&tuple) {
-            return Err(Outcome::reply(answer_existing(msg, auth, tuple, existing)));
+            return Err(answer_existing(msg, auth, tuple, existing));
         }
         if !table.admits(&auth.username, needed, quotas) {
             return Err(self.quota_refusal(msg, auth));
@@ -547,7 +547,7 @@ impl Server {
             .table()
             .admits(&auth.username, plan.quota_needed, quotas)
         {
-            return self.quota_refusal(msg, auth);
+            return Outcome::reply(self.quota_refusal(msg, auth));
         }
         if request.tcp {
             // Parsing refuses RESERVATION-TOKEN with TCP, so the plan binds.
@@ -581,9 +581,9 @@ impl Server {
         };
         let mut table = self.table();
         let needed = 1 + usize::from(reserved.is_some());
-        if let Err(refused) = self.admit(&table, msg, auth, tuple, needed, quotas) {
+        if let Err(reply) = self.admit(&table, msg, auth, tuple, needed, quotas) {
             // The sockets (and a reservation taken above) are dropped: their ports are free.
-            return refused;
+            return Outcome::reply(reply);
         }
         let id = table.next_id();
         let mut outcome = Outcome::default();

@@ -213,8 +213,8 @@ impl Server {
         let (control, events) = mpsc::channel(CONTROL_QUEUE);
         let closed = DrainToken::new();
         let mut table = self.table();
-        if let Err(refused) = self.admit(&table, msg, auth, tuple, 1, quotas) {
-            return refused;
+        if let Err(reply) = self.admit(&table, msg, auth, tuple, 1, quotas) {
+            return Outcome::reply(reply);
         }
         let id = table.next_id();
         table.insert(
