@@ -904,3 +904,113 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::mpsc;
+
+    use media_relay::{PeerGuard, PlaneConfig};
+
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn server(dir: &tempfile::TempDir) -> Server {
+        let store = edged_store::Store::open(&dir.path().join("store.redb"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let credentials = Credentials::open(store).unwrap_or_else(|e| panic!("{e}"));
+        let (control, _) = tokio::sync::mpsc::channel(16);
+        let plane = RelayPlane::start(
+            PlaneConfig {
+                threads: 1,
+                cores: Vec::new(),
+                listeners: vec![SocketAddr::new(LOOPBACK, 0)],
+                socket_buffer_bytes: 1 << 16,
+                guard: PeerGuard::default(),
+                pacing: (Duration::ZERO, Duration::ZERO),
+                metrics: Registry::new(),
+            },
+            control,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Below Linux's ephemeral range, as the role's tests use.
+        let ports = 20000..=29999;
+        let config = edged_config::Config::embedded_default().av_edge;
+        let settings = Settings::new(&config, &[7; 32], vec![LOOPBACK], ports.clone());
+        Server::new(
+            settings,
+            credentials,
+            Arc::new(plane),
+            LOOPBACK,
+            None,
+            ports,
+            &Registry::new(),
+        )
+    }
+
+    #[test]
+    fn relay_sockets_are_bound_while_another_thread_holds_the_table() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let server = server(&dir);
+        let plan = RelayPlan {
+            primary: Primary::Bind {
+                ip: LOOPBACK,
+                parity: Parity::EvenWithNext,
+            },
+            additional: None,
+            quota_needed: 2,
+        };
+        let table = server.table();
+        let (done, bound) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let relays = server.acquire_relays(&plan).map(|r| {
+                    let port = r.primary.local_addr().map(|a| a.port()).ok();
+                    (port, r.next.is_some())
+                });
+                let _ = done.send(relays);
+            });
+            // Binding needs no table: it finishes while this thread holds the lock. The
+            // bound only ends a broken run (the binder waiting for the lock) in a failure.
+            let result = bound.recv_timeout(Duration::from_secs(120));
+            drop(table);
+            match result {
+                Ok(Ok((Some(port), true))) => assert_eq!(port % 2, 0, "EVEN-PORT"),
+                Ok(other) => panic!("binding failed: {other:?}"),
+                Err(_) => panic!("binding waited for the allocation table lock"),
+            }
+        });
+    }
+
+    #[test]
+    fn a_reservation_is_taken_from_the_table_not_bound() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let server = server(&dir);
+        let held = UdpSocket::bind((LOOPBACK, 0)).unwrap_or_else(|e| panic!("{e}"));
+        let port = held.local_addr().map(|a| a.port()).ok();
+        server.table().reserve(
+            [4; 8],
+            Reservation {
+                socket: held,
+                username: "alice".into(),
+                expires: Instant::now() + RESERVATION_LIFETIME,
+            },
+        );
+        let plan = RelayPlan {
+            primary: Primary::Reserved([4; 8]),
+            additional: None,
+            quota_needed: 1,
+        };
+        let relays = server
+            .acquire_relays(&plan)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(relays.primary.local_addr().map(|a| a.port()).ok(), port);
+        assert_eq!(server.table().usage(), 0, "the reservation was used");
+        assert_eq!(
+            server.acquire_relays(&plan).err(),
+            Some("Insufficient Capacity: unknown or expired reservation"),
+            "a token is used once"
+        );
+    }
+}
