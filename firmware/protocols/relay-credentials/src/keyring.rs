@@ -81,12 +81,14 @@ impl RelayKey {
         RelayKey::new(id, secret, created)
     }
 
+    /// For a retired key, the Unix time from which credentials it signed are refused.
+    pub fn accepted_until(&self, overlap: u64) -> Option<u64> {
+        self.retired_at.map(|r| r.saturating_add(overlap))
+    }
+
     /// Whether a credential signed with this key is still accepted at `now`.
     fn accepts_at(&self, now: u64, overlap: u64) -> bool {
-        match self.retired_at {
-            None => true,
-            Some(retired) => now < retired.saturating_add(overlap),
-        }
+        self.accepted_until(overlap).is_none_or(|until| now < until)
     }
 }
 
@@ -185,7 +187,13 @@ impl KeyRing {
         self.overlap
     }
 
-    fn keys(&self) -> impl Iterator<Item = &RelayKey> {
+    /// The retired keys, oldest first; they verify until their overlap ends.
+    pub fn previous(&self) -> &[RelayKey] {
+        &self.previous
+    }
+
+    /// The current key, then the retired ones.
+    pub fn keys(&self) -> impl Iterator<Item = &RelayKey> {
         std::iter::once(&self.current).chain(self.previous.iter())
     }
 

@@ -1,26 +1,17 @@
 //! The relay key ring, shared with the A/V Edge through the store.
 //!
-//! Convention (both roles follow it): namespace `relay_keys`, key `ring`, value the
-//! `relay_credentials::KeyRing` as JSON. Whichever role starts first creates the ring inside
-//! a write transaction, so two roles starting together cannot create two different rings.
+//! The store key, layout, first key and overlap rules are `relay_credentials::stored`'s;
+//! this module does the store transactions and the audit records of this role.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edged_store::{AuditRecord, Store, StoreError};
+use relay_credentials::stored::{self, Loaded, StoredRingError, STORE_KEY, STORE_NAMESPACE};
 use relay_credentials::{KeyRing, RelayKey};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-pub const RING_NAMESPACE: &str = "relay_keys";
-pub const RING_KEY: &str = "ring";
-/// Overlap of a new ring: a retired key keeps verifying this long. Longer than the longest
-/// credential (480 minutes), so a credential minted just before a rotation lives its whole
-/// life; the same value the A/V Edge uses when it creates the ring first.
-pub const DEFAULT_OVERLAP_SECS: u64 = 9 * 3600;
-/// A new key is not minted with until it is this old: the A/V Edge re-reads the ring every
-/// few seconds, and a credential signed with a key the relay has not seen yet would be
-/// refused. Until then the previous key (still inside its overlap) keeps minting.
-pub const KEY_PROPAGATION_SECS: u64 = 10;
+pub use relay_credentials::stored::{DEFAULT_OVERLAP_SECS, KEY_PROPAGATION_SECS};
 /// How long a ring read from the store is trusted before it is read again: keys may be
 /// rotated by another process sharing the store (or by the relay role).
 const RING_REFRESH: Duration = Duration::from_secs(1);
@@ -41,53 +32,49 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn decode(bytes: &[u8]) -> Result<KeyRing, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: format!("{RING_NAMESPACE}/{RING_KEY}"),
+fn corrupt(e: StoredRingError) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("{STORE_NAMESPACE}/{STORE_KEY}"),
         reason: e.to_string(),
-    })
+    }
 }
 
-/// Returns the ring, creating it (random 32-byte key `k1`) if the store has none.
+/// Reads the stored ring through the shared layout.
+fn read(store: &Store) -> Result<Option<KeyRing>, StoreError> {
+    store
+        .get(STORE_NAMESPACE, STORE_KEY)?
+        .map(|bytes| stored::decode(&bytes).map_err(corrupt))
+        .transpose()
+}
+
+/// Returns the ring, creating it (one random key) if the store has none.
 pub fn load_or_create(store: &Store, now: u64) -> Result<KeyRing, KeyStoreError> {
     let mut key_error = None;
     let ring = store.write(|tx| {
-        if let Some(bytes) = tx.get(RING_NAMESPACE, RING_KEY)? {
-            return decode(&bytes).map(Some);
-        }
-        let ring = match RelayKey::generate(format!("k{now}"), now)
-            .and_then(|k| KeyRing::new(k, DEFAULT_OVERLAP_SECS))
-        {
-            Ok(r) => r,
-            Err(e) => {
+        let existing = tx.get(STORE_NAMESPACE, STORE_KEY)?;
+        let loaded = match stored::load_or_initial(existing.as_deref(), now) {
+            Ok(loaded) => loaded,
+            Err(StoredRingError::Key(e)) => {
                 key_error = Some(e);
                 return Ok(None);
             }
+            Err(e) => return Err(corrupt(e)),
         };
-        tx.put_json(RING_NAMESPACE, RING_KEY, &ring)?;
-        tx.audit(AuditRecord::new(
-            "av_auth",
-            "relay-key-created",
-            "created relay key ring with key k1",
-        ))?;
-        Ok(Some(ring))
+        if let Loaded::Created { ring, stored } = &loaded {
+            tx.put(STORE_NAMESPACE, STORE_KEY, stored)?;
+            tx.audit(AuditRecord::new(
+                "av_auth",
+                "relay-key-created",
+                format!("created relay key ring with key {}", ring.current().id),
+            ))?;
+        }
+        Ok(Some(loaded.into_ring()))
     })?;
     match (ring, key_error) {
         (Some(r), _) => Ok(r),
         (None, Some(e)) => Err(e.into()),
         (None, None) => Err(KeyStoreError::Missing),
     }
-}
-
-/// The id of a new key: `k<unix time>` as the A/V Edge names the first key, bumped past
-/// the highest numbered id so two rotations in one second still get distinct ids.
-fn next_id(ids: &[KeyInfo], now: u64) -> String {
-    let highest = ids
-        .iter()
-        .filter_map(|k| k.id.strip_prefix('k').and_then(|n| n.parse::<u64>().ok()))
-        .max()
-        .unwrap_or(0);
-    format!("k{}", now.max(highest.saturating_add(1)))
 }
 
 /// What an operator may see of one key: never the secret.
@@ -101,34 +88,15 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-/// The stored shape of a ring without the secrets: `KeyRing` exposes only its current key,
-/// and the listing needs every key's id and dates.
-#[derive(Deserialize)]
-struct RingView {
-    current: KeyView,
-    previous: Vec<KeyView>,
-}
-
-#[derive(Deserialize)]
-struct KeyView {
-    id: String,
-    created: u64,
-    retired_at: Option<u64>,
-}
-
 pub fn describe(ring: &KeyRing) -> Vec<KeyInfo> {
-    let Ok(view) = serde_json::to_value(ring).and_then(serde_json::from_value::<RingView>) else {
-        // The ring serialises by construction; an empty listing beats a panic.
-        return Vec::new();
-    };
-    std::iter::once((view.current, true))
-        .chain(view.previous.into_iter().map(|k| (k, false)))
-        .map(|(k, current)| KeyInfo {
-            accepted_until: k.retired_at.map(|r| r.saturating_add(ring.overlap())),
-            id: k.id,
+    let current = ring.current().id.as_str();
+    ring.keys()
+        .map(|k| KeyInfo {
+            id: k.id.clone(),
             created: k.created,
             retired_at: k.retired_at,
-            current,
+            accepted_until: k.accepted_until(ring.overlap()),
+            current: k.id == current,
         })
         .collect()
 }
@@ -138,19 +106,23 @@ pub fn describe(ring: &KeyRing) -> Vec<KeyInfo> {
 pub fn rotate(store: &Store, actor: &str, now: u64) -> Result<KeyRing, KeyStoreError> {
     let mut key_error = None;
     let ring = store.write(|tx| {
-        let Some(bytes) = tx.get(RING_NAMESPACE, RING_KEY)? else {
+        let Some(bytes) = tx.get(STORE_NAMESPACE, STORE_KEY)? else {
             return Ok(None);
         };
-        let mut ring = decode(&bytes)?;
+        let mut ring = stored::decode(&bytes).map_err(corrupt)?;
         let old = ring.current().id.clone();
-        let id = next_id(&describe(&ring), now);
+        let id = stored::next_key_id(&ring, now);
         let rotated = RelayKey::generate(id.clone(), now).and_then(|k| ring.rotate(k, now));
         if let Err(e) = rotated {
             key_error = Some(e);
             return Ok(None);
         }
         ring.prune(now);
-        tx.put_json(RING_NAMESPACE, RING_KEY, &ring)?;
+        tx.put(
+            STORE_NAMESPACE,
+            STORE_KEY,
+            &stored::encode(&ring).map_err(corrupt)?,
+        )?;
         tx.audit(AuditRecord::new(
             actor,
             "relay-key-rotated",
@@ -168,39 +140,10 @@ pub fn rotate(store: &Store, actor: &str, now: u64) -> Result<KeyRing, KeyStoreE
     }
 }
 
-/// The ring to mint with at `now`: the stored ring, unless its current key is younger than
-/// [`KEY_PROPAGATION_SECS`]; then a ring whose current key is the newest previous key that
-/// still verifies (so relays that have not re-read the ring yet accept the credential).
+/// The ring to mint with at `now` (`relay_credentials::stored::minting_ring`): the stored
+/// ring, or during a fresh key's propagation a ring minting with the previous key.
 pub fn minting_ring(ring: &Arc<KeyRing>, now: u64) -> Arc<KeyRing> {
-    if now >= ring.current().created.saturating_add(KEY_PROPAGATION_SECS) {
-        return ring.clone();
-    }
-    // KeyRing keeps its previous keys private; its stored form has them.
-    #[derive(Deserialize)]
-    struct Previous {
-        previous: Vec<RelayKey>,
-    }
-    let Ok(stored) =
-        serde_json::to_value(ring.as_ref()).and_then(serde_json::from_value::<Previous>)
-    else {
-        return ring.clone();
-    };
-    let overlap = ring.overlap();
-    let newest = stored
-        .previous
-        .into_iter()
-        .filter(|k| {
-            k.retired_at
-                .is_some_and(|r| now < r.saturating_add(overlap))
-        })
-        .max_by_key(|k| k.created);
-    match newest.map(|mut k| {
-        k.retired_at = None;
-        KeyRing::new(k, overlap)
-    }) {
-        Some(Ok(previous)) => Arc::new(previous),
-        _ => ring.clone(),
-    }
+    stored::minting_ring(ring, now).map_or_else(|| ring.clone(), Arc::new)
 }
 
 /// The ring as last read from the store, re-read at most every second.
@@ -228,7 +171,7 @@ impl RingCache {
                 return Ok(ring.clone());
             }
         }
-        let ring = match self.store.get_json::<KeyRing>(RING_NAMESPACE, RING_KEY)? {
+        let ring = match read(&self.store)? {
             Some(r) => r,
             // Deleted under us (store import): recreate rather than stop issuing.
             None => load_or_create(&self.store, unix_now())?,

@@ -6,7 +6,7 @@
 //!   authenticated by client certificate or API key.
 //!
 //! Credentials are TURN REST credentials (`<expiry>:<identity>`, HMAC-SHA1 password) signed
-//! with the key ring the A/V Edge verifies from the store (`relay_keys/ring`).
+//! with the key ring the A/V Edge verifies from the store (`relay_credentials::stored`).
 
 pub mod api_keys;
 mod audit;

@@ -63,12 +63,15 @@ async fn start_both() -> Setup {
     let now = av_auth::keys::unix_now();
     let first = RelayKey::generate("k-first", now - 3600).expect("key");
     let ring = KeyRing::new(first, OVERLAP_SECS).expect("ring");
+    let stored = relay_credentials::stored::encode(&ring).expect("ring encoded");
     store
-        .put_json(
-            av_auth::keys::RING_NAMESPACE,
-            av_auth::keys::RING_KEY,
-            &ring,
-        )
+        .write(|tx| {
+            tx.put(
+                relay_credentials::stored::STORE_NAMESPACE,
+                relay_credentials::stored::STORE_KEY,
+                &stored,
+            )
+        })
         .expect("ring stored");
     edged_tls::install_crypto_provider();
     let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).expect("tls"));

@@ -57,7 +57,7 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
     // A ring with a 10-minute overlap (shorter than the credential) so that the end of the
     // overlap, not the credential's expiry, is what refuses it below.
     let short = relay_credentials::KeyRing::new(h.ring().current().clone(), 600).unwrap();
-    h.store.put_json("relay_keys", "ring", &short).unwrap();
+    h.put_ring(&short);
     let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
     let body = build_request("r", "alice@example.test", Location::Intranet, Some(480));
     let (_, resp) = c

@@ -109,6 +109,33 @@ impl Allocation {
     }
 }
 
+/// The limits an allocation is admitted under: allocations plus reserved ports, in total
+/// and per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub total: usize,
+    pub per_user: usize,
+}
+
+/// Why a request cannot act on the allocation of its 5-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotOwned {
+    /// No allocation on the 5-tuple.
+    Missing,
+    /// The allocation belongs to another user.
+    OtherUser,
+}
+
+impl NotOwned {
+    /// The error answer (RFC 8656: 437, and 441 for another user's allocation).
+    pub fn error(self) -> (u16, &'static str) {
+        match self {
+            NotOwned::Missing => (437, "Allocation Mismatch"),
+            NotOwned::OtherUser => (441, "Wrong Credentials"),
+        }
+    }
+}
+
 /// What expired in a sweep, for the relay threads.
 #[derive(Debug, Default)]
 pub struct Expired {
@@ -134,6 +161,12 @@ impl Allocations {
     /// Allocations plus reserved ports: what the total quota counts.
     pub fn usage(&self) -> usize {
         self.by_tuple.len() + self.reservations.len()
+    }
+
+    /// Whether `needed` more allocations or reservations of `user` fit `quotas`.
+    pub fn admits(&self, user: &str, needed: usize, quotas: Quotas) -> bool {
+        self.usage() + needed <= quotas.total
+            && self.user_count(user) as usize + needed <= quotas.per_user
     }
 
     pub fn reserve(&mut self, token: ReservationToken, reservation: Reservation) {
@@ -170,6 +203,20 @@ impl Allocations {
 
     pub fn get_mut(&mut self, tuple: &FiveTuple) -> Option<&mut Allocation> {
         self.by_tuple.get_mut(tuple)
+    }
+
+    /// The allocation of `tuple`, if `username` owns it: what Refresh, CreatePermission and
+    /// ChannelBind may change.
+    pub fn owned_mut(
+        &mut self,
+        tuple: &FiveTuple,
+        username: &str,
+    ) -> Result<&mut Allocation, NotOwned> {
+        let alloc = self.by_tuple.get_mut(tuple).ok_or(NotOwned::Missing)?;
+        if alloc.username != username {
+            return Err(NotOwned::OtherUser);
+        }
+        Ok(alloc)
     }
 
     pub fn user_count(&self, user: &str) -> u32 {
@@ -293,6 +340,50 @@ mod tests {
         assert_eq!(e.allocations.len(), 1);
         assert_eq!(t.len(), 0);
         assert_eq!(t.user_count("alice"), 0);
+    }
+
+    #[test]
+    fn quotas_count_allocations_and_reservations() {
+        let now = Instant::now();
+        let quotas = Quotas {
+            total: 3,
+            per_user: 2,
+        };
+        let mut t = Allocations::default();
+        assert!(t.admits("alice", 2, quotas));
+        assert!(!t.admits("alice", 3, quotas), "over the per-user quota");
+        let a = alloc(&mut t, "alice", now + Duration::from_secs(10));
+        t.insert(tuple(1), a);
+        assert!(t.admits("alice", 1, quotas));
+        assert!(!t.admits("alice", 2, quotas));
+        // Admitted before binding, then the table filled up meanwhile: refused at insert.
+        assert!(t.admits("bob", 2, quotas));
+        let c = alloc(&mut t, "carol", now + Duration::from_secs(10));
+        t.insert(tuple(2), c);
+        assert!(!t.admits("bob", 2, quotas), "over the total quota");
+        assert!(t.admits("bob", 1, quotas));
+    }
+
+    #[test]
+    fn only_the_owner_gets_its_allocation() {
+        let now = Instant::now();
+        let mut t = Allocations::default();
+        let a = alloc(&mut t, "alice", now + Duration::from_secs(10));
+        t.insert(tuple(1), a);
+        assert_eq!(
+            t.owned_mut(&tuple(1), "alice").map(|a| a.username.clone()),
+            Ok("alice".to_string())
+        );
+        assert_eq!(
+            t.owned_mut(&tuple(1), "bob").map(|_| ()),
+            Err(NotOwned::OtherUser)
+        );
+        assert_eq!(
+            t.owned_mut(&tuple(2), "alice").map(|_| ()),
+            Err(NotOwned::Missing)
+        );
+        assert_eq!(NotOwned::Missing.error().0, 437);
+        assert_eq!(NotOwned::OtherUser.error().0, 441);
     }
 
     #[test]

@@ -1,25 +1,23 @@
 //! Where the long-term keys come from: users in the store (namespace `av_edge`, key
 //! `user:<name>`) and the short-lived credentials of the A/V Authentication Service
-//! (TURN REST convention, key ring in the store namespace `relay_keys`, key `ring`).
+//! (TURN REST convention, key ring stored as `relay_credentials::stored` lays it out).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use edged_store::{Store, StoreError};
 use rand::Rng;
-use relay_credentials::{CredentialError, KeyRing, RelayKey};
+use relay_credentials::stored::{self, Loaded, STORE_KEY, STORE_NAMESPACE};
+use relay_credentials::KeyRing;
 use serde::{Deserialize, Serialize};
-use stun_core::{long_term_key_md5, long_term_key_sha256, PASSWORD_ALGORITHM_SHA256};
+use stun_core::{long_term_key_md5, long_term_key_sha256};
+
+use crate::auth::{KeySource, UserKeys};
 
 pub const USER_NAMESPACE: &str = "av_edge";
-pub const KEY_NAMESPACE: &str = "relay_keys";
-pub const KEY_RING: &str = "ring";
-/// A retired key keeps verifying this long: longer than any credential the A/V
-/// Authentication Service mints (OCS: 480 minutes).
-const DEFAULT_OVERLAP_SECS: u64 = 9 * 3600;
 /// The ring is re-read this often, so a rotation by the authentication service is seen
 /// without any coupling between the roles.
-const RING_REFRESH: Duration = Duration::from_secs(5);
+const RING_REFRESH: Duration = Duration::from_secs(stored::RELAY_REFRESH_SECS);
 
 /// A long-term user as stored: the two RFC 8489 keys (hex), never the password, except
 /// for the loopback demo user whose password is shown to the operator.
@@ -57,29 +55,16 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Why no key could be found for a username.
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    #[error("unknown user")]
-    UnknownUser,
-    #[error("user belongs to realm {0:?}")]
-    OtherRealm(String),
-    #[error("short-lived credential refused: {0}")]
-    Credential(#[from] CredentialError),
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-}
-
-/// Which kind of credential authenticated a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialKind {
-    LongTerm,
-    ShortLived { expires_at: u64 },
-}
-
 pub struct Credentials {
     store: Store,
     ring: Mutex<(Instant, Option<KeyRing>)>,
+}
+
+fn ring_error(e: stored::StoredRingError) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("{STORE_NAMESPACE}/{STORE_KEY}"),
+        reason: e.to_string(),
+    }
 }
 
 fn now_unix() -> u64 {
@@ -96,16 +81,15 @@ impl Credentials {
         // start at the same moment, and two rings would leave one side's credentials
         // unverifiable.
         let created = store.write(|tx| {
-            if tx.get(KEY_NAMESPACE, KEY_RING)?.is_some() {
-                return Ok(false);
+            let existing = tx.get(STORE_NAMESPACE, STORE_KEY)?;
+            match stored::load_or_initial(existing.as_deref(), now_unix()) {
+                Ok(Loaded::Existing(_)) => Ok(false),
+                Ok(Loaded::Created { stored, .. }) => {
+                    tx.put(STORE_NAMESPACE, STORE_KEY, &stored)?;
+                    Ok(true)
+                }
+                Err(e) => Err(ring_error(e)),
             }
-            let now = now_unix();
-            let key = RelayKey::generate(format!("k{now}"), now)
-                .map_err(|e| StoreError::Db(e.to_string()))?;
-            let ring = KeyRing::new(key, DEFAULT_OVERLAP_SECS)
-                .map_err(|e| StoreError::Db(e.to_string()))?;
-            tx.put_json(KEY_NAMESPACE, KEY_RING, &ring)?;
-            Ok(true)
         })?;
         if created {
             tracing::info!(target: "av_edge", "created the initial relay credential key");
@@ -119,7 +103,10 @@ impl Credentials {
     }
 
     fn reload_ring(&self) -> Result<(), StoreError> {
-        let ring: Option<KeyRing> = self.store.get_json(KEY_NAMESPACE, KEY_RING)?;
+        let ring = match self.store.get(STORE_NAMESPACE, STORE_KEY)? {
+            Some(bytes) => Some(stored::decode(&bytes).map_err(ring_error)?),
+            None => None,
+        };
         let mut guard = self
             .ring
             .lock()
@@ -147,49 +134,6 @@ impl Credentials {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         guard.1.clone()
-    }
-
-    /// Candidate long-term keys for `username` under `algorithm` (one per accepting relay
-    /// key for short-lived credentials).
-    pub fn keys(
-        &self,
-        username: &str,
-        realm: &str,
-        algorithm: u16,
-    ) -> Result<(Vec<Vec<u8>>, CredentialKind), LookupError> {
-        if let Ok(parsed) = relay_credentials::parse_username(username) {
-            let ring = self.ring().ok_or(LookupError::UnknownUser)?;
-            let candidates = ring.password_for(username, now_unix())?;
-            let keys = candidates
-                .iter()
-                .map(|(_, password)| derive(algorithm, username, realm, password))
-                .collect();
-            return Ok((
-                keys,
-                CredentialKind::ShortLived {
-                    expires_at: parsed.expires_at,
-                },
-            ));
-        }
-        let record: UserRecord = self
-            .store
-            .get_json(USER_NAMESPACE, &format!("user:{username}"))?
-            .ok_or(LookupError::UnknownUser)?;
-        if record.realm != realm {
-            return Err(LookupError::OtherRealm(record.realm));
-        }
-        let hex_key = if algorithm == PASSWORD_ALGORITHM_SHA256 {
-            &record.key_sha256
-        } else {
-            &record.key_md5
-        };
-        let key = unhex(hex_key).ok_or_else(|| {
-            LookupError::Store(StoreError::Corrupt {
-                key: format!("{USER_NAMESPACE}/user:{username}"),
-                reason: "key is not hex".into(),
-            })
-        })?;
-        Ok((vec![key], CredentialKind::LongTerm))
     }
 
     /// Adds or replaces a long-term user.
@@ -232,11 +176,30 @@ impl Credentials {
     }
 }
 
-fn derive(algorithm: u16, username: &str, realm: &str, password: &str) -> Vec<u8> {
-    if algorithm == PASSWORD_ALGORITHM_SHA256 {
-        long_term_key_sha256(username, realm, password).to_vec()
-    } else {
-        long_term_key_md5(username, realm, password).to_vec()
+/// The store is the role's key source for authentication.
+impl KeySource for Credentials {
+    type Error = StoreError;
+
+    fn ring(&self) -> Option<KeyRing> {
+        Credentials::ring(self)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserKeys>, StoreError> {
+        let key = format!("user:{name}");
+        let Some(record) = self.store.get_json::<UserRecord>(USER_NAMESPACE, &key)? else {
+            return Ok(None);
+        };
+        let (Some(md5), Some(sha256)) = (unhex(&record.key_md5), unhex(&record.key_sha256)) else {
+            return Err(StoreError::Corrupt {
+                key: format!("{USER_NAMESPACE}/{key}"),
+                reason: "key is not hex".into(),
+            });
+        };
+        Ok(Some(UserKeys {
+            realm: record.realm,
+            md5,
+            sha256,
+        }))
     }
 }
 

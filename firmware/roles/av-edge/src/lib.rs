@@ -6,8 +6,10 @@
 
 mod allocate_request;
 mod allocation;
+mod auth;
 pub mod credentials;
 pub mod policy;
+mod relay_sockets;
 mod role;
 mod server;
 mod settings;

@@ -13,45 +13,24 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use edged_metrics::{Counter, Gauge, Registry};
 use media_relay::{Command, RelayPlane};
-use rand::Rng;
 use stun_core::{
-    attr, verify_integrity, verify_integrity_sha256, AddressFamily, Attribute, Class, EncodeError,
-    Message, MessageEncoder, Method, NonceStatus, PasswordAlgorithm, PASSWORD_ALGORITHM_MD5,
-    PASSWORD_ALGORITHM_SHA256,
+    attr, AddressFamily, Attribute, Class, EncodeError, Message, MessageEncoder, Method,
 };
 
 use crate::allocate_request::{AllocateRequest, Parity};
 use crate::allocation::{
-    Allocation, Allocations, FiveTuple, Origin, Reservation, ReservationToken, CHANNEL_LIFETIME,
-    PERMISSION_LIFETIME, RESERVATION_LIFETIME,
+    Allocation, Allocations, FiveTuple, Origin, Quotas, Reservation, ReservationToken,
+    CHANNEL_LIFETIME, PERMISSION_LIFETIME, RESERVATION_LIFETIME,
 };
-use crate::credentials::{CredentialKind, Credentials};
+pub(crate) use crate::auth::Auth;
+use crate::auth::{self, CredentialKind, Refusal, Unauthorized, OFFERED_ALGORITHMS};
+use crate::credentials::Credentials;
+use crate::relay_sockets::{bind_relay, Primary, RelayPlan};
 use crate::settings::Settings;
 use crate::tcp_relay::{Bound, Dial, PendingConnections, TcpAllocated};
 use media_relay::dont_fragment;
 
 pub const SOFTWARE: &str = "edged A/V Edge";
-
-/// Offered in this order: SHA-256 preferred, MD5 for RFC 5389 clients.
-const OFFERED_ALGORITHMS: [PasswordAlgorithm<'static>; 2] = [
-    PasswordAlgorithm {
-        algorithm: PASSWORD_ALGORITHM_SHA256,
-        parameters: &[],
-    },
-    PasswordAlgorithm {
-        algorithm: PASSWORD_ALGORITHM_MD5,
-        parameters: &[],
-    },
-];
-
-/// An authenticated request: who, and the key its answer is protected with.
-#[derive(Clone)]
-pub struct Auth {
-    pub username: String,
-    key: Vec<u8>,
-    sha256: bool,
-    pub kind: CredentialKind,
-}
 
 /// The result of one request.
 #[derive(Default)]
@@ -205,6 +184,58 @@ pub(crate) fn error(
     })
 }
 
+/// An allocation's relay sockets, before it is in the table.
+struct AcquiredRelays {
+    primary: UdpSocket,
+    /// The odd port after `primary`, to reserve (EVEN-PORT with the R bit).
+    next: Option<UdpSocket>,
+    /// The IPv6 socket of a dual allocation.
+    additional: Option<UdpSocket>,
+}
+
+/// The reason phrase of a 508 answer.
+type Refusal508 = &'static str;
+
+/// The answer to an Allocate on a 5-tuple that already has an allocation: the same answer
+/// again for a retransmission of the request that made it, 437 otherwise.
+fn answer_existing(
+    msg: &Message<'_>,
+    auth: &Auth,
+    tuple: FiveTuple,
+    existing: &Allocation,
+) -> Option<Vec<u8>> {
+    if existing.allocate_transaction != *msg.transaction_id() {
+        return error(msg, 437, "Allocation Mismatch", Some(auth));
+    }
+    let remaining = existing
+        .expires
+        .saturating_duration_since(Instant::now())
+        .as_secs() as u32;
+    respond(msg, Class::SuccessResponse, Some(auth), |e| {
+        e.add_xor_address(attr::XOR_RELAYED_ADDRESS, existing.relay)?;
+        if let Some(v6) = existing.relay_v6 {
+            e.add_xor_address(attr::XOR_RELAYED_ADDRESS, v6)?;
+        }
+        e.add(&Attribute::Lifetime(remaining))?;
+        e.add_xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client)?;
+        Ok(())
+    })
+}
+
+/// The requester's own allocation of its 5-tuple, or the error answer (437 when there is
+/// none, 441 when it is another user's).
+fn owned_allocation<'t>(
+    table: &'t mut Allocations,
+    msg: &Message<'_>,
+    tuple: &FiveTuple,
+    auth: &Auth,
+) -> Result<&'t mut Allocation, Option<Vec<u8>>> {
+    table.owned_mut(tuple, &auth.username).map_err(|why| {
+        let (code, reason) = why.error();
+        error(msg, code, reason, Some(auth))
+    })
+}
+
 /// Answers a malformed request whose header could still be read.
 fn bad_request_for(header: &stun_core::Header) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(64);
@@ -342,8 +373,8 @@ impl Server {
         }
     }
 
-    /// Long-term credential check (RFC 8489 9.2). `Err` carries the answer (or `None`
-    /// to stay silent).
+    /// Long-term credential check (RFC 8489 9.2, decided in `auth`). `Err` carries the
+    /// answer (or `None` to stay silent).
     fn authenticate(
         &self,
         msg: &Message<'_>,
@@ -351,6 +382,17 @@ impl Server {
         settings: &Settings,
     ) -> Result<Auth, Option<Vec<u8>>> {
         let now = now_unix();
+        let refusal = match auth::authenticate(
+            msg,
+            client,
+            now,
+            &settings.realm,
+            &settings.nonces,
+            &self.credentials,
+        ) {
+            Ok(auth) => return Ok(auth),
+            Err(refusal) => refusal,
+        };
         let challenge = |code: u16, reason: &str| {
             let nonce = settings.nonces.mint(now, client);
             respond(msg, Class::ErrorResponse, None, |e| {
@@ -361,92 +403,28 @@ impl Server {
                 Ok(())
             })
         };
-        let has_integrity = msg.raw(attr::MESSAGE_INTEGRITY).is_some()
-            || msg.raw(attr::MESSAGE_INTEGRITY_SHA256).is_some();
-        if !has_integrity {
-            self.counters.unauthenticated.inc();
-            if !self.unauthenticated_allowed(client.ip(), settings.unauthenticated_rate) {
-                self.counters.rate_limited.inc();
-                return Err(None);
-            }
-            return Err(challenge(401, "Unauthorized"));
-        }
-        let bad = |reason: &str| {
-            self.counters.bad_requests.inc();
-            Err(error(msg, 400, reason, None))
-        };
-        let (Ok(Some(username)), Ok(Some(realm)), Ok(Some(nonce))) =
-            (msg.username(), msg.realm(), msg.nonce())
-        else {
-            return bad("USERNAME, REALM and NONCE are required with MESSAGE-INTEGRITY");
-        };
-        match settings.nonces.check(nonce, now, client) {
-            NonceStatus::Valid => {}
-            NonceStatus::Stale => {
-                self.counters.stale_nonces.inc();
-                return Err(challenge(438, "Stale Nonce"));
-            }
-            NonceStatus::Invalid => {
-                self.counters.auth_failures.inc();
-                return Err(challenge(401, "Unauthorized"));
-            }
-        }
-        if realm != settings.realm {
-            self.counters.auth_failures.inc();
-            return Err(challenge(401, "Unauthorized"));
-        }
-        let algorithm = match (
-            msg.get(attr::PASSWORD_ALGORITHM),
-            msg.get(attr::PASSWORD_ALGORITHMS),
-        ) {
-            (Ok(None), Ok(None)) => PASSWORD_ALGORITHM_MD5,
-            (
-                Ok(Some(Attribute::PasswordAlgorithm(chosen))),
-                Ok(Some(Attribute::PasswordAlgorithms(echo))),
-            ) => {
-                // The echoed list must be ours, or a man in the middle downgraded it.
-                let ours = echo
-                    .iter()
-                    .map(|a| (a.algorithm, a.parameters))
-                    .eq(OFFERED_ALGORITHMS
-                        .iter()
-                        .map(|a| (a.algorithm, a.parameters)));
-                if !ours
-                    || !OFFERED_ALGORITHMS
-                        .iter()
-                        .any(|a| a.algorithm == chosen.algorithm)
-                {
-                    return bad("PASSWORD-ALGORITHM not offered");
+        match refusal {
+            Refusal::Unauthenticated => {
+                self.counters.unauthenticated.inc();
+                if !self.unauthenticated_allowed(client.ip(), settings.unauthenticated_rate) {
+                    self.counters.rate_limited.inc();
+                    return Err(None);
                 }
-                chosen.algorithm
+                Err(challenge(401, "Unauthorized"))
             }
-            _ => return bad("PASSWORD-ALGORITHM and PASSWORD-ALGORITHMS go together"),
-        };
-        let (keys, kind) = match self.credentials.keys(username, realm, algorithm) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::debug!(target: "av_edge", %client, username, "authentication failed: {e}");
-                self.counters.auth_failures.inc();
-                return Err(challenge(401, "Unauthorized"));
+            Refusal::BadRequest(reason) => {
+                self.counters.bad_requests.inc();
+                Err(error(msg, 400, reason, None))
             }
-        };
-        let sha256 = msg.raw(attr::MESSAGE_INTEGRITY_SHA256).is_some();
-        let key = keys.into_iter().find(|k| {
-            if sha256 {
-                verify_integrity_sha256(msg, k)
-            } else {
-                verify_integrity(msg, k)
+            Refusal::StaleNonce => {
+                self.counters.stale_nonces.inc();
+                Err(challenge(438, "Stale Nonce"))
             }
-        });
-        match key {
-            Some(key) => Ok(Auth {
-                username: username.to_string(),
-                key,
-                sha256,
-                kind,
-            }),
-            None => {
-                tracing::debug!(target: "av_edge", %client, username, "authentication failed: wrong key");
+            Refusal::Unauthorized(why) => {
+                if matches!(why, Unauthorized::Lookup(_) | Unauthorized::WrongKey) {
+                    let username = msg.username().ok().flatten().unwrap_or_default();
+                    tracing::debug!(target: "av_edge", %client, username, "authentication failed: {why}");
+                }
                 self.counters.auth_failures.inc();
                 Err(challenge(401, "Unauthorized"))
             }
@@ -472,46 +450,63 @@ impl Server {
         }
     }
 
-    /// Binds a relay socket on a free port of the range; with `Parity::EvenWithNext` also
-    /// the odd port after it, for a reservation.
-    fn bind_relay(&self, ip: IpAddr, parity: Parity) -> Option<(UdpSocket, Option<UdpSocket>)> {
-        let (lo, hi) = (*self.relay_ports.start(), *self.relay_ports.end());
-        let span = u32::from(hi - lo) + 1;
-        let start = rand::thread_rng().gen_range(0..span);
-        let tries = span.min(512);
-        let bind = |port: u32| {
-            let sock = UdpSocket::bind(SocketAddr::new(ip, u16::try_from(port).ok()?)).ok()?;
-            sock.set_nonblocking(true).ok()?;
-            Some(sock)
-        };
-        for i in 0..tries {
-            let port = u32::from(lo) + (start + i) % span;
-            if parity != Parity::Any && port % 2 == 1 {
-                continue;
-            }
-            let Some(sock) = bind(port) else { continue };
-            if parity != Parity::EvenWithNext {
-                return Some((sock, None));
-            }
-            if port < u32::from(hi) {
-                if let Some(next) = bind(port + 1) {
-                    return Some((sock, Some(next)));
-                }
-            }
-        }
-        None
+    /// Refuses an Allocate over the total or per-user quota: the 486 answer.
+    fn quota_refusal(&self, msg: &Message<'_>, auth: &Auth) -> Option<Vec<u8>> {
+        self.counters.quota_rejections.inc();
+        tracing::debug!(target: "av_edge", user = %auth.username, "allocation quota reached");
+        error(msg, 486, "Allocation Quota Reached", Some(auth))
     }
 
-    /// The relay address for a requested family (RFC 6156): the configured relay address
-    /// of that family, if there is one.
-    fn relay_ip_of(&self, family: Option<AddressFamily>) -> Option<IpAddr> {
-        let Some(family) = family else {
-            return Some(self.relay_ip);
-        };
-        if AddressFamily::of(&SocketAddr::new(self.relay_ip, 0)) == family {
-            return Some(self.relay_ip);
+    /// Whether a new allocation may go into `table` now: its 5-tuple has none (else the
+    /// answer for the one there) and `needed` more fit the quotas (else 486). Checked with
+    /// the table locked for the insert, since the table changed while the relay sockets
+    /// were bound. `Err` carries the answer.
+    pub(crate) fn admit(
+        &self,
+        table: &Allocations,
+        msg: &Message<'_>,
+        auth: &Auth,
+        tuple: FiveTuple,
+        needed: usize,
+        quotas: Quotas,
+    ) -> Result<(), Option<Vec<u8>>> {
+        if let Some(existing) = table.get(&tuple) {
+            return Err(answer_existing(msg, auth, tuple, existing));
         }
-        self.relay_ip_v6.filter(|_| family == AddressFamily::V6)
+        if !table.admits(&auth.username, needed, quotas) {
+            return Err(self.quota_refusal(msg, auth));
+        }
+        Ok(())
+    }
+
+    /// The relay sockets `plan` asks for: bound, or taken from a reservation, without
+    /// holding the table lock while binding.
+    fn acquire_relays(&self, plan: &RelayPlan) -> Result<AcquiredRelays, Refusal508> {
+        let (primary, next) = match plan.primary {
+            Primary::Reserved(token) => {
+                // Only the table changes here; the port has been bound since it was reserved.
+                let reserved = self.table().take_reservation(&token, Instant::now());
+                let socket =
+                    reserved.ok_or("Insufficient Capacity: unknown or expired reservation")?;
+                (socket, None)
+            }
+            Primary::Bind { ip, parity } => {
+                bind_relay(ip, &self.relay_ports, parity).ok_or("Insufficient Capacity")?
+            }
+        };
+        let additional = match plan.additional {
+            Some(ip) => Some(
+                bind_relay(ip, &self.relay_ports, Parity::Any)
+                    .map(|(socket, _)| socket)
+                    .ok_or("Insufficient Capacity")?,
+            ),
+            None => None,
+        };
+        Ok(AcquiredRelays {
+            primary,
+            next,
+            additional,
+        })
     }
 
     fn allocate(
@@ -523,31 +518,8 @@ impl Server {
         settings: &Settings,
     ) -> Outcome {
         let fail = |code: u16, reason: &str| Outcome::reply(error(msg, code, reason, Some(auth)));
-        {
-            let table = self.table();
-            if let Some(existing) = table.get(&tuple) {
-                if existing.allocate_transaction == *msg.transaction_id() {
-                    // A retransmission: the same answer again.
-                    let (relay, relay_v6, remaining) = (
-                        existing.relay,
-                        existing.relay_v6,
-                        existing
-                            .expires
-                            .saturating_duration_since(Instant::now())
-                            .as_secs() as u32,
-                    );
-                    return Outcome::reply(respond(msg, Class::SuccessResponse, Some(auth), |e| {
-                        e.add_xor_address(attr::XOR_RELAYED_ADDRESS, relay)?;
-                        if let Some(v6) = relay_v6 {
-                            e.add_xor_address(attr::XOR_RELAYED_ADDRESS, v6)?;
-                        }
-                        e.add(&Attribute::Lifetime(remaining))?;
-                        e.add_xor_address(attr::XOR_MAPPED_ADDRESS, tuple.client)?;
-                        Ok(())
-                    }));
-                }
-                return fail(437, "Allocation Mismatch");
-            }
+        if let Some(existing) = self.table().get(&tuple) {
+            return Outcome::reply(answer_existing(msg, auth, tuple, existing));
         }
         if self.draining.load(Ordering::Relaxed) {
             return fail(500, "Server Error: draining");
@@ -561,49 +533,38 @@ impl Server {
                 return fail(code, reason);
             }
         };
-        let Some(primary_ip) = self.relay_ip_of(request.family) else {
-            return fail(440, "Address Family not Supported");
-        };
-        // ADDITIONAL-ADDRESS-FAMILY is always IPv6 (parse checked it); without an IPv6
-        // relay address the IPv4 allocation succeeds with ADDRESS-ERROR-CODE 440.
-        let additional_ip = if request.additional_v6 {
-            self.relay_ip_v6
-                .filter(|v6| v6.is_ipv6() && primary_ip.is_ipv4())
-        } else {
-            None
+        let plan = match RelayPlan::new(&request, self.relay_ip, self.relay_ip_v6) {
+            Ok(plan) => plan,
+            Err((code, reason)) => return fail(code, reason),
         };
         let lifetime = Self::lifetime(msg, settings, auth);
-        let mut table = self.table();
-        let needed = 1 + usize::from(request.parity == Parity::EvenWithNext);
-        if table.usage() + needed > settings.max_allocations as usize
-            || table.user_count(&auth.username) as usize + needed
-                > settings.max_allocations_per_user as usize
+        let quotas = Quotas {
+            total: settings.max_allocations as usize,
+            per_user: settings.max_allocations_per_user as usize,
+        };
+        // Refused before anything is bound; `admit` checks again at the insert.
+        if !self
+            .table()
+            .admits(&auth.username, plan.quota_needed, quotas)
         {
-            self.counters.quota_rejections.inc();
-            tracing::debug!(target: "av_edge", user = %auth.username, "allocation quota reached");
-            return fail(486, "Allocation Quota Reached");
+            return Outcome::reply(self.quota_refusal(msg, auth));
         }
         if request.tcp {
-            drop(table);
-            return self.allocate_tcp(msg, auth, tuple, primary_ip, lifetime);
+            // Parsing refuses RESERVATION-TOKEN with TCP, so the plan binds.
+            let Primary::Bind { ip, .. } = plan.primary else {
+                return fail(400, "RESERVATION-TOKEN is for UDP allocations");
+            };
+            return self.allocate_tcp(msg, auth, tuple, ip, lifetime, quotas);
         }
-        let (socket, reserved) = match request.token {
-            Some(token) => match table.take_reservation(&token, Instant::now()) {
-                Some(s) => (s, None),
-                None => return fail(508, "Insufficient Capacity: unknown or expired reservation"),
-            },
-            None => match self.bind_relay(primary_ip, request.parity) {
-                Some(pair) => pair,
-                None => return fail(508, "Insufficient Capacity"),
-            },
+        let relays = match self.acquire_relays(&plan) {
+            Ok(relays) => relays,
+            Err(reason) => return fail(508, reason),
         };
-        let second = match additional_ip {
-            Some(ip) => match self.bind_relay(ip, Parity::Any) {
-                Some((s, _)) => Some(s),
-                None => return fail(508, "Insufficient Capacity"),
-            },
-            None => None,
-        };
+        let AcquiredRelays {
+            primary: socket,
+            next: reserved,
+            additional: second,
+        } = relays;
         if request.dont_fragment {
             for s in std::iter::once(&socket).chain(second.as_ref()) {
                 if let Err(e) = dont_fragment::set(s, s.local_addr().is_ok_and(|a| a.is_ipv4())) {
@@ -618,21 +579,12 @@ impl Server {
         ) else {
             return fail(508, "Insufficient Capacity");
         };
-        let token = match reserved {
-            Some(next) => {
-                let token: ReservationToken = rand::random();
-                table.reserve(
-                    token,
-                    Reservation {
-                        socket: next,
-                        username: auth.username.clone(),
-                        expires: Instant::now() + RESERVATION_LIFETIME,
-                    },
-                );
-                Some(token)
-            }
-            None => None,
-        };
+        let mut table = self.table();
+        let needed = 1 + usize::from(reserved.is_some());
+        if let Err(reply) = self.admit(&table, msg, auth, tuple, needed, quotas) {
+            // The sockets (and a reservation taken above) are dropped: their ports are free.
+            return Outcome::reply(reply);
+        }
         let id = table.next_id();
         let mut outcome = Outcome::default();
         match origin {
@@ -656,6 +608,18 @@ impl Server {
                 outcome.stream_relays.extend(second);
             }
         }
+        let token = reserved.map(|next| {
+            let token: ReservationToken = rand::random();
+            table.reserve(
+                token,
+                Reservation {
+                    socket: next,
+                    username: auth.username.clone(),
+                    expires: Instant::now() + RESERVATION_LIFETIME,
+                },
+            );
+            token
+        });
         table.insert(
             tuple,
             Allocation {
@@ -700,12 +664,10 @@ impl Server {
         settings: &Settings,
     ) -> Option<Vec<u8>> {
         let mut table = self.table();
-        let Some(alloc) = table.get_mut(&tuple) else {
-            return error(msg, 437, "Allocation Mismatch", Some(auth));
+        let alloc = match owned_allocation(&mut table, msg, &tuple, auth) {
+            Ok(alloc) => alloc,
+            Err(reply) => return reply,
         };
-        if alloc.username != auth.username {
-            return error(msg, 441, "Wrong Credentials", Some(auth));
-        }
         if let Ok(Some(Attribute::RequestedAddressFamily(f))) =
             msg.get(attr::REQUESTED_ADDRESS_FAMILY)
         {
@@ -774,12 +736,10 @@ impl Server {
             return error(msg, 400, "XOR-PEER-ADDRESS is required", Some(auth));
         }
         let mut table = self.table();
-        let Some(alloc) = table.get_mut(&tuple) else {
-            return error(msg, 437, "Allocation Mismatch", Some(auth));
+        let alloc = match owned_allocation(&mut table, msg, &tuple, auth) {
+            Ok(alloc) => alloc,
+            Err(reply) => return reply,
         };
-        if alloc.username != auth.username {
-            return error(msg, 441, "Wrong Credentials", Some(auth));
-        }
         let mut checked = Vec::with_capacity(peers.len());
         for p in peers {
             let Ok(p) = self.check_peer(p, settings, tuple.client) else {
@@ -825,12 +785,10 @@ impl Server {
             return error(msg, 403, "Forbidden", Some(auth));
         };
         let mut table = self.table();
-        let Some(alloc) = table.get_mut(&tuple) else {
-            return error(msg, 437, "Allocation Mismatch", Some(auth));
+        let alloc = match owned_allocation(&mut table, msg, &tuple, auth) {
+            Ok(alloc) => alloc,
+            Err(reply) => return reply,
         };
-        if alloc.username != auth.username {
-            return error(msg, 441, "Wrong Credentials", Some(auth));
-        }
         if alloc.tcp.is_some() {
             return error(msg, 400, "no channels on a TCP allocation", Some(auth));
         }
@@ -944,5 +902,115 @@ impl Server {
         if table.remove(tuple).is_some() {
             self.counters.allocations.set(table.len() as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::mpsc;
+
+    use media_relay::{PeerGuard, PlaneConfig};
+
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn server(dir: &tempfile::TempDir) -> Server {
+        let store = edged_store::Store::open(&dir.path().join("store.redb"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let credentials = Credentials::open(store).unwrap_or_else(|e| panic!("{e}"));
+        let (control, _) = tokio::sync::mpsc::channel(16);
+        let plane = RelayPlane::start(
+            PlaneConfig {
+                threads: 1,
+                cores: Vec::new(),
+                listeners: vec![SocketAddr::new(LOOPBACK, 0)],
+                socket_buffer_bytes: 1 << 16,
+                guard: PeerGuard::default(),
+                pacing: (Duration::ZERO, Duration::ZERO),
+                metrics: Registry::new(),
+            },
+            control,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Below Linux's ephemeral range, as the role's tests use.
+        let ports = 20000..=29999;
+        let config = edged_config::Config::embedded_default().av_edge;
+        let settings = Settings::new(&config, &[7; 32], vec![LOOPBACK], ports.clone());
+        Server::new(
+            settings,
+            credentials,
+            Arc::new(plane),
+            LOOPBACK,
+            None,
+            ports,
+            &Registry::new(),
+        )
+    }
+
+    #[test]
+    fn relay_sockets_are_bound_while_another_thread_holds_the_table() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let server = server(&dir);
+        let plan = RelayPlan {
+            primary: Primary::Bind {
+                ip: LOOPBACK,
+                parity: Parity::EvenWithNext,
+            },
+            additional: None,
+            quota_needed: 2,
+        };
+        let table = server.table();
+        let (done, bound) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let relays = server.acquire_relays(&plan).map(|r| {
+                    let port = r.primary.local_addr().map(|a| a.port()).ok();
+                    (port, r.next.is_some())
+                });
+                let _ = done.send(relays);
+            });
+            // Binding needs no table: it finishes while this thread holds the lock. The
+            // bound only ends a broken run (the binder waiting for the lock) in a failure.
+            let result = bound.recv_timeout(Duration::from_secs(120));
+            drop(table);
+            match result {
+                Ok(Ok((Some(port), true))) => assert_eq!(port % 2, 0, "EVEN-PORT"),
+                Ok(other) => panic!("binding failed: {other:?}"),
+                Err(_) => panic!("binding waited for the allocation table lock"),
+            }
+        });
+    }
+
+    #[test]
+    fn a_reservation_is_taken_from_the_table_not_bound() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let server = server(&dir);
+        let held = UdpSocket::bind((LOOPBACK, 0)).unwrap_or_else(|e| panic!("{e}"));
+        let port = held.local_addr().map(|a| a.port()).ok();
+        server.table().reserve(
+            [4; 8],
+            Reservation {
+                socket: held,
+                username: "alice".into(),
+                expires: Instant::now() + RESERVATION_LIFETIME,
+            },
+        );
+        let plan = RelayPlan {
+            primary: Primary::Reserved([4; 8]),
+            additional: None,
+            quota_needed: 1,
+        };
+        let relays = server
+            .acquire_relays(&plan)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(relays.primary.local_addr().map(|a| a.port()).ok(), port);
+        assert_eq!(server.table().usage(), 0, "the reservation was used");
+        assert_eq!(
+            server.acquire_relays(&plan).err(),
+            Some("Insufficient Capacity: unknown or expired reservation"),
+            "a token is used once"
+        );
     }
 }

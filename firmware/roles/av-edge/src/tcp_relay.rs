@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::allocation::{
-    Allocation, ClientTransport, FiveTuple, Origin, TcpState, PERMISSION_LIFETIME,
+    Allocation, ClientTransport, FiveTuple, Origin, Quotas, TcpState, PERMISSION_LIFETIME,
 };
 use crate::server::{error, respond_to, Auth, Outcome, Server};
 use crate::tcp_bandwidth::{copy_bidirectional_capped, TcpCap};
@@ -200,8 +200,10 @@ impl Server {
         tuple: FiveTuple,
         ip: IpAddr,
         lifetime: u32,
+        quotas: Quotas,
     ) -> Outcome {
         let fail = |code: u16, reason: &str| Outcome::reply(error(msg, code, reason, Some(auth)));
+        // Bound before the table is locked; admitted again once it is.
         let Some(listener) = bind_listener(ip, &self.relay_ports) else {
             return fail(508, "Insufficient Capacity");
         };
@@ -211,6 +213,9 @@ impl Server {
         let (control, events) = mpsc::channel(CONTROL_QUEUE);
         let closed = DrainToken::new();
         let mut table = self.table();
+        if let Err(reply) = self.admit(&table, msg, auth, tuple, 1, quotas) {
+            return Outcome::reply(reply);
+        }
         let id = table.next_id();
         table.insert(
             tuple,

@@ -257,12 +257,16 @@ async fn quotas_and_mismatches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_credentials() {
     let h = start(|_| {}).await;
-    let ring: relay_credentials::KeyRing = h
+    let stored = h
         .store
-        .get_json("relay_keys", "ring")
+        .get(
+            relay_credentials::stored::STORE_NAMESPACE,
+            relay_credentials::stored::STORE_KEY,
+        )
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no key ring"));
+    let ring = relay_credentials::stored::decode(&stored).unwrap_or_else(|e| panic!("{e}"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -57,8 +57,15 @@ async fn start_relay() -> Relay {
     let key =
         relay_credentials::RelayKey::new("srtp", SECRET.as_bytes().to_vec(), 0).expect("relay key");
     let ring = relay_credentials::KeyRing::new(key, 3600).expect("ring");
+    let stored = relay_credentials::stored::encode(&ring).expect("ring encoded");
     store
-        .put_json("relay_keys", "ring", &ring)
+        .write(|tx| {
+            tx.put(
+                relay_credentials::stored::STORE_NAMESPACE,
+                relay_credentials::stored::STORE_KEY,
+                &stored,
+            )
+        })
         .expect("ring stored");
     let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).expect("tls"));
     let role = av_edge::start(RoleContext {

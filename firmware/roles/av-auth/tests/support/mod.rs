@@ -16,7 +16,7 @@ use edged_tls::TlsMaterial;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use relay_credentials::KeyRing;
+use relay_credentials::{stored, KeyRing};
 use sip_core::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -125,11 +125,22 @@ pub async fn start_with(
 }
 
 impl Harness {
+    /// The relay key ring as stored.
     pub fn ring(&self) -> KeyRing {
-        self.store
-            .get_json("relay_keys", "ring")
+        let bytes = self
+            .store
+            .get(stored::STORE_NAMESPACE, stored::STORE_KEY)
             .expect("store")
-            .expect("ring exists")
+            .expect("ring exists");
+        stored::decode(&bytes).expect("stored ring")
+    }
+
+    /// Replaces the stored relay key ring.
+    pub fn put_ring(&self, ring: &KeyRing) {
+        let bytes = stored::encode(ring).expect("ring encoded");
+        self.store
+            .write(|tx| tx.put(stored::STORE_NAMESPACE, stored::STORE_KEY, &bytes))
+            .expect("ring stored");
     }
 
     /// A client certificate from the appliance CA, as a Director or pool server has.

@@ -81,8 +81,15 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
     let key = relay_credentials::RelayKey::new("test", REST_SECRET.as_bytes().to_vec(), 0)
         .unwrap_or_else(|e| panic!("{e}"));
     let ring = relay_credentials::KeyRing::new(key, 3600).unwrap_or_else(|e| panic!("{e}"));
+    let stored = relay_credentials::stored::encode(&ring).unwrap_or_else(|e| panic!("{e}"));
     store
-        .put_json("relay_keys", "ring", &ring)
+        .write(|tx| {
+            tx.put(
+                relay_credentials::stored::STORE_NAMESPACE,
+                relay_credentials::stored::STORE_KEY,
+                &stored,
+            )
+        })
         .unwrap_or_else(|e| panic!("{e}"));
     drop(creds);
     let tls = Arc::new(TlsMaterial::load(&config, &store).unwrap_or_else(|e| panic!("{e}")));
