@@ -138,7 +138,11 @@ fn concurrent_sets_from_separate_processes_all_land_and_are_audited_once() {
             .iter()
             .filter(|a| a["detail"] == detail.as_str())
             .collect();
-        assert_eq!(matching.len(), 1, "audit entries for {detail}: {matching:?}");
+        assert_eq!(
+            matching.len(),
+            1,
+            "audit entries for {detail}: {matching:?}"
+        );
         assert_eq!(matching[0]["actor"], "edgectl", "{:?}", matching[0]);
         assert_eq!(matching[0]["action"], "config set", "{:?}", matching[0]);
     }
@@ -183,7 +187,10 @@ fn a_change_reports_exactly_what_it_changed() {
     assert_eq!(generation(&e.socket), g0 + 1);
 
     // A role setting is reported by that role alone, naming the key.
-    let out = ctl(&e.socket, &["config", "set", "av_edge.max_allocations", "77"]);
+    let out = ctl(
+        &e.socket,
+        &["config", "set", "av_edge.max_allocations", "77"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let lines = report_lines(&out);
     assert_eq!(lines.len(), 1, "{}", text(&out));
@@ -192,5 +199,4 @@ fn a_change_reports_exactly_what_it_changed() {
         "{}",
         text(&out)
     );
-
 }

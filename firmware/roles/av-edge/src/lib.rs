@@ -8,6 +8,7 @@ mod allocate_request;
 mod allocation;
 pub mod credentials;
 pub mod policy;
+mod reconfigure;
 mod role;
 mod server;
 mod settings;
