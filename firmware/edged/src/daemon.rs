@@ -448,17 +448,15 @@ impl Daemon {
                 .restart_required
                 .push("metrics: the metrics listener changes after a restart of edged".into());
         }
-        if old.appliance.user != new.appliance.user {
-            report.restart_required.push(
-                "appliance.user: the service account changes after a restart of edged".into(),
-            );
-        }
-        if old.appliance.name != new.appliance.name
-            || old.appliance.drain_timeout_secs != new.appliance.drain_timeout_secs
-        {
-            report
-                .applied
-                .push("appliance: name and drain timeout".into());
+        for key in edged_role::changed_keys("appliance", &old.appliance, &new.appliance) {
+            if key == "appliance.user" {
+                report.restart_required.push(
+                    "appliance.user: the service account changes after a restart of edged".into(),
+                );
+            } else {
+                // Read where they are used (status, the next drain).
+                report.applied.push(format!("{key}: applied"));
+            }
         }
         report.applied.sort();
         report.applied.dedup();

@@ -200,3 +200,58 @@ fn a_change_reports_exactly_what_it_changed() {
         text(&out)
     );
 }
+
+#[test]
+fn a_role_action_is_audited_once_under_the_client_that_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = start(dir.path(), 36);
+    let before = audit(&e.socket).len();
+    let out = ctl(
+        &e.socket,
+        &[
+            "role",
+            "access_edge",
+            "block",
+            "--action",
+            r#"{"domain":"evil.example"}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = audit(&e.socket);
+    let blocked: Vec<_> = entries
+        .iter()
+        .filter(|a| {
+            a["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("evil.example"))
+        })
+        .collect();
+    assert_eq!(blocked.len(), 1, "{entries:?}");
+    assert_eq!(blocked[0]["actor"], "edgectl", "{blocked:?}");
+    assert_eq!(
+        entries.len(),
+        before + 1,
+        "one entry for the action: {entries:?}"
+    );
+
+    // A client that names no actor is recorded as "api".
+    let (code, body) = request(
+        &e.socket,
+        "POST",
+        "/api/v1/roles/access_edge/promote",
+        Some(&serde_json::json!({"domain": "partner.example"})),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let entries = audit(&e.socket);
+    let promoted: Vec<_> = entries
+        .iter()
+        .filter(|a| {
+            a["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("partner.example"))
+        })
+        .collect();
+    assert_eq!(promoted.len(), 1, "{promoted:?}");
+    assert_eq!(promoted[0]["actor"], "api", "{promoted:?}");
+}

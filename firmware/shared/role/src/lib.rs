@@ -325,14 +325,6 @@ mod tests {
         let old = setup(&config);
         let reloaded = setup(&config);
         assert!(!old.tls_changed(&reloaded, cert, &[Anchors::Internal, Anchors::Federation]));
-        let mut reissued = config.clone();
-        reissued
-            .certificates
-            .get_mut("default")
-            .unwrap()
-            .sans
-            .push("x.localhost".into());
-        assert!(old.tls_changed(&setup(&reissued), cert, &[]));
         let mut untrusting = config.clone();
         untrusting.tls.trust_own_certificates = false;
         let new = setup(&untrusting);
@@ -341,6 +333,15 @@ mod tests {
             "anchors the role does not use"
         );
         assert!(old.tls_changed(&new, cert, &[Anchors::Internal]));
+        // Last: a new name reissues the stored self-signed certificate.
+        let mut reissued = config.clone();
+        reissued
+            .certificates
+            .get_mut("default")
+            .unwrap()
+            .sans
+            .push("x.localhost".into());
+        assert!(old.tls_changed(&setup(&reissued), cert, &[]));
     }
 
     #[test]
