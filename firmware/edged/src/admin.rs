@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path as UrlPath, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -147,21 +148,29 @@ async fn get_value(State(d): State<Shared>, Query(q): Query<KeyQuery>) -> Respon
     }
 }
 
-/// Who is asking, from [`ACTOR_HEADER`]; an unknown name is refused rather than recorded.
-fn actor(headers: &HeaderMap) -> Result<Actor, Response> {
-    let Some(value) = headers.get(ACTOR_HEADER) else {
-        return Ok(Actor::Api);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(Actor::from_header)
-        .ok_or_else(|| {
-            err(
-                StatusCode::BAD_REQUEST,
-                format!("{ACTOR_HEADER}: expected edgectl, web, console or api"),
-            )
-        })
+/// Who is asking, from [`ACTOR_HEADER`] (`api` when absent); an unknown name is refused
+/// rather than recorded.
+struct ClientActor(Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientActor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let Some(value) = parts.headers.get(ACTOR_HEADER) else {
+            return Ok(ClientActor(Actor::Api));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(Actor::from_header)
+            .map(ClientActor)
+            .ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!("{ACTOR_HEADER}: expected edgectl, web, console or api"),
+                )
+            })
+    }
 }
 
 fn committed(r: Result<edged_admin_api::CommitResult, ChangeError>) -> Response {
@@ -173,13 +182,9 @@ fn committed(r: Result<edged_admin_api::CommitResult, ChangeError>) -> Response 
 
 async fn patch_config(
     State(d): State<Shared>,
-    headers: HeaderMap,
+    ClientActor(actor): ClientActor,
     Json(req): Json<SetRequest>,
 ) -> Response {
-    let actor = match actor(&headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let audit = AuditRecord::new(
         actor.as_str(),
         "config set",
@@ -195,13 +200,9 @@ async fn patch_config(
 
 async fn put_config(
     State(d): State<Shared>,
-    headers: HeaderMap,
+    ClientActor(actor): ClientActor,
     Json(up): Json<ConfigUpload>,
 ) -> Response {
-    let actor = match actor(&headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let audit = AuditRecord::new(
         actor.as_str(),
         "config import",
@@ -226,11 +227,8 @@ async fn validate(Json(up): Json<ConfigUpload>) -> Json<ValidateResult> {
     })
 }
 
-async fn reload(State(d): State<Shared>, headers: HeaderMap) -> Response {
-    match actor(&headers) {
-        Ok(a) => committed(d.reload(a).await),
-        Err(r) => r,
-    }
+async fn reload(State(d): State<Shared>, ClientActor(actor): ClientActor) -> Response {
+    committed(d.reload(actor).await)
 }
 
 async fn get_log_level(State(d): State<Shared>) -> Json<edged_admin_api::LogLevels> {
@@ -239,13 +237,9 @@ async fn get_log_level(State(d): State<Shared>) -> Json<edged_admin_api::LogLeve
 
 async fn put_log_level(
     State(d): State<Shared>,
-    headers: HeaderMap,
+    ClientActor(actor): ClientActor,
     Json(req): Json<LogLevelRequest>,
 ) -> Response {
-    let actor = match actor(&headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     match d.log.set(req.role.as_deref(), &req.level) {
         Ok(levels) => {
             tracing::info!(target: "edged", role = ?req.role, level = %req.level, %actor, "log level changed");
@@ -318,13 +312,9 @@ async fn role_query(
 async fn role_action(
     State(d): State<Shared>,
     UrlPath((role, action)): UrlPath<(String, String)>,
-    headers: HeaderMap,
+    ClientActor(actor): ClientActor,
     body: Option<Json<serde_json::Value>>,
 ) -> Response {
-    let actor = match actor(&headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let Some(r) = find_role(&d, &role) else {
         return err(StatusCode::NOT_FOUND, format!("no role \"{role}\""));
     };
