@@ -255,3 +255,61 @@ fn a_role_action_is_audited_once_under_the_client_that_asked() {
     assert_eq!(promoted.len(), 1, "{promoted:?}");
     assert_eq!(promoted[0]["actor"], "api", "{promoted:?}");
 }
+
+#[test]
+fn a_reload_reports_a_renewed_certificate_file_and_nothing_for_the_same_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Certificate files from a CA of the test's own, as an operator's PKI would issue them.
+    let ca = edged_store::Store::open(&dir.path().join("ca.redb")).unwrap();
+    let (cert_file, key_file) = (dir.path().join("edge.pem"), dir.path().join("edge.key"));
+    let renew = || {
+        let issued = edged_tls::issue_client_certificate(
+            &ca,
+            "edge.localhost",
+            &["edge.localhost".into(), "127.0.37.1".into()],
+        )
+        .unwrap();
+        std::fs::write(&cert_file, issued.chain_pem).unwrap();
+        std::fs::write(&key_file, issued.key_pem).unwrap();
+    };
+    renew();
+    let mut config = edged_config::Config::from_toml(&config_for(37)).unwrap();
+    // The A/V Edge alone: it presents the certificate and needs no trust anchors.
+    config.access_edge.enabled = false;
+    config.webconf_edge.enabled = false;
+    config.av_auth.enabled = false;
+    config.metrics.enabled = false;
+    config.certificates.insert(
+        "default".into(),
+        edged_config::CertificateConfig {
+            cert_file: Some(cert_file.clone()),
+            key_file: Some(key_file.clone()),
+            self_signed: false,
+            sans: Vec::new(),
+        },
+    );
+    let cfg = dir.path().join("edged.toml");
+    std::fs::write(&cfg, config.to_toml()).unwrap();
+    let mut e = Edged::start(dir.path(), Some(&cfg));
+    e.wait_ready(Duration::from_secs(60));
+
+    let out = ctl(&e.socket, &["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(report_lines(&out).is_empty(), "same files: {}", text(&out));
+
+    renew();
+    let out = ctl(&e.socket, &["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        report_lines(&out),
+        ["applied: av_edge.certificate: new TLS connections use the new certificate"],
+        "{}",
+        text(&out)
+    );
+    // The renewal changed what runs, so it is audited, once.
+    let renewals = audit(&e.socket)
+        .into_iter()
+        .filter(|a| a["action"] == "reload")
+        .count();
+    assert_eq!(renewals, 1);
+}
