@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edged_admin_api::ApiError;
+use edged_admin_api::{Actor, ApiError, ACTOR_HEADER};
 use serde::{de::DeserializeOwned, Serialize};
 
 #[derive(Debug)]
@@ -96,7 +96,11 @@ impl Client {
         let _ = stream.set_read_timeout(timeout);
         let _ = stream.set_write_timeout(timeout);
         let body = body.unwrap_or_default();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: edged\r\nConnection: close\r\nAccept: application/json\r\n");
+        // edgectl names itself so the audit log records its changes as edgectl's.
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: edged\r\nConnection: close\r\nAccept: application/json\r\n{ACTOR_HEADER}: {}\r\n",
+            Actor::Edgectl
+        );
         if method != "GET" {
             req.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",

@@ -1,19 +1,26 @@
 //! The local admin API: JSON over HTTP on a Unix socket. edgectl speaks it today; the web
 //! admin page will speak the same API. Every error is an HTTP 4xx/5xx with a JSON body
 //! naming what was wrong.
+//!
+//! A client names itself in the `X-Edged-Actor` header ([`Actor`]: `edgectl`, `web`,
+//! `console`; `api` when absent); every change it makes is audited once under that name:
+//! configuration changes by [`Daemon::update`] with the commit, role actions by the role in
+//! the transaction that makes the change.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{FromRequestParts, Path as UrlPath, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use edged_admin_api::{
-    ApiError, ConfigDocument, ConfigUpload, LogLevelRequest, SetRequest, Status, ValidateResult,
+    Actor, ApiError, ConfigDocument, ConfigUpload, LogLevelRequest, SetRequest, Status,
+    ValidateResult, ACTOR_HEADER,
 };
 use edged_config::Config;
 use edged_role::AdminError;
@@ -141,40 +148,70 @@ async fn get_value(State(d): State<Shared>, Query(q): Query<KeyQuery>) -> Respon
     }
 }
 
-async fn patch_config(State(d): State<Shared>, Json(req): Json<SetRequest>) -> Response {
-    let cur = d.current().await;
-    let new = match cur.config.with_value(&req.key, &req.value) {
-        Ok(c) => c,
-        Err(e) => return change_err(e.into()),
-    };
-    if *cur.config == new {
-        return Json(edged_admin_api::CommitResult {
-            generation: cur.generation,
-            report: Default::default(),
-        })
-        .into_response();
+/// Who is asking, from [`ACTOR_HEADER`] (`api` when absent); an unknown name is refused
+/// rather than recorded.
+struct ClientActor(Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientActor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let Some(value) = parts.headers.get(ACTOR_HEADER) else {
+            return Ok(ClientActor(Actor::Api));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(Actor::from_header)
+            .map(ClientActor)
+            .ok_or_else(|| {
+                err(
+                    StatusCode::BAD_REQUEST,
+                    format!("{ACTOR_HEADER}: expected edgectl, web, console or api"),
+                )
+            })
     }
-    let audit = AuditRecord::new(
-        "admin-api",
-        "config set",
-        format!("{} = {}", req.key, req.value),
-    );
-    match d.commit(new, audit).await {
+}
+
+fn committed(r: Result<edged_admin_api::CommitResult, ChangeError>) -> Response {
+    match r {
         Ok(r) => Json(r).into_response(),
         Err(e) => change_err(e),
     }
 }
 
-async fn put_config(State(d): State<Shared>, Json(up): Json<ConfigUpload>) -> Response {
-    let new = match Config::from_toml(&up.toml) {
-        Ok(c) => c,
-        Err(e) => return change_err(e.into()),
-    };
-    let audit = AuditRecord::new("admin-api", "config import", "whole configuration replaced");
-    match d.commit(new, audit).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => change_err(e),
-    }
+async fn patch_config(
+    State(d): State<Shared>,
+    ClientActor(actor): ClientActor,
+    Json(req): Json<SetRequest>,
+) -> Response {
+    let audit = AuditRecord::new(
+        actor.as_str(),
+        "config set",
+        format!("{} = {}", req.key, req.value),
+    );
+    committed(
+        d.update(audit, |old| {
+            Ok(old.with_value_unvalidated(&req.key, &req.value)?)
+        })
+        .await,
+    )
+}
+
+async fn put_config(
+    State(d): State<Shared>,
+    ClientActor(actor): ClientActor,
+    Json(up): Json<ConfigUpload>,
+) -> Response {
+    let audit = AuditRecord::new(
+        actor.as_str(),
+        "config import",
+        "whole configuration replaced",
+    );
+    committed(
+        d.update(audit, |_| Ok(Config::parse_unvalidated(&up.toml)?))
+            .await,
+    )
 }
 
 async fn validate(Json(up): Json<ConfigUpload>) -> Json<ValidateResult> {
@@ -190,21 +227,36 @@ async fn validate(Json(up): Json<ConfigUpload>) -> Json<ValidateResult> {
     })
 }
 
-async fn reload(State(d): State<Shared>) -> Response {
-    match d.reload("admin-api").await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => change_err(e),
-    }
+async fn reload(State(d): State<Shared>, ClientActor(actor): ClientActor) -> Response {
+    committed(d.reload(actor).await)
 }
 
 async fn get_log_level(State(d): State<Shared>) -> Json<edged_admin_api::LogLevels> {
     Json(d.log.levels())
 }
 
-async fn put_log_level(State(d): State<Shared>, Json(req): Json<LogLevelRequest>) -> Response {
+async fn put_log_level(
+    State(d): State<Shared>,
+    ClientActor(actor): ClientActor,
+    Json(req): Json<LogLevelRequest>,
+) -> Response {
     match d.log.set(req.role.as_deref(), &req.level) {
         Ok(levels) => {
-            tracing::info!(target: "edged", role = ?req.role, level = %req.level, "log level changed");
+            tracing::info!(target: "edged", role = ?req.role, level = %req.level, %actor, "log level changed");
+            // Runtime only (the configuration keeps its levels), but still an operator's
+            // change: audited once like the others.
+            let store = d.store.clone();
+            let detail = format!("{} {}", req.role.as_deref().unwrap_or("default"), req.level);
+            let record = AuditRecord::new(actor.as_str(), "log level", detail);
+            match tokio::task::spawn_blocking(move || store.write(|tx| tx.audit(record))).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(target: "edged", error = %e, "log level change not audited")
+                }
+                Err(e) => {
+                    tracing::error!(target: "edged", error = %e, "log level change not audited")
+                }
+            }
             Json(levels).into_response()
         }
         Err(m) => err(StatusCode::BAD_REQUEST, m),
@@ -256,25 +308,19 @@ async fn role_query(
     }
 }
 
+/// The role audits the action itself, in the transaction that makes the change.
 async fn role_action(
     State(d): State<Shared>,
     UrlPath((role, action)): UrlPath<(String, String)>,
+    ClientActor(actor): ClientActor,
     body: Option<Json<serde_json::Value>>,
 ) -> Response {
     let Some(r) = find_role(&d, &role) else {
         return err(StatusCode::NOT_FOUND, format!("no role \"{role}\""));
     };
     let arg = body.map_or(serde_json::Value::Null, |Json(v)| v);
-    match r.action(&action, arg).await {
-        Ok(v) => {
-            let store = d.store.clone();
-            let detail = format!("{role} {action}");
-            let _ = tokio::task::spawn_blocking(move || {
-                store.write(|tx| tx.audit(AuditRecord::new("admin-api", "role action", detail)))
-            })
-            .await;
-            Json(v).into_response()
-        }
+    match r.action(&action, arg, actor).await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => admin_err(e),
     }
 }

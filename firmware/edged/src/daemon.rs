@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
-use edged_admin_api::{ApplyReport, CommitResult, ConfigProblem};
+use edged_admin_api::{Actor, ApplyReport, CommitResult, ConfigProblem};
 use edged_config::{Config, ConfigErrors, EMBEDDED_DEFAULT};
 use edged_metrics::Registry;
-use edged_role::{Role, RoleContext};
+use edged_role::{Role, RoleContext, Setup};
 use edged_store::{AuditRecord, Store};
 use edged_tls::TlsMaterial;
 use tokio::signal::unix::{signal, SignalKind};
@@ -39,8 +39,9 @@ pub struct Daemon {
     pub log: LogControl,
     pub started: Instant,
     pub config_file: Option<PathBuf>,
-    /// The running configuration; the lock also serialises changes, so two admins
-    /// committing at once cannot interleave validation, commit and apply.
+    /// The running configuration. Every change holds this lock from reading the current
+    /// configuration to applying the new one ([`Daemon::update`]), so two admins changing
+    /// it at once cannot start from the same generation and lose one of the changes.
     current: tokio::sync::Mutex<Current>,
 }
 
@@ -75,9 +76,10 @@ fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
         let config = Config::from_toml(&text).map_err(RunError::Config)?;
+        // Only compared with the file, which is validated: parsing is enough.
         let same = stored
             .as_ref()
-            .and_then(|s| Config::from_toml(&s.toml).ok())
+            .and_then(|s| Config::parse_unvalidated(&s.toml).ok())
             .is_some_and(|s| s == config);
         if same || !commit {
             return Ok((config, stored.map_or(0, |s| s.generation)));
@@ -86,7 +88,7 @@ fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u
             .commit_config(
                 &config.to_toml(),
                 AuditRecord::new(
-                    "config-file",
+                    Actor::ConfigFile.as_str(),
                     "config",
                     format!("loaded {}", path.display()),
                 ),
@@ -107,7 +109,11 @@ fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u
             let generation = store
                 .commit_config(
                     &config.to_toml(),
-                    AuditRecord::new("edged", "config", "initialised from the embedded default"),
+                    AuditRecord::new(
+                        Actor::Edged.as_str(),
+                        "config",
+                        "initialised from the embedded default",
+                    ),
                 )
                 .context("storing the embedded default configuration")?;
             Ok((config, generation))
@@ -231,7 +237,7 @@ async fn serve(
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                match daemon.reload("signal").await {
+                match daemon.reload(Actor::Signal).await {
                     Ok(r) => tracing::info!(target: "edged", generation = r.generation,
                         applied = ?r.report.applied, restart_required = ?r.report.restart_required, "reloaded"),
                     Err(e) => tracing::error!(target: "edged", error = %describe(&e), "reload refused; running configuration unchanged"),
@@ -285,27 +291,101 @@ impl Daemon {
         self.current.lock().await.clone()
     }
 
-    /// Validates, commits and applies a new configuration. Nothing changes (neither the
-    /// store nor the running roles) unless every check passes.
-    pub async fn commit(
+    /// The one way the running configuration changes (`config set`, import, reload, the
+    /// web page and the console alike): under the daemon's lock, `change` derives the new
+    /// configuration from the running one, which is validated once, its TLS material
+    /// loaded, committed to the store with `audit` (its one audit entry) and applied to the
+    /// roles. Nothing changes, neither the store nor the running roles, unless every step
+    /// before the commit succeeds. A change that leaves the configuration as it is commits
+    /// nothing, audits nothing and reports nothing.
+    pub async fn update(
         &self,
-        new: Config,
         audit: AuditRecord,
+        change: impl FnOnce(&Config) -> Result<Config, ChangeError>,
     ) -> Result<CommitResult, ChangeError> {
-        new.validate()?;
+        self.transact(audit, false, change).await
+    }
+
+    /// SIGHUP and `edgectl reload`: re-read the configuration file (when edged runs from
+    /// one) and the certificate files, and apply what changed.
+    pub async fn reload(&self, actor: Actor) -> Result<CommitResult, ChangeError> {
+        let path = self.config_file.clone();
+        let detail = match &path {
+            Some(p) => format!("reloaded {}", p.display()),
+            None => "re-read the certificates".into(),
+        };
+        let audit = AuditRecord::new(actor.as_str(), "reload", detail);
+        // Read before taking the lock: the file is the input, not the running state.
+        let text =
+            match &path {
+                Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                    ChangeError::Failed(format!("cannot read {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
+        self.transact(audit, true, |old| match &text {
+            Some(t) => Ok(Config::parse_unvalidated(t)?),
+            None => Ok(old.clone()),
+        })
+        .await
+    }
+
+    /// [`Daemon::update`]; `reread_certificates` loads the TLS material again even when the
+    /// configuration stays the same (a renewed certificate file), and audits the reload
+    /// when that changed something.
+    async fn transact(
+        &self,
+        audit: AuditRecord,
+        reread_certificates: bool,
+        change: impl FnOnce(&Config) -> Result<Config, ChangeError>,
+    ) -> Result<CommitResult, ChangeError> {
         let mut cur = self.current.lock().await;
+        let new = change(&cur.config)?;
+        let config_changed = new != *cur.config;
+        if !config_changed && !reread_certificates {
+            return Ok(CommitResult {
+                generation: cur.generation,
+                report: ApplyReport::default(),
+            });
+        }
+        if config_changed {
+            // The single gate: nothing else validates a change.
+            new.validate()?;
+        }
         let tls = self.load_tls(&new).await?;
-        let store = self.store.clone();
-        let text = new.to_toml();
-        let generation = tokio::task::spawn_blocking(move || store.commit_config(&text, audit))
-            .await
-            .map_err(|e| ChangeError::Failed(e.to_string()))?
-            .map_err(|e| ChangeError::Failed(e.to_string()))?;
-        let new = Arc::new(new);
-        let report = self.apply(&cur.config, &new, &tls).await;
-        *cur = Current {
-            config: new,
+        let old = Setup {
+            config: cur.config.clone(),
+            tls: cur.tls.clone(),
+        };
+        let new = Setup {
+            config: Arc::new(new),
             tls,
+        };
+        let generation = if config_changed {
+            let store = self.store.clone();
+            let (text, record) = (new.config.to_toml(), audit.clone());
+            tokio::task::spawn_blocking(move || store.commit_config(&text, record))
+                .await
+                .map_err(|e| ChangeError::Failed(e.to_string()))?
+                .map_err(|e| ChangeError::Failed(e.to_string()))?
+        } else {
+            cur.generation
+        };
+        let report = self.apply(&old, &new).await;
+        if !config_changed && !report.is_empty() {
+            // Same configuration, other certificates: still a change, audited once.
+            let store = self.store.clone();
+            let audited = tokio::task::spawn_blocking(move || store.write(|tx| tx.audit(audit)))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = audited {
+                tracing::error!(target: "edged", error = %e, "reload applied but not audited");
+            }
+        }
+        *cur = Current {
+            config: new.config,
+            tls: new.tls,
             generation,
         };
         self.metrics
@@ -316,33 +396,6 @@ impl Daemon {
             )
             .set(generation as i64);
         Ok(CommitResult { generation, report })
-    }
-
-    /// SIGHUP and `edgectl reload`: re-read the configuration file (when edged runs from
-    /// one) and the certificate files, and apply them.
-    pub async fn reload(&self, actor: &str) -> Result<CommitResult, ChangeError> {
-        if let Some(path) = &self.config_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ChangeError::Failed(format!("cannot read {}: {e}", path.display())))?;
-            let new = Config::from_toml(&text)?;
-            if *self.current().await.config != new {
-                return self
-                    .commit(
-                        new,
-                        AuditRecord::new(actor, "reload", format!("reloaded {}", path.display())),
-                    )
-                    .await;
-            }
-        }
-        let mut cur = self.current.lock().await;
-        let config = cur.config.clone();
-        let tls = self.load_tls(&config).await?;
-        let report = self.apply(&cur.config, &config, &tls).await;
-        cur.tls = tls;
-        Ok(CommitResult {
-            generation: cur.generation,
-            report,
-        })
     }
 
     async fn load_tls(&self, config: &Config) -> Result<Arc<TlsMaterial>, ChangeError> {
@@ -359,8 +412,11 @@ impl Daemon {
         Ok(Arc::new(tls))
     }
 
-    /// Hands the new configuration to every role and collects what took effect.
-    async fn apply(&self, old: &Config, new: &Arc<Config>, tls: &Arc<TlsMaterial>) -> ApplyReport {
+    /// Hands the new configuration to every role and collects what took effect. edged
+    /// reports its own sections and every role's `enabled` (the one place that does);
+    /// each role reports its own part.
+    async fn apply(&self, old_setup: &Setup, new_setup: &Setup) -> ApplyReport {
+        let (old, new) = (&*old_setup.config, &*new_setup.config);
         let mut report = ApplyReport::default();
         for (name, was, is) in [
             (
@@ -381,7 +437,7 @@ impl Daemon {
             }
         }
         for role in &self.roles {
-            report.merge(role.apply(new.clone(), tls.clone()).await);
+            report.merge(role.apply(old_setup, new_setup).await);
         }
         if old.logging != new.logging {
             self.log.apply_config(&new.logging);
@@ -392,17 +448,15 @@ impl Daemon {
                 .restart_required
                 .push("metrics: the metrics listener changes after a restart of edged".into());
         }
-        if old.appliance.user != new.appliance.user {
-            report.restart_required.push(
-                "appliance.user: the service account changes after a restart of edged".into(),
-            );
-        }
-        if old.appliance.name != new.appliance.name
-            || old.appliance.drain_timeout_secs != new.appliance.drain_timeout_secs
-        {
-            report
-                .applied
-                .push("appliance: name and drain timeout".into());
+        for key in edged_role::changed_keys("appliance", &old.appliance, &new.appliance) {
+            if key == "appliance.user" {
+                report.restart_required.push(
+                    "appliance.user: the service account changes after a restart of edged".into(),
+                );
+            } else {
+                // Read where they are used (status, the next drain).
+                report.applied.push(format!("{key}: applied"));
+            }
         }
         report.applied.sort();
         report.applied.dedup();

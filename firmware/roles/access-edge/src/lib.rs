@@ -30,6 +30,7 @@ pub mod partner;
 pub mod plan;
 pub mod policy;
 pub mod proxy;
+pub mod reconfigure;
 pub mod registry;
 pub mod reply;
 pub mod route;
@@ -41,12 +42,12 @@ pub mod transactions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use edged_role::{
-    enabled_change, listener_changes, AdminError, ApplyReport, Config, Health, ListenerInfo, Role,
-    RoleContext, RoleError, RoleStatus, TlsMaterial,
+    Actor, AdminError, Anchors, ApplyReport, Health, ListenerInfo, Role, RoleContext, RoleError,
+    RoleStatus, Setup,
 };
 use edged_store::{AuditRecord, Store};
 use tokio::net::TcpListener;
@@ -55,13 +56,12 @@ pub use policy::DomainFigures;
 use policy::StoredDomain;
 use proxy::{OwnAddrs, Settings, Shared};
 
-const NAME: &str = "access_edge";
+pub(crate) const NAME: &str = "access_edge";
 
 /// The running Access Edge.
 pub struct AccessEdge {
     shared: Arc<Shared>,
     store: Store,
-    config: Mutex<Arc<Config>>,
     listeners: Vec<ListenerInfo>,
     draining: AtomicBool,
 }
@@ -152,7 +152,6 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
     Ok(Arc::new(AccessEdge {
         shared,
         store: ctx.store.clone(),
-        config: Mutex::new(ctx.config.clone()),
         listeners: infos,
         draining: AtomicBool::new(false),
     }))
@@ -187,20 +186,21 @@ impl AccessEdge {
             .figures()
     }
 
-    /// Treats a domain as allow-listed from now on (persisted, audited).
-    pub fn promote(&self, domain: &str) -> Result<(), AdminError> {
-        self.operator_action(domain, "promoted", |p, d, now| p.promote(d, now))
+    /// Treats a domain as allow-listed from now on (persisted, audited under `actor`).
+    pub fn promote(&self, domain: &str, actor: Actor) -> Result<(), AdminError> {
+        self.operator_action(domain, "promoted", actor, |p, d, now| p.promote(d, now))
     }
 
-    /// Blocks a domain from now on (persisted, audited).
-    pub fn block(&self, domain: &str) -> Result<(), AdminError> {
-        self.operator_action(domain, "blocked", |p, d, now| p.block(d, now))
+    /// Blocks a domain from now on (persisted, audited under `actor`).
+    pub fn block(&self, domain: &str, actor: Actor) -> Result<(), AdminError> {
+        self.operator_action(domain, "blocked", actor, |p, d, now| p.block(d, now))
     }
 
     fn operator_action(
         &self,
         domain: &str,
         verb: &str,
+        actor: Actor,
         f: impl FnOnce(&mut policy::FederationPolicy, &str, u64) -> StoredDomain,
     ) -> Result<(), AdminError> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -221,7 +221,7 @@ impl AccessEdge {
             .write(|tx| {
                 tx.put_json(NAME, &format!("domain.{domain}"), &stored)?;
                 tx.audit(AuditRecord::new(
-                    "admin",
+                    actor.as_str(),
                     NAME,
                     format!("federation partner {domain} {verb}"),
                 ))?;
@@ -296,69 +296,54 @@ impl Role for AccessEdge {
         }
     }
 
-    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = self
-            .config
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut report = ApplyReport {
-            restart_required: listener_changes(NAME, &old, &config),
-            ..ApplyReport::default()
-        };
-        if let Some(line) =
-            enabled_change(NAME, old.access_edge.enabled, config.access_edge.enabled)
-        {
-            report.restart_required.push(line);
-        }
-        let new = &config.access_edge;
-        match tls_peer::EdgeTls::build(&tls, &new.certificate) {
-            Ok(t) => {
-                *self
-                    .shared
-                    .tls
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = t;
-                report.applied.push(
-                    "access_edge: certificates and trust anchors apply to new connections".into(),
-                );
+    async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport {
+        let mut report = reconfigure::report(&old.config, &new.config);
+        let cfg = &new.config.access_edge;
+        // Rebuilt only when the material differs: a reload that re-read the same files
+        // changes (and reports) nothing.
+        if old.tls_changed(
+            new,
+            |c| c.access_edge.certificate.as_str(),
+            &[Anchors::Internal, Anchors::Federation],
+        ) {
+            match tls_peer::EdgeTls::build(&new.tls, &cfg.certificate) {
+                Ok(t) => {
+                    *self
+                        .shared
+                        .tls
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = t;
+                    report.applied.push(
+                        "access_edge.certificate: certificate and trust anchors apply to new connections".into(),
+                    );
+                }
+                Err(e) => report.restart_required.push(format!(
+                    "access_edge.certificate: {e}; the previous TLS setup stays"
+                )),
             }
-            Err(e) => report.restart_required.push(format!(
-                "access_edge.certificate: {e}; the previous TLS setup stays"
-            )),
         }
-        *self
-            .shared
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(Settings::from_config(new));
-        self.shared
-            .guard
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set_limits(Settings::guard_limits(new));
-        self.shared
-            .policy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set_config(new.federation.clone());
-        self.shared
-            .hops
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reconfigure(&new.next_hops);
-        if old.access_edge.federation != new.federation {
-            report
-                .applied
-                .push("access_edge.federation: policy applied".into());
+        if old.config.access_edge != *cfg {
+            *self
+                .shared
+                .settings
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::new(Settings::from_config(cfg));
+            self.shared
+                .guard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set_limits(Settings::guard_limits(cfg));
+            self.shared
+                .policy
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set_config(cfg.federation.clone());
+            self.shared
+                .hops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reconfigure(&cfg.next_hops);
         }
-        if old.access_edge.next_hops != new.next_hops {
-            report
-                .applied
-                .push("access_edge.next_hops: pool updated; established connections stay".into());
-        }
-        report.applied.push("access_edge: timeouts, limits and scanner list applied (connections opened from now on)".into());
-        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
         report
     }
 
@@ -399,11 +384,12 @@ impl Role for AccessEdge {
         &self,
         action: &str,
         arg: serde_json::Value,
+        actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
         let domain = domain_arg(&arg)?;
         match action {
-            "promote" => self.promote(&domain)?,
-            "block" => self.block(&domain)?,
+            "promote" => self.promote(&domain, actor)?,
+            "block" => self.block(&domain, actor)?,
             _ => {
                 return Err(AdminError::NotFound(format!(
                     "access_edge has no action \"{action}\" (promote, block)"

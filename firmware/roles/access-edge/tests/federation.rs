@@ -118,7 +118,8 @@ async fn allow_listed_partners_exchange_messages_both_ways_on_one_connection() {
     assert_eq!(status_of(&r), 403, "{r}");
 
     // b's operator blocks a.test: refused from then on, and the figures show it.
-    b.block("a.test").unwrap_or_else(|e| panic!("{e}"));
+    b.block("a.test", edged_role::Actor::Edgectl)
+        .unwrap_or_else(|e| panic!("{e}"));
     a_director
         .send(&message("alice@a.test", "bob@b.test", "z9hG4bKblk"))
         .await;
@@ -348,11 +349,16 @@ async fn federated_callers_cannot_tell_unknown_users_from_offline_ones() {
     // The operator can switch it off (live): the Director's 404 then passes as it is.
     let mut config = b_site.config.clone();
     config.access_edge.hide_user_existence = false;
-    b.apply(
-        std::sync::Arc::new(config),
-        std::sync::Arc::new(b_site.tls()),
-    )
-    .await;
+    let tls = std::sync::Arc::new(b_site.tls());
+    let old = edged_role::Setup {
+        config: std::sync::Arc::new(b_site.config.clone()),
+        tls: tls.clone(),
+    };
+    let new = edged_role::Setup {
+        config: std::sync::Arc::new(config),
+        tls,
+    };
+    b.apply(&old, &new).await;
     a_director
         .send(&message("alice@a.test", "ghost@b.test", "z9hG4bKghost2"))
         .await;

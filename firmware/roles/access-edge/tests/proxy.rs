@@ -348,9 +348,16 @@ async fn drain_stops_accepting_and_apply_reports_listener_moves() {
     let mut cfg = site.config.clone();
     cfg.access_edge.remote_users_port = 1;
     cfg.access_edge.federation.block = vec!["evil.test".into()];
-    let report = edge
-        .apply(std::sync::Arc::new(cfg), std::sync::Arc::new(site.tls()))
-        .await;
+    let tls = std::sync::Arc::new(site.tls());
+    let old = edged_role::Setup {
+        config: std::sync::Arc::new(site.config.clone()),
+        tls: tls.clone(),
+    };
+    let new = edged_role::Setup {
+        config: std::sync::Arc::new(cfg),
+        tls,
+    };
+    let report = edge.apply(&old, &new).await;
     assert!(
         report
             .restart_required

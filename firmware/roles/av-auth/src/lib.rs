@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mras;
 mod peer;
 pub mod policy;
+mod reconfigure;
 pub mod relays;
 pub mod rest;
 mod rest_listener;

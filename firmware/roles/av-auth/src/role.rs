@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use edged_role::{
-    enabled_change, listener_changes, AdminError, ApplyReport, Config, Health, ListenerInfo, Role,
-    RoleStatus, TlsMaterial,
+    Actor, AdminError, Anchors, ApplyReport, Health, ListenerInfo, Role, RoleStatus, Setup,
 };
 use rustls::ServerConfig;
 use serde_json::{json, Value};
@@ -73,41 +72,32 @@ impl Role for AvAuthRole {
         }
     }
 
-    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = self.service.config.load_full();
-        let mut report = ApplyReport::default();
-        report
-            .restart_required
-            .extend(listener_changes(NAME, &old, &config));
-        report.restart_required.extend(enabled_change(
-            NAME,
-            old.av_auth.enabled,
-            config.av_auth.enabled,
-        ));
-        match (
-            tls_configs::sip(&config, &tls),
-            tls_configs::rest(&config, &tls),
+    async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport {
+        let mut report = crate::reconfigure::report(&old.config, &new.config);
+        if old.tls_changed(
+            new,
+            |c| c.av_auth.certificate.as_str(),
+            &[Anchors::Internal],
         ) {
-            (Ok(sip), Ok(rest)) => {
-                self.sip_tls.store(sip);
-                self.rest_tls.store(rest);
-                report
-                    .applied
-                    .push("av_auth: certificate and trust anchors (new connections)".into());
+            match (
+                tls_configs::sip(&new.config, &new.tls),
+                tls_configs::rest(&new.config, &new.tls),
+            ) {
+                (Ok(sip), Ok(rest)) => {
+                    self.sip_tls.store(sip);
+                    self.rest_tls.store(rest);
+                    report.applied.push(
+                        "av_auth.certificate: certificate and trust anchors apply to new connections"
+                            .into(),
+                    );
+                }
+                (Err(e), _) | (_, Err(e)) => report.restart_required.push(format!(
+                    "av_auth.certificate: not applied ({e}); the previous certificate stays in use"
+                )),
             }
-            (Err(e), _) | (_, Err(e)) => report.restart_required.push(format!(
-                "av_auth.certificate: not applied ({e}); the previous certificate stays in use"
-            )),
         }
-        if old.av_auth != config.av_auth
-            || old.av_edge != config.av_edge
-            || old.network != config.network
-        {
-            report
-                .applied
-                .push("av_auth: lifetimes, issuance rate, allowed identities, CORS origins and relay list".into());
-        }
-        self.service.config.store(config);
+        // The service serves requests from this configuration (it is not compared with).
+        self.service.config.store(new.config.clone());
         report
     }
 
@@ -177,11 +167,11 @@ impl Role for AvAuthRole {
         }
     }
 
-    async fn action(&self, action: &str, arg: Value) -> Result<Value, AdminError> {
+    async fn action(&self, action: &str, arg: Value, actor: Actor) -> Result<Value, AdminError> {
         match action {
             "rotate-key" => {
                 let store = self.store.clone();
-                let ring = blocking(move || keys::rotate(&store, "edgectl", unix_now()).map_err(failed)).await?;
+                let ring = blocking(move || keys::rotate(&store, actor.as_str(), unix_now()).map_err(failed)).await?;
                 self.service.issuer.ring().invalidate();
                 tracing::info!(target: "av_auth", current = %ring.current().id, "relay key rotated");
                 Ok(json!({
@@ -195,7 +185,7 @@ impl Role for AvAuthRole {
                 let service = self.service.clone();
                 let n = name.clone();
                 let key = blocking(move || {
-                    service.api_keys.create(&n, "edgectl", unix_now()).map_err(|e| match e {
+                    service.api_keys.create(&n, actor.as_str(), unix_now()).map_err(|e| match e {
                         crate::api_keys::ApiKeyError::BadName | crate::api_keys::ApiKeyError::Exists(_) => {
                             AdminError::BadRequest(e.to_string())
                         }
@@ -212,7 +202,7 @@ impl Role for AvAuthRole {
                 let service = self.service.clone();
                 let n = name.clone();
                 blocking(move || {
-                    service.api_keys.revoke(&n, "edgectl").map_err(|e| match e {
+                    service.api_keys.revoke(&n, actor.as_str()).map_err(|e| match e {
                         crate::api_keys::ApiKeyError::NotFound(_) => AdminError::NotFound(e.to_string()),
                         crate::api_keys::ApiKeyError::BadName => AdminError::BadRequest(e.to_string()),
                         other => failed(other),

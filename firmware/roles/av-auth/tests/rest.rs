@@ -2,8 +2,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use support::*;
 
 const PATH: &str = "/api/v1/turn-credentials";
@@ -222,7 +220,11 @@ async fn each_error_is_clear_and_the_next_good_request_succeeds() {
 
     // A revoked key stops working at once, also on a connection that used it.
     h.role
-        .action("revoke-api-key", serde_json::json!({"name": "portal"}))
+        .action(
+            "revoke-api-key",
+            serde_json::json!({"name": "portal"}),
+            edged_role::Actor::Edgectl,
+        )
         .await
         .unwrap();
     let r = c
@@ -235,7 +237,11 @@ async fn each_error_is_clear_and_the_next_good_request_succeeds() {
     assert_eq!(r.status, 401);
     let listed = h
         .role
-        .action("list-api-keys", serde_json::Value::Null)
+        .action(
+            "list-api-keys",
+            serde_json::Value::Null,
+            edged_role::Actor::Edgectl,
+        )
         .await
         .unwrap();
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0);
@@ -266,7 +272,7 @@ async fn cors_is_off_by_default_and_limited_to_configured_origins() {
     // Turned on by a live reload.
     let mut config = h.config.clone();
     config.av_auth.cors_origins = vec!["https://app.example.test".into()];
-    let report = h.role.apply(Arc::new(config), h.tls.clone()).await;
+    let report = h.apply(&h.config, &config).await;
     assert!(report.restart_required.is_empty(), "{report:?}");
     let r = c.request("OPTIONS", &path, &preflight).await.unwrap();
     assert_eq!(r.status, 204);

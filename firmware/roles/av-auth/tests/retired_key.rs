@@ -134,7 +134,11 @@ async fn a_retired_key_is_accepted_during_the_overlap_and_refused_after() {
     // Rotation through the operator's action: the first key is retired now.
     let rotated = h
         .role
-        .action("rotate-key", serde_json::Value::Null)
+        .action(
+            "rotate-key",
+            serde_json::Value::Null,
+            edged_role::Actor::Edgectl,
+        )
         .await
         .expect("rotate-key");
     let rotated_at = Instant::now();

@@ -3,7 +3,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use av_auth::mras::{self, build_request, parse_response};
@@ -73,7 +72,11 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
 
     let rotated = h
         .role
-        .action("rotate-key", serde_json::Value::Null)
+        .action(
+            "rotate-key",
+            serde_json::Value::Null,
+            edged_role::Actor::Edgectl,
+        )
         .await
         .unwrap();
     let second = rotated["current"].as_str().unwrap().to_owned();
@@ -131,7 +134,7 @@ async fn reload_applies_policy_live_and_reports_listener_moves() {
 
     let mut config = h.config.clone();
     config.av_auth.allowed_identities = vec!["*@other.test".into()];
-    let report = h.role.apply(Arc::new(config.clone()), h.tls.clone()).await;
+    let report = h.apply(&h.config, &config).await;
     assert!(report.restart_required.is_empty(), "{report:?}");
     assert!(!report.applied.is_empty());
     // Same connection, new policy.
@@ -143,8 +146,9 @@ async fn reload_applies_policy_live_and_reports_listener_moves() {
         403
     );
 
+    let old = config.clone();
     config.av_auth.sip_port = 15062;
-    let report = h.role.apply(Arc::new(config), h.tls.clone()).await;
+    let report = h.apply(&old, &config).await;
     assert!(
         report
             .restart_required
@@ -182,29 +186,54 @@ async fn drain_stops_accepting_and_finishes_connections() {
 async fn admin_requests_with_bad_arguments_are_refused_clearly() {
     use edged_role::AdminError;
     let h = start(loopback_config()).await;
-    let bad = h.role.action("create-api-key", serde_json::json!({})).await;
+    let bad = h
+        .role
+        .action(
+            "create-api-key",
+            serde_json::json!({}),
+            edged_role::Actor::Edgectl,
+        )
+        .await;
     assert!(matches!(bad, Err(AdminError::BadRequest(_))), "{bad:?}");
     let bad = h
         .role
-        .action("create-api-key", serde_json::json!({"name": "has space"}))
+        .action(
+            "create-api-key",
+            serde_json::json!({"name": "has space"}),
+            edged_role::Actor::Edgectl,
+        )
         .await;
     assert!(matches!(bad, Err(AdminError::BadRequest(_))), "{bad:?}");
     create_api_key(&h, "once").await;
     let again = h
         .role
-        .action("create-api-key", serde_json::json!({"name": "once"}))
+        .action(
+            "create-api-key",
+            serde_json::json!({"name": "once"}),
+            edged_role::Actor::Edgectl,
+        )
         .await;
     assert!(matches!(again, Err(AdminError::BadRequest(_))), "{again:?}");
     let missing = h
         .role
-        .action("revoke-api-key", serde_json::json!({"name": "nobody"}))
+        .action(
+            "revoke-api-key",
+            serde_json::json!({"name": "nobody"}),
+            edged_role::Actor::Edgectl,
+        )
         .await;
     assert!(
         matches!(missing, Err(AdminError::NotFound(_))),
         "{missing:?}"
     );
     assert!(matches!(
-        h.role.action("explode", serde_json::Value::Null).await,
+        h.role
+            .action(
+                "explode",
+                serde_json::Value::Null,
+                edged_role::Actor::Edgectl
+            )
+            .await,
         Err(AdminError::NotFound(_))
     ));
     assert!(matches!(

@@ -76,7 +76,7 @@ async fn main() {
         }
         config.validate().map_err(|e| e.to_string())?;
         Credentials::open(store.clone())
-            .and_then(|c| c.put_user(&args[1], &args[3], &args[2]))
+            .and_then(|c| c.put_user(&args[1], &args[3], &args[2], edged_role::Actor::Edged))
             .map_err(|e| e.to_string())?;
         let tls =
             Arc::new(edged_tls::TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?);

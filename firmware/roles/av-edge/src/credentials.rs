@@ -136,8 +136,14 @@ impl Credentials {
         guard.1.clone()
     }
 
-    /// Adds or replaces a long-term user.
-    pub fn put_user(&self, name: &str, realm: &str, password: &str) -> Result<(), StoreError> {
+    /// Adds or replaces a long-term user, audited under `actor`.
+    pub fn put_user(
+        &self,
+        name: &str,
+        realm: &str,
+        password: &str,
+        actor: edged_role::Actor,
+    ) -> Result<(), StoreError> {
         if name.is_empty() || name.contains(':') && relay_credentials::parse_username(name).is_ok()
         {
             return Err(StoreError::BadKey(format!("user:{name}")));
@@ -146,7 +152,7 @@ impl Credentials {
         self.store.write(|tx| {
             tx.put_json(USER_NAMESPACE, &format!("user:{name}"), &record)?;
             tx.audit(edged_store::AuditRecord::new(
-                "av_edge",
+                actor.as_str(),
                 "relay user set",
                 name.to_string(),
             ))?;

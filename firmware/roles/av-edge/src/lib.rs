@@ -9,6 +9,7 @@ mod allocation;
 mod auth;
 pub mod credentials;
 pub mod policy;
+mod reconfigure;
 mod relay_sockets;
 mod role;
 mod server;

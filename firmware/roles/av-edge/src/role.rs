@@ -1,14 +1,14 @@
 //! Starting the role and the `Role` interface edged drives.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use edged_config::{Config, Protocol, Transport as ConfigTransport};
+use edged_config::{Protocol, Transport as ConfigTransport};
 use edged_role::{
-    AdminError, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
-    RoleStatus, TlsMaterial,
+    Actor, AdminError, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
+    RoleStatus, Setup, TlsMaterial,
 };
 use edged_tls::ClientAuth;
 use media_relay::{PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};
@@ -27,7 +27,6 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub struct AvEdge {
     server: Arc<Server>,
     listeners: Vec<ListenerInfo>,
-    config: Mutex<Arc<Config>>,
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     secret: [u8; 32],
     own_addresses: Vec<IpAddr>,
@@ -210,7 +209,6 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
     Ok(Arc::new(AvEdge {
         server,
         listeners,
-        config: Mutex::new(ctx.config.clone()),
         tls,
         secret,
         own_addresses,
@@ -259,52 +257,28 @@ impl Role for AvEdge {
         }
     }
 
-    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = self
-            .config
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut report = ApplyReport {
-            restart_required: edged_role::listener_changes(NAME, &old, &config),
-            ..ApplyReport::default()
-        };
-        if let Some(line) =
-            edged_role::enabled_change(NAME, old.av_edge.enabled, config.av_edge.enabled)
-        {
-            report.restart_required.push(line);
+    async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport {
+        let mut report = crate::reconfigure::report(&old.config, &new.config);
+        let (o, n) = (&old.config.av_edge, &new.config.av_edge);
+        if crate::reconfigure::settings_changed(&old.config, &new.config) {
+            // The relay sockets keep the range they were bound with.
+            let (_, relay_ports) = o.relay_range(&old.config.network);
+            let settings = Settings::new(n, &self.secret, self.own_addresses.clone(), relay_ports);
+            self.server.settings.store(Arc::new(settings));
         }
-        let (o, n) = (&old.av_edge, &config.av_edge);
-        if o.relay_range(&old.network) != n.relay_range(&config.network)
-            || o.relay_address_v6 != n.relay_address_v6
-        {
-            report.restart_required.push(
-                "av_edge.relay_address/relay_address_v6/relay_port_min/relay_port_max: relay sockets keep their addresses; restart edged to use the new range".into(),
-            );
-        }
-        if o.relay_threads != n.relay_threads || o.relay_cores != n.relay_cores {
-            report.restart_required.push(
-                "av_edge.relay_threads/relay_cores: the relay threads are placed at start; restart edged".into(),
-            );
-        }
-        let (_, relay_ports) = o.relay_range(&old.network);
-        let settings = Settings::new(n, &self.secret, self.own_addresses.clone(), relay_ports);
-        self.server.settings.store(Arc::new(settings));
-        report.applied.push(
-            "av_edge: realm, peer ranges, quotas, lifetimes, nonce lifetime and rate limit (new requests; established allocations keep relaying)".into(),
-        );
-        match tls_config(&tls, &n.certificate) {
-            Ok(c) => {
-                self.tls.store(c);
-                report.applied.push(
-                    "av_edge.certificate: new TLS connections use the new certificate".into(),
-                );
+        if old.tls_changed(new, |c| c.av_edge.certificate.as_str(), &[]) {
+            match tls_config(&new.tls, &n.certificate) {
+                Ok(c) => {
+                    self.tls.store(c);
+                    report.applied.push(
+                        "av_edge.certificate: new TLS connections use the new certificate".into(),
+                    );
+                }
+                Err(e) => report
+                    .restart_required
+                    .push(format!("av_edge.certificate: {e}")),
             }
-            Err(e) => report
-                .restart_required
-                .push(format!("av_edge.certificate: {e}")),
         }
-        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
         report
     }
 
@@ -334,6 +308,7 @@ impl Role for AvEdge {
         &self,
         action: &str,
         arg: serde_json::Value,
+        actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
         match action {
             "add_user" => {
@@ -351,7 +326,7 @@ impl Role for AvEdge {
                 let realm = self.server.settings.load().realm.clone();
                 self.server
                     .credentials
-                    .put_user(name, &realm, password)
+                    .put_user(name, &realm, password, actor)
                     .map_err(|e| AdminError::Failed(e.to_string()))?;
                 Ok(serde_json::json!({ "user": name, "realm": realm }))
             }

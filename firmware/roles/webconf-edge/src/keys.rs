@@ -53,12 +53,16 @@ pub fn load_or_create(store: &Store) -> Result<KeyRing, KeyStoreError> {
     if ring.current(unix_now()).is_some() {
         return Ok(ring);
     }
-    rotate(store, 0)
+    rotate(store, 0, edged_role::Actor::Edged)
 }
 
 /// Adds a new random key as current; older keys keep verifying for `overlap_secs`.
 /// Retired keys are removed from the store in the same transaction.
-pub fn rotate(store: &Store, overlap_secs: u64) -> Result<KeyRing, KeyStoreError> {
+pub fn rotate(
+    store: &Store,
+    overlap_secs: u64,
+    actor: edged_role::Actor,
+) -> Result<KeyRing, KeyStoreError> {
     let now = unix_now();
     let mut ring = load(store)?;
     let new = ring.rotate(&fresh_secret(), now, overlap_secs)?;
@@ -71,7 +75,7 @@ pub fn rotate(store: &Store, overlap_secs: u64) -> Result<KeyRing, KeyStoreError
             tx.put_json(NAMESPACE, &format!("key:{}", rec.id), &rec)?;
         }
         tx.audit(AuditRecord::new(
-            "edged",
+            actor.as_str(),
             "webconf_edge",
             format!(
                 "new session key {} (older keys retire in {overlap_secs} s)",
@@ -111,7 +115,7 @@ mod tests {
         let old = first
             .mint("c", ParticipantRole::Attendee, 60, unix_now())
             .unwrap();
-        let ring = rotate(&store, 600).unwrap();
+        let ring = rotate(&store, 600, edged_role::Actor::Edgectl).unwrap();
         let reloaded = load(&store).unwrap();
         assert_eq!(ring.records(), reloaded.records());
         assert_eq!(reloaded.current(unix_now()).map(|k| k.id), Some(2));
@@ -120,7 +124,7 @@ mod tests {
             "old key verifies in the overlap"
         );
         // Without overlap the old key is gone at once.
-        let ring = rotate(&store, 0).unwrap();
+        let ring = rotate(&store, 0, edged_role::Actor::Edgectl).unwrap();
         assert!(ring
             .records()
             .iter()

@@ -1,6 +1,7 @@
 //! Starting the role, and the [`Role`] interface edged drives: status, apply, drain.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use edged_config::{Config, Protocol};
 use edged_role::{
-    enabled_change, listener_changes, AdminError, ApplyReport, DrainToken, Health, ListenerInfo,
-    Role, RoleContext, RoleError, RoleStatus, Side, Transport,
+    listener_changes, Actor, AdminError, Anchors, ApplyReport, DrainToken, Health, ListenerInfo,
+    Role, RoleContext, RoleError, RoleStatus, Setup, Side, Transport,
 };
 use edged_store::Store;
 use edged_tls::{ClientAuth, TlsMaterial};
@@ -36,7 +37,9 @@ const INTERNAL_KEY: &str = "webconf_edge.internal_port";
 pub struct WebconfEdge {
     shared: Arc<Shared>,
     store: Store,
-    config: Mutex<Arc<Config>>,
+    /// Where the demo connector bundle goes (`webconf_edge.connector_bundle_dir`): rotated
+    /// keys are written there too.
+    bundle_dir: Mutex<Option<PathBuf>>,
     external_addr: SocketAddr,
     internal_addr: SocketAddr,
     ext_quic: quinn::Endpoint,
@@ -267,7 +270,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let edge = Arc::new(WebconfEdge {
         shared,
         store: ctx.store.clone(),
-        config: Mutex::new(ctx.config.clone()),
+        bundle_dir: Mutex::new(ctx.config.webconf_edge.connector_bundle_dir.clone()),
         external_addr,
         internal_addr,
         ext_quic,
@@ -306,19 +309,23 @@ impl WebconfEdge {
             .map_err(|e| e.to_string())
     }
 
-    /// Rotates the session key in the store and starts using it; older keys verify for
-    /// `overlap_secs` more. A demo bundle gets the new ring at once.
-    pub fn rotate_keys(&self, overlap_secs: u64) -> Result<KeyRing, String> {
-        let ring = keys::rotate(&self.store, overlap_secs).map_err(|e| e.to_string())?;
+    /// Rotates the session key in the store (audited under `actor`) and starts using it;
+    /// older keys verify for `overlap_secs` more. A demo bundle gets the new ring at once.
+    pub fn rotate_keys(&self, overlap_secs: u64, actor: Actor) -> Result<KeyRing, String> {
+        let ring = keys::rotate(&self.store, overlap_secs, actor).map_err(|e| e.to_string())?;
         self.adopt_rotated(&ring);
         Ok(ring)
     }
 
     /// The same as [`Self::rotate_keys`], off the async threads (the store writes to disk).
-    async fn rotate_keys_off_thread(&self, overlap_secs: u64) -> Result<KeyRing, String> {
+    async fn rotate_keys_off_thread(
+        &self,
+        overlap_secs: u64,
+        actor: Actor,
+    ) -> Result<KeyRing, String> {
         let store = self.store.clone();
         let ring = tokio::task::spawn_blocking(move || {
-            keys::rotate(&store, overlap_secs).map_err(|e| e.to_string())
+            keys::rotate(&store, overlap_secs, actor).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -330,11 +337,9 @@ impl WebconfEdge {
     fn adopt_rotated(&self, ring: &KeyRing) {
         self.shared.set_keys(ring.clone());
         let bundle_dir = self
-            .config
+            .bundle_dir
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .webconf_edge
-            .connector_bundle_dir
             .clone();
         if let Some(dir) = bundle_dir {
             if let Err(e) = bundle::write_keys(&dir, ring) {
@@ -356,7 +361,7 @@ impl WebconfEdge {
             return rotation::sleep_for(due_in);
         }
         match self
-            .rotate_keys_off_thread(settings.key_overlap.as_secs())
+            .rotate_keys_off_thread(settings.key_overlap.as_secs(), Actor::Edged)
             .await
         {
             Ok(ring) => {
@@ -435,11 +440,9 @@ impl Role for WebconfEdge {
     /// The demo: a bundle for the reference connector, the connector, and a client.
     fn hints(&self) -> Vec<String> {
         let configured = self
-            .config
+            .bundle_dir
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .webconf_edge
-            .connector_bundle_dir
             .clone();
         let mut out = vec![format!(
             "Web Conferencing Edge (meeting clients on {}, conferencing servers on {}):",
@@ -480,29 +483,27 @@ impl Role for WebconfEdge {
         }
     }
 
-    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport {
-        let old = {
-            let mut g = self.config.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *g, config.clone())
+    async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport {
+        let (config, tls) = (&new.config, &new.tls);
+        let mut report = ApplyReport {
+            restart_required: listener_changes(NAME, &old.config, config),
+            ..ApplyReport::default()
         };
-        let mut report = ApplyReport::default();
-        report
-            .restart_required
-            .extend(listener_changes(NAME, &old, &config));
-        report.restart_required.extend(enabled_change(
-            NAME,
-            old.webconf_edge.enabled,
-            config.webconf_edge.enabled,
-        ));
         let bundle_dir = config.webconf_edge.connector_bundle_dir.clone();
-        if old.webconf_edge.connector_bundle_dir != bundle_dir {
+        if old.config.webconf_edge.connector_bundle_dir != bundle_dir {
+            bundle_dir.clone_into(
+                &mut self
+                    .bundle_dir
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             if let Some(dir) = &bundle_dir {
                 let ring = self.key_ring();
                 match write_bundle(
                     dir,
-                    &config,
+                    config,
                     &self.store,
-                    &tls,
+                    tls,
                     &ring,
                     self.external_addr,
                     self.internal_addr,
@@ -520,22 +521,27 @@ impl Role for WebconfEdge {
         let new_settings = Settings::from_config(&config.webconf_edge);
         report
             .applied
-            .extend(self.shared.settings.load().changes(&new_settings));
+            .extend(Settings::from_config(&old.config.webconf_edge).changes(&new_settings));
         self.shared.settings.store(Arc::new(new_settings));
-        // Certificates may have been renewed: new handshakes use the new ones, established
-        // sessions keep theirs.
-        match tls_configs(&tls, &config.webconf_edge.certificate) {
-            Ok(c) => {
-                self.shared.tls_acceptor.store(Arc::new(c.acceptor));
-                self.ext_quic.set_server_config(Some(c.ext_quic));
-                self.shared.internal_acceptor.store(Arc::new(c.internal));
-                report
-                    .applied
-                    .push("webconf_edge.certificate: in use for new handshakes".into());
+        // A renewed certificate: new handshakes use it, established sessions keep theirs.
+        if old.tls_changed(
+            new,
+            |c| c.webconf_edge.certificate.as_str(),
+            &[Anchors::Internal],
+        ) {
+            match tls_configs(tls, &config.webconf_edge.certificate) {
+                Ok(c) => {
+                    self.shared.tls_acceptor.store(Arc::new(c.acceptor));
+                    self.ext_quic.set_server_config(Some(c.ext_quic));
+                    self.shared.internal_acceptor.store(Arc::new(c.internal));
+                    report
+                        .applied
+                        .push("webconf_edge.certificate: in use for new handshakes".into());
+                }
+                Err(e) => report.restart_required.push(format!(
+                    "webconf_edge.certificate: not applied ({e}); the previous certificate stays in use"
+                )),
             }
-            Err(e) => report.restart_required.push(format!(
-                "webconf_edge.certificate: not applied ({e}); the previous certificate stays in use"
-            )),
         }
         match keys::load(&self.store) {
             Ok(ring) if !ring.is_empty() => self.shared.set_keys(ring),
@@ -560,12 +566,13 @@ impl Role for WebconfEdge {
         &self,
         action: &str,
         arg: serde_json::Value,
+        actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
         match action {
             "rotate" => {
                 let overlap_secs = overlap_arg(&arg)?
                     .unwrap_or_else(|| self.shared.settings.load().key_overlap.as_secs());
-                self.rotate_keys_off_thread(overlap_secs)
+                self.rotate_keys_off_thread(overlap_secs, actor)
                     .await
                     .map_err(AdminError::Failed)?;
                 tracing::info!(target: "webconf_edge", overlap_secs, "session key rotated by the administrator");

@@ -343,8 +343,11 @@ async fn apply_changes_limits_live_and_reports_port_moves() {
     new.webconf_edge.external_port = 1;
     let bundle = tempfile::tempdir().unwrap();
     new.webconf_edge.connector_bundle_dir = Some(bundle.path().join("b"));
-    let tls = edged_tls::TlsMaterial::load(&new, &t.store).unwrap();
-    let report = t.edge.apply(Arc::new(new), Arc::new(tls)).await;
+    let setup = |c: &edged_config::Config| edged_role::Setup {
+        config: Arc::new(c.clone()),
+        tls: Arc::new(edged_tls::TlsMaterial::load(c, &t.store).unwrap()),
+    };
+    let report = t.edge.apply(&setup(&old), &setup(&new)).await;
     assert!(
         report
             .applied

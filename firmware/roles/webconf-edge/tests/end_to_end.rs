@@ -332,7 +332,7 @@ async fn rotated_keys_keep_old_tokens_for_the_overlap() {
     let (_c, _) = t.echo_connector(&[]).await;
     let client = t.client();
     let old = t.token("m");
-    let ring = t.edge.rotate_keys(600).unwrap();
+    let ring = t.edge.rotate_keys(600, edged_role::Actor::Edgectl).unwrap();
     let now = webconf_edge::keys::unix_now();
     assert_eq!(ring.current(now).map(|k| k.id), Some(2));
     let new = t.token("m");

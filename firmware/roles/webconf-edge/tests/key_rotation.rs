@@ -53,7 +53,11 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
 
     let report = t
         .edge
-        .action("rotate", json!({ "overlap_secs": 2 }))
+        .action(
+            "rotate",
+            json!({ "overlap_secs": 2 }),
+            edged_role::Actor::Edgectl,
+        )
         .await
         .unwrap();
     assert_eq!(report["current"], 2);
@@ -103,7 +107,11 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
 async fn rotate_without_argument_uses_the_configured_overlap() {
     let t = start(|c| c.webconf_edge.key_overlap_minutes = 7).await;
     let before = unix_now();
-    let report = t.edge.action("rotate", json!({})).await.unwrap();
+    let report = t
+        .edge
+        .action("rotate", json!({}), edged_role::Actor::Edgectl)
+        .await
+        .unwrap();
     let retire_at = report["keys"][0]["retire_at"].as_u64().unwrap();
     assert!(
         (before + 420..=unix_now() + 420).contains(&retire_at),
@@ -120,13 +128,17 @@ async fn bad_admin_requests_get_clear_errors() {
         json!({ "overlap_secs": -1 }),
         json!({ "overlap_secs": 10_000_000 }),
     ] {
-        match t.edge.action("rotate", bad.clone()).await {
+        match t
+            .edge
+            .action("rotate", bad.clone(), edged_role::Actor::Edgectl)
+            .await
+        {
             Err(AdminError::BadRequest(m)) => assert!(m.contains("overlap_secs"), "{m}"),
             other => panic!("{bad}: {other:?}"),
         }
     }
     assert!(matches!(
-        t.edge.action("explode", json!({})).await,
+        t.edge.action("explode", json!({}), edged_role::Actor::Edgectl).await,
         Err(AdminError::NotFound(m)) if m.contains("rotate")
     ));
     assert!(matches!(
@@ -211,7 +223,11 @@ async fn the_edge_pushes_its_key_ring_to_connected_servers_at_every_rotation() {
     let mut updates = c.key_updates();
     updates.borrow_and_update();
     t.edge
-        .action("rotate", json!({ "overlap_secs": 600 }))
+        .action(
+            "rotate",
+            json!({ "overlap_secs": 600 }),
+            edged_role::Actor::Edgectl,
+        )
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(5), updates.changed())

@@ -11,6 +11,71 @@ use serde::{Deserialize, Serialize};
 /// Version prefix of every admin API path.
 pub const API_PREFIX: &str = "/api/v1";
 
+/// Request header an admin API client names itself with (`edgectl`, `web`, `console`); the
+/// audit log records every change under that name. Without it a change is recorded as `api`.
+pub const ACTOR_HEADER: &str = "x-edged-actor";
+
+/// Who made a change, as the audit log names it. These are all the actors of configuration
+/// changes and admin actions; a role's own work (issuing a credential) is recorded under
+/// the role's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// `edgectl`, through the admin API.
+    Edgectl,
+    /// The web admin page, through the admin API.
+    Web,
+    /// The serial console, through the admin API.
+    Console,
+    /// An admin API client that did not name itself.
+    Api,
+    /// The configuration file edged was started with (`--config`).
+    ConfigFile,
+    /// SIGHUP: the configuration file and certificates re-read.
+    Signal,
+    /// edged on its own: the embedded default at first start, generated certificates,
+    /// scheduled key rotations.
+    Edged,
+}
+
+impl Actor {
+    /// Every actor, for documentation and tests.
+    pub const ALL: [Actor; 7] = [
+        Actor::Edgectl,
+        Actor::Web,
+        Actor::Console,
+        Actor::Api,
+        Actor::ConfigFile,
+        Actor::Signal,
+        Actor::Edged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Edgectl => "edgectl",
+            Actor::Web => "web",
+            Actor::Console => "console",
+            Actor::Api => "api",
+            Actor::ConfigFile => "config-file",
+            Actor::Signal => "signal",
+            Actor::Edged => "edged",
+        }
+    }
+
+    /// The actor an admin API client names in [`ACTOR_HEADER`]: only the clients of the
+    /// API may be named there (a request cannot claim to be the daemon or a signal).
+    pub fn from_header(value: &str) -> Option<Actor> {
+        [Actor::Edgectl, Actor::Web, Actor::Console, Actor::Api]
+            .into_iter()
+            .find(|a| a.as_str() == value)
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which side of the perimeter a listener faces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +211,11 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// Nothing was applied and nothing waits for a restart: the change touched nothing.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.restart_required.is_empty()
+    }
+
     pub fn merge(&mut self, other: ApplyReport) {
         self.applied.extend(other.applied);
         self.restart_required.extend(other.restart_required);
@@ -186,7 +256,7 @@ pub struct LogLevels {
 pub struct AuditEntry {
     pub seq: u64,
     pub unix_time: u64,
-    /// Who did it: "edgectl", "web", "console", "provisioning", a role name.
+    /// Who did it: one of [`Actor`]'s names, or a role's name for the role's own work.
     pub actor: String,
     pub action: String,
     pub detail: String,
@@ -198,4 +268,18 @@ pub struct ApiError {
     pub error: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ConfigProblem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_api_clients_can_be_named_in_the_header() {
+        for a in Actor::ALL {
+            let client = matches!(a, Actor::Edgectl | Actor::Web | Actor::Console | Actor::Api);
+            assert_eq!(Actor::from_header(a.as_str()), client.then_some(a), "{a}");
+        }
+        assert_eq!(Actor::from_header("root"), None);
+    }
 }

@@ -3,8 +3,9 @@
 //! One typed document describes the whole appliance: its two sides (external and internal),
 //! the certificates, and one section per role. Every way a configuration enters edged (the
 //! embedded default, a file, `edgectl config set|import`, the web page, first-boot
-//! provisioning) goes through [`Config::from_toml`], which reports *every* problem it finds,
-//! each naming the key, so an operator fixes a file in one pass.
+//! provisioning) is checked by [`Config::validate`] (through [`Config::from_toml`], or once per
+//! change in edged's change transaction), which reports *every* problem it finds, each
+//! naming the key, so an operator fixes a file in one pass.
 
 mod certificates;
 mod error;
@@ -135,6 +136,15 @@ pub(crate) struct CertRef<'a> {
 impl Config {
     /// Parses and validates a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        let config = Config::parse_unvalidated(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML document, checking syntax, keys and types but not the cross-field
+    /// rules: for edged's change transaction, which validates every new configuration once
+    /// itself before it commits. Anything else wants [`Config::from_toml`].
+    pub fn parse_unvalidated(text: &str) -> Result<Config, ConfigErrors> {
         let de = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
@@ -144,7 +154,6 @@ impl Config {
                 error::describe_toml_error(&inner),
             ))
         })?;
-        config.validate()?;
         Ok(config)
     }
 
@@ -169,6 +178,14 @@ impl Config {
     /// Returns a copy with `key` (a dotted path such as `access_edge.federation.discovery`)
     /// set to `value` (TOML syntax, or a bare word taken as a string), validated as a whole.
     pub fn with_value(&self, key: &str, value: &str) -> Result<Config, ConfigErrors> {
+        let config = self.with_value_unvalidated(key, value)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`Config::with_value`] without the cross-field rules (the value's type is checked):
+    /// for a caller that validates the result once itself, as edged's change transaction does.
+    pub fn with_value_unvalidated(&self, key: &str, value: &str) -> Result<Config, ConfigErrors> {
         set_path::with_value(self, key, value)
     }
 

@@ -59,7 +59,7 @@ pub(crate) fn with_value(config: &Config, key: &str, value: &str) -> Result<Conf
         Ok(t) => t,
         Err(e) => return Err(ConfigErrors::one(ConfigError::new(key, e.to_string()))),
     };
-    Config::from_toml(&text)
+    Config::parse_unvalidated(&text)
 }
 
 pub(crate) fn get_value(config: &Config, key: &str) -> Result<String, ConfigErrors> {

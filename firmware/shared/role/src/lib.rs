@@ -2,14 +2,15 @@
 //!
 //! edged starts each enabled role with a [`RoleContext`] (the configuration, the TLS
 //! material, the store, the metrics registry) and from then on only calls the [`Role`]
-//! trait: status for `edgectl status`, apply for reloads, drain for shutdown. A role never
-//! reaches into another role; what they share comes through the context.
+//! trait: status for `edgectl status`, apply for configuration changes and reloads, drain
+//! for shutdown. A role never reaches into another role; what they share comes through the
+//! context.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use edged_admin_api::{ApplyReport, Health, ListenerInfo, RoleStatus, Side, Transport};
+pub use edged_admin_api::{Actor, ApplyReport, Health, ListenerInfo, RoleStatus, Side, Transport};
 pub use edged_config::Config;
 pub use edged_metrics::Registry;
 pub use edged_store::Store;
@@ -24,6 +25,35 @@ pub struct RoleContext {
     pub metrics: Registry,
 }
 
+/// One configuration and the TLS material loaded for it: what a change goes from and to.
+#[derive(Clone)]
+pub struct Setup {
+    pub config: Arc<Config>,
+    pub tls: Arc<TlsMaterial>,
+}
+
+impl Setup {
+    /// Whether a role presenting the certificate `cert` names (in each configuration) and
+    /// trusting `anchors` meets different TLS material in `new` than here: a renewed
+    /// certificate file, another certificate, or other anchors.
+    pub fn tls_changed(&self, new: &Setup, cert: fn(&Config) -> &str, anchors: &[Anchors]) -> bool {
+        !self
+            .tls
+            .same_certificate(cert(&self.config), &new.tls, cert(&new.config))
+            || anchors.iter().any(|a| match a {
+                Anchors::Internal => !self.tls.same_internal_anchors(&new.tls),
+                Anchors::Federation => !self.tls.same_federation_anchors(&new.tls),
+            })
+    }
+}
+
+/// The trust anchors a role verifies peers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchors {
+    Internal,
+    Federation,
+}
+
 /// A running role.
 #[async_trait::async_trait]
 pub trait Role: Send + Sync + 'static {
@@ -33,10 +63,12 @@ pub trait Role: Send + Sync + 'static {
     /// Health, bound listeners and counters, cheap enough to call on every status request.
     fn status(&self) -> RoleStatus;
 
-    /// Takes a new, already validated configuration (and the TLS material built from it).
+    /// Goes from `old` to `new` (already validated, with the TLS material built from it).
     /// Applies what can change live without dropping established connections or media and
-    /// reports the rest as needing a restart; never fails silently.
-    async fn apply(&self, config: Arc<Config>, tls: Arc<TlsMaterial>) -> ApplyReport;
+    /// reports the rest as needing a restart; never fails silently. Reports only what
+    /// differs between `old` and `new` in this role's part (its section, the certificate it
+    /// presents, the anchors it trusts); edged reports `enabled` and its own sections.
+    async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport;
 
     /// Stops accepting new work at once, lets in-flight work finish until `deadline`
     /// elapses, then closes what is left. Returns when the role is stopped.
@@ -57,11 +89,14 @@ pub trait Role: Send + Sync + 'static {
     }
 
     /// Role-specific admin action, `POST /api/v1/roles/<role>/<action>` with a JSON argument
-    /// (for example promoting a federation partner, or rotating credential keys).
+    /// (for example promoting a federation partner, or rotating credential keys). An action
+    /// that changes something writes its one audit entry, under `actor`, in the same store
+    /// transaction as the change; edged does not audit actions again.
     async fn action(
         &self,
         action: &str,
         _arg: serde_json::Value,
+        _actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
         Err(AdminError::NotFound(format!(
             "{} has no action \"{action}\"",
@@ -125,7 +160,7 @@ impl Role for DisabledRole {
             counters: Default::default(),
         }
     }
-    async fn apply(&self, _config: Arc<Config>, _tls: Arc<TlsMaterial>) -> ApplyReport {
+    async fn apply(&self, _old: &Setup, _new: &Setup) -> ApplyReport {
         ApplyReport::default()
     }
     async fn drain(&self, _deadline: Duration) {}
@@ -174,7 +209,34 @@ pub fn listener_changes(owner: &str, old: &Config, new: &Config) -> Vec<String> 
     out
 }
 
-/// Whether `enabled` changed for a role, which always needs a restart.
+/// The dotted keys under `section` whose values differ between `old` and `new` (lists
+/// compare whole): what a role names when it reports a live change.
+pub fn changed_keys<T: serde::Serialize>(section: &str, old: &T, new: &T) -> Vec<String> {
+    fn walk(path: String, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::Object;
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let null = serde_json::Value::Null;
+                for k in keys {
+                    let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
+                    walk(format!("{path}.{k}"), va, vb, out);
+                }
+            }
+            _ if a != b => out.push(path),
+            _ => {}
+        }
+    }
+    let value = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    let mut out = Vec::new();
+    walk(section.to_owned(), &value(old), &value(new), &mut out);
+    out
+}
+
+/// Whether `enabled` changed for a role, which always needs a restart. edged reports it
+/// for every role (running or not), so roles do not.
 pub fn enabled_change(owner: &str, was: bool, is: bool) -> Option<String> {
     (was != is).then(|| {
         format!(
@@ -221,6 +283,65 @@ mod tests {
             .all(|l| l.starts_with("av_edge.udp_port: listener moves from")
                 && l.contains(":3478 to ")
                 && l.contains(":13478")));
+    }
+
+    #[test]
+    fn changed_keys_name_each_differing_leaf() {
+        let old = Config::embedded_default();
+        assert!(changed_keys("access_edge", &old.access_edge, &old.access_edge).is_empty());
+        let mut new = old.clone();
+        new.access_edge.idle_timeout_secs += 1;
+        new.access_edge.federation.discovery = !old.access_edge.federation.discovery;
+        new.access_edge.next_hops.push("127.0.0.3:5060".into());
+        assert_eq!(
+            changed_keys("access_edge", &old.access_edge, &new.access_edge),
+            [
+                "access_edge.federation.discovery",
+                "access_edge.idle_timeout_secs",
+                "access_edge.next_hops",
+            ]
+        );
+        // A key present on one side only (an optional value set) counts as changed.
+        new.av_edge.relay_address = Some("127.0.0.9".parse().unwrap());
+        assert_eq!(
+            changed_keys("av_edge", &old.av_edge, &new.av_edge),
+            ["av_edge.relay_address"]
+        );
+    }
+
+    #[test]
+    fn tls_changes_only_when_the_material_does() {
+        edged_tls::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let config = Config::embedded_default();
+        let setup = |c: &Config| Setup {
+            config: Arc::new(c.clone()),
+            tls: Arc::new(TlsMaterial::load(c, &store).unwrap()),
+        };
+        fn cert(c: &Config) -> &str {
+            &c.av_edge.certificate
+        }
+        let old = setup(&config);
+        let reloaded = setup(&config);
+        assert!(!old.tls_changed(&reloaded, cert, &[Anchors::Internal, Anchors::Federation]));
+        let mut untrusting = config.clone();
+        untrusting.tls.trust_own_certificates = false;
+        let new = setup(&untrusting);
+        assert!(
+            !old.tls_changed(&new, cert, &[]),
+            "anchors the role does not use"
+        );
+        assert!(old.tls_changed(&new, cert, &[Anchors::Internal]));
+        // Last: a new name reissues the stored self-signed certificate.
+        let mut reissued = config.clone();
+        reissued
+            .certificates
+            .get_mut("default")
+            .unwrap()
+            .sans
+            .push("x.localhost".into());
+        assert!(old.tls_changed(&setup(&reissued), cert, &[]));
     }
 
     #[test]

@@ -143,6 +143,28 @@ impl TlsMaterial {
         })
     }
 
+    /// Whether certificate `name` is the same chain and key here as `other_name` in `other`
+    /// (a certificate missing in either counts as changed): what tells a reload that
+    /// renewed a certificate file from one that re-read the same file.
+    pub fn same_certificate(&self, name: &str, other: &TlsMaterial, other_name: &str) -> bool {
+        match (self.certs.get(name), other.certs.get(other_name)) {
+            (Some(a), Some(b)) => {
+                a.chain == b.chain && a.key_der.secret_der() == b.key_der.secret_der()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the anchors trusted for internal peers are the same here and in `other`.
+    pub fn same_internal_anchors(&self, other: &TlsMaterial) -> bool {
+        self.internal_roots.roots == other.internal_roots.roots
+    }
+
+    /// Whether the anchors trusted for federation peers are the same here and in `other`.
+    pub fn same_federation_anchors(&self, other: &TlsMaterial) -> bool {
+        self.federation_roots.roots == other.federation_roots.roots
+    }
+
     pub fn cert(&self, name: &str) -> Result<&LoadedCert, TlsError> {
         self.certs
             .get(name)

@@ -41,6 +41,28 @@ fn changing_sans_reissues() {
 }
 
 #[test]
+fn reloading_the_same_certificates_compares_equal_and_a_reissued_one_does_not() {
+    let (_d, store, mut config) = setup();
+    let a = TlsMaterial::load(&config, &store).unwrap();
+    let same = TlsMaterial::load(&config, &store).unwrap();
+    assert!(a.same_certificate("default", &same, "default"));
+    assert!(a.same_internal_anchors(&same) && a.same_federation_anchors(&same));
+    assert!(!a.same_certificate("default", &same, "missing"));
+    config
+        .certificates
+        .get_mut("default")
+        .unwrap()
+        .sans
+        .push("other.localhost".into());
+    let reissued = TlsMaterial::load(&config, &store).unwrap();
+    assert!(!a.same_certificate("default", &reissued, "default"));
+    config.tls.trust_own_certificates = false;
+    let untrusted = TlsMaterial::load(&config, &store).unwrap();
+    assert!(!a.same_internal_anchors(&untrusted));
+    assert!(!a.same_federation_anchors(&untrusted));
+}
+
+#[test]
 fn mismatched_key_file_is_refused_with_its_key() {
     let (dir, store, config) = setup();
     let a = TlsMaterial::load(&config, &store).unwrap();

@@ -125,6 +125,16 @@ pub async fn start_with(
 }
 
 impl Harness {
+    /// Applies a change from `old` to `new` (both with the harness's TLS material), as
+    /// edged does on a configuration change.
+    pub async fn apply(&self, old: &Config, new: &Config) -> edged_role::ApplyReport {
+        let setup = |c: &Config| edged_role::Setup {
+            config: Arc::new(c.clone()),
+            tls: self.tls.clone(),
+        };
+        self.role.apply(&setup(old), &setup(new)).await
+    }
+
     /// The relay key ring as stored.
     pub fn ring(&self) -> KeyRing {
         let bytes = self
@@ -377,7 +387,11 @@ impl RestClient {
 pub async fn create_api_key(h: &Harness, name: &str) -> String {
     let v = h
         .role
-        .action("create-api-key", serde_json::json!({ "name": name }))
+        .action(
+            "create-api-key",
+            serde_json::json!({ "name": name }),
+            edged_role::Actor::Edgectl,
+        )
         .await
         .expect("create-api-key");
     v["key"].as_str().expect("key text").to_owned()

@@ -76,7 +76,7 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
     adjust(av);
     let creds = Credentials::open(store.clone()).unwrap_or_else(|e| panic!("{e}"));
     creds
-        .put_user(USER, REALM, PASSWORD)
+        .put_user(USER, REALM, PASSWORD, edged_role::Actor::Edgectl)
         .unwrap_or_else(|e| panic!("{e}"));
     let key = relay_credentials::RelayKey::new("test", REST_SECRET.as_bytes().to_vec(), 0)
         .unwrap_or_else(|e| panic!("{e}"));
