@@ -212,6 +212,10 @@ impl AccessEdge {
     }
 }
 
+/// Action names from before the `verb-noun` scheme, still accepted.
+const RENAMED_ACTIONS: &[(&str, &str)] =
+    &[("promote", "promote-domain"), ("block", "block-domain")];
+
 fn domain_arg(arg: &serde_json::Value) -> Result<String, AdminError> {
     arg.get("domain")
         .and_then(|d| d.as_str())
@@ -369,7 +373,7 @@ impl Role for AccessEdge {
                 serde_json::to_value(self.domains()).map_err(|e| AdminError::Failed(e.to_string()))
             }
             _ => Err(AdminError::NotFound(format!(
-                "access_edge has no \"{what}\" (try \"domains\")"
+                "access_edge has no \"{what}\" (queries: domains)"
             ))),
         }
     }
@@ -379,13 +383,14 @@ impl Role for AccessEdge {
         action: &str,
         arg: serde_json::Value,
     ) -> Result<serde_json::Value, AdminError> {
+        let action = edged_role::current_name(NAME, action, RENAMED_ACTIONS);
         let domain = domain_arg(&arg)?;
         match action {
-            "promote" => self.promote(&domain)?,
-            "block" => self.block(&domain)?,
+            "promote-domain" => self.promote(&domain)?,
+            "block-domain" => self.block(&domain)?,
             _ => {
                 return Err(AdminError::NotFound(format!(
-                    "access_edge has no action \"{action}\" (promote, block)"
+                    "access_edge has no action \"{action}\" (actions: promote-domain, block-domain)"
                 )))
             }
         }

@@ -131,9 +131,9 @@ async fn a_retired_key_is_accepted_during_the_overlap_and_refused_after() {
     // Rotation through the operator's action: the first key is retired now.
     let rotated = h
         .role
-        .action("rotate-key", serde_json::Value::Null)
+        .action("rotate-keys", serde_json::Value::Null)
         .await
-        .expect("rotate-key");
+        .expect("rotate-keys");
     let rotated_at = Instant::now();
     assert_eq!(rotated["overlap_secs"], OVERLAP_SECS);
     let new_key = rotated["current"].as_str().expect("current key").to_owned();

@@ -561,8 +561,8 @@ impl Role for WebconfEdge {
         action: &str,
         arg: serde_json::Value,
     ) -> Result<serde_json::Value, AdminError> {
-        match action {
-            "rotate" => {
+        match edged_role::current_name(NAME, action, &[("rotate", "rotate-keys")]) {
+            "rotate-keys" => {
                 let overlap_secs = overlap_arg(&arg)?
                     .unwrap_or_else(|| self.shared.settings.load().key_overlap.as_secs());
                 self.rotate_keys_off_thread(overlap_secs)
@@ -572,7 +572,7 @@ impl Role for WebconfEdge {
                 Ok(self.keys_report())
             }
             other => Err(AdminError::NotFound(format!(
-                "webconf_edge has no action \"{other}\" (actions: rotate)"
+                "webconf_edge has no action \"{other}\" (actions: rotate-keys)"
             ))),
         }
     }

@@ -1,5 +1,5 @@
 //! Session-key rotation through the role's admin hooks (what `edgectl role webconf_edge
-//! keys` and `... rotate` reach) and on a schedule, with the reference connector minting
+//! keys` and `... rotate-keys` reach) and on a schedule, with the reference connector minting
 //! from the bundle the edge keeps up to date.
 
 mod common;
@@ -53,7 +53,7 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
 
     let report = t
         .edge
-        .action("rotate", json!({ "overlap_secs": 2 }))
+        .action("rotate-keys", json!({ "overlap_secs": 2 }))
         .await
         .unwrap();
     assert_eq!(report["current"], 2);
@@ -103,7 +103,7 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
 async fn rotate_without_argument_uses_the_configured_overlap() {
     let t = start(|c| c.webconf_edge.key_overlap_minutes = 7).await;
     let before = unix_now();
-    let report = t.edge.action("rotate", json!({})).await.unwrap();
+    let report = t.edge.action("rotate-keys", json!({})).await.unwrap();
     let retire_at = report["keys"][0]["retire_at"].as_u64().unwrap();
     assert!(
         (before + 420..=unix_now() + 420).contains(&retire_at),
@@ -120,7 +120,7 @@ async fn bad_admin_requests_get_clear_errors() {
         json!({ "overlap_secs": -1 }),
         json!({ "overlap_secs": 10_000_000 }),
     ] {
-        match t.edge.action("rotate", bad.clone()).await {
+        match t.edge.action("rotate-keys", bad.clone()).await {
             Err(AdminError::BadRequest(m)) => assert!(m.contains("overlap_secs"), "{m}"),
             other => panic!("{bad}: {other:?}"),
         }
@@ -211,7 +211,7 @@ async fn the_edge_pushes_its_key_ring_to_connected_servers_at_every_rotation() {
     let mut updates = c.key_updates();
     updates.borrow_and_update();
     t.edge
-        .action("rotate", json!({ "overlap_secs": 600 }))
+        .action("rotate-keys", json!({ "overlap_secs": 600 }))
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(5), updates.changed())

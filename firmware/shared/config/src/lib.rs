@@ -13,6 +13,7 @@ mod logging;
 mod network;
 pub mod roles;
 mod set_path;
+mod wording;
 
 use serde::{Deserialize, Serialize};
 
@@ -135,14 +136,16 @@ pub(crate) struct CertRef<'a> {
 impl Config {
     /// Parses and validates a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        Self::parse(text, error::Source::Document(text))
+    }
+
+    /// Deserialises and validates `text`; `source` decides how problems are located.
+    pub(crate) fn parse(text: &str, source: error::Source) -> Result<Config, ConfigErrors> {
         let de = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigErrors::one(ConfigError::new(
-                if key == "." { "(document)".into() } else { key },
-                error::describe_toml_error(&inner),
-            ))
+            let key = if key == "." { "(document)".into() } else { key };
+            ConfigErrors::one(error::deserialize_problem(&key, &e.into_inner(), source))
         })?;
         config.validate()?;
         Ok(config)
