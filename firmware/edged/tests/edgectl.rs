@@ -82,10 +82,12 @@ fn edgectl_answers_in_words_tables_and_iso_times() {
         "av_edge.relay_port_mn: no such key (did you mean av_edge.relay_port_min?)"
     );
     // So are a usage mistake and an unknown action.
-    assert!(failed(&ctl(&["config", "set", "logging.level"])).contains("--help"));
+    let usage = failed(&ctl(&["config", "set", "logging.level"]));
+    assert!(usage.contains("--help"), "{usage}");
+    let unknown = failed(&ctl(&["role", "access_edge", "explode", "--action", "{}"]));
     assert!(
-        failed(&ctl(&["role", "access_edge", "explode", "--action", "{}"]))
-            .contains("promote-domain, block-domain")
+        unknown.contains("promote-domain, block-domain"),
+        "{unknown}"
     );
 
     // The audit log: a table whose times are ISO 8601 UTC.

@@ -384,16 +384,18 @@ impl Role for AccessEdge {
         arg: serde_json::Value,
     ) -> Result<serde_json::Value, AdminError> {
         let action = edged_role::current_name(NAME, action, RENAMED_ACTIONS);
-        let domain = domain_arg(&arg)?;
-        match action {
-            "promote-domain" => self.promote(&domain)?,
-            "block-domain" => self.block(&domain)?,
+        // The name first: an unknown action is that, whatever its argument.
+        let act: fn(&Self, &str) -> Result<(), AdminError> = match action {
+            "promote-domain" => Self::promote,
+            "block-domain" => Self::block,
             _ => {
                 return Err(AdminError::NotFound(format!(
                     "access_edge has no action \"{action}\" (actions: promote-domain, block-domain)"
                 )))
             }
-        }
+        };
+        let domain = domain_arg(&arg)?;
+        act(self, &domain)?;
         Ok(serde_json::json!({ "domain": domain, "action": action }))
     }
 }
