@@ -36,8 +36,33 @@ pub fn status(s: &Status) -> String {
         if !r.counters.is_empty() {
             let counters: Vec<String> =
                 r.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.push_str(&format!("  counters: {}\n", counters.join(" ")));
+            out.push_str("  counters:\n");
+            out.push_str(&wrap(&counters, "    ", STATUS_WIDTH));
         }
+    }
+    out
+}
+
+/// Counter lines stay within a terminal's usual width.
+const STATUS_WIDTH: usize = 100;
+
+/// Words joined by spaces into lines of at most `width` (a longer word gets a line of its
+/// own), each line indented.
+fn wrap(words: &[String], indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in words {
+        if !line.is_empty() && indent.len() + line.len() + 1 + w.len() > width {
+            out.push_str(&format!("{indent}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{indent}{line}\n"));
     }
     out
 }
@@ -132,6 +157,18 @@ mod tests {
              2026-12-07T16:06:04Z  edged      start       generation 3\n"
         );
         assert_eq!(audit(&[]), "the audit log is empty\n");
+    }
+
+    #[test]
+    fn counters_wrap_within_the_width() {
+        let words: Vec<String> = ["aaaa=1", "bbbb=2", "cccc=3", "a_very_long_counter_name=4"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            wrap(&words, "  ", 16),
+            "  aaaa=1 bbbb=2\n  cccc=3\n  a_very_long_counter_name=4\n"
+        );
+        assert_eq!(wrap(&[], "  ", 16), "");
     }
 
     #[test]
