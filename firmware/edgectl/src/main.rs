@@ -3,8 +3,11 @@
 //! Every error is one line on stderr and a non-zero exit; a refused change leaves the
 //! running configuration untouched (edged validates the whole document before committing).
 
+mod answer;
 mod client;
+mod clock;
 mod render;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,7 +63,8 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// A role-specific query, e.g. `edgectl role access_edge domains`.
+    /// A role-specific query (a plural noun, e.g. `edgectl role access_edge domains`), or
+    /// with --action an action (verb-noun, e.g. `block-domain`).
     Role {
         role: String,
         what: String,
@@ -88,14 +92,51 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: what was asked for, on stdout.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("edgectl: {}", usage_error(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edgectl: {e}");
+            eprintln!("edgectl: {}", one_line(&e.to_string()));
             ExitCode::from(1)
         }
     }
+}
+
+/// clap's usage errors span several paragraphs (the error, usage, a hint); the first says
+/// what was wrong, and `--help` is one word away.
+fn usage_error(rendered: &str) -> String {
+    let first: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let what = match first.join(" ") {
+        s if s.is_empty() => "invalid arguments".to_owned(),
+        s => s.trim_start_matches("error: ").to_owned(),
+    };
+    format!("{what} (edgectl --help shows the usage)")
+}
+
+/// An error message as one line, however edged phrased it.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn read_file(path: &PathBuf) -> Result<String, ClientError> {
@@ -216,7 +257,11 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
                     client.send("POST", &path, &arg)?
                 }
             };
-            println!("{}", pretty(&v));
+            if json {
+                println!("{}", pretty(&v));
+            } else {
+                print!("{}", answer::render(&role, &what, &v));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -237,4 +282,24 @@ fn print_out<T: serde::Serialize>(
         print!("{}", text(v));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let e = Cli::try_parse_from(["edgectl", "config", "set", "only-a-key"]).unwrap_err();
+        let line = usage_error(&e.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("required"), "{line}");
+        assert!(line.contains("<VALUE>"), "{line}");
+        assert!(line.ends_with("(edgectl --help shows the usage)"), "{line}");
+    }
+
+    #[test]
+    fn messages_become_one_line() {
+        assert_eq!(one_line("a: x\nb: y\n"), "a: x; b: y");
+    }
 }

@@ -233,6 +233,10 @@ impl AccessEdge {
     }
 }
 
+/// Action names from before the `verb-noun` scheme, still accepted.
+const RENAMED_ACTIONS: &[(&str, &str)] =
+    &[("promote", "promote-domain"), ("block", "block-domain")];
+
 fn domain_arg(arg: &serde_json::Value) -> Result<String, AdminError> {
     arg.get("domain")
         .and_then(|d| d.as_str())
@@ -375,7 +379,7 @@ impl Role for AccessEdge {
                 serde_json::to_value(self.domains()).map_err(|e| AdminError::Failed(e.to_string()))
             }
             _ => Err(AdminError::NotFound(format!(
-                "access_edge has no \"{what}\" (try \"domains\")"
+                "access_edge has no \"{what}\" (queries: domains)"
             ))),
         }
     }
@@ -386,16 +390,19 @@ impl Role for AccessEdge {
         arg: serde_json::Value,
         actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
-        let domain = domain_arg(&arg)?;
-        match action {
-            "promote" => self.promote(&domain, actor)?,
-            "block" => self.block(&domain, actor)?,
+        let action = edged_role::current_name(NAME, action, RENAMED_ACTIONS);
+        // The name first: an unknown action is that, whatever its argument.
+        let act: fn(&Self, &str, Actor) -> Result<(), AdminError> = match action {
+            "promote-domain" => Self::promote,
+            "block-domain" => Self::block,
             _ => {
                 return Err(AdminError::NotFound(format!(
-                    "access_edge has no action \"{action}\" (promote, block)"
+                    "access_edge has no action \"{action}\" (actions: promote-domain, block-domain)"
                 )))
             }
-        }
+        };
+        let domain = domain_arg(&arg)?;
+        act(self, &domain, actor)?;
         Ok(serde_json::json!({ "domain": domain, "action": action }))
     }
 }

@@ -134,12 +134,12 @@ impl Role for AvAuthRole {
                 sip.address
             ));
         }
-        out.push("  keys: edgectl role av_auth keys | edgectl role av_auth rotate-key --action '{}' | edgectl role av_auth issuance".into());
+        out.push("  keys: edgectl role av_auth keys | edgectl role av_auth rotate-keys --action '{}' | edgectl role av_auth issuance".into());
         out
     }
 
     async fn query(&self, what: &str) -> Result<Value, AdminError> {
-        match what {
+        match edged_role::current_name(NAME, what, &[("list-api-keys", "api-keys")]) {
             "keys" => {
                 let ring = self.service.issuer.ring().get().map_err(failed)?;
                 Ok(json!({ "overlap_secs": ring.overlap(), "keys": keys::describe(&ring) }))
@@ -156,20 +156,20 @@ impl Role for AvAuthRole {
                 issued.drain(..skip);
                 Ok(json!({ "issuance": issued }))
             }
-            "api-keys" | "list-api-keys" => {
+            "api-keys" => {
                 let service = self.service.clone();
                 let keys = blocking(move || service.api_keys.list().map_err(failed)).await?;
                 Ok(json!({ "api_keys": keys }))
             }
             other => Err(AdminError::NotFound(format!(
-                "av_auth has no \"{other}\" (queries: keys, issuance, list-api-keys)"
+                "av_auth has no \"{other}\" (queries: keys, issuance, api-keys)"
             ))),
         }
     }
 
     async fn action(&self, action: &str, arg: Value, actor: Actor) -> Result<Value, AdminError> {
-        match action {
-            "rotate-key" => {
+        match edged_role::current_name(NAME, action, &[("rotate-key", "rotate-keys")]) {
+            "rotate-keys" => {
                 let store = self.store.clone();
                 let ring = blocking(move || keys::rotate(&store, actor.as_str(), unix_now()).map_err(failed)).await?;
                 self.service.issuer.ring().invalidate();
@@ -196,7 +196,6 @@ impl Role for AvAuthRole {
                 tracing::info!(target: "av_auth", name = %name, "REST API key created");
                 Ok(json!({ "name": name, "key": key, "note": "the key is shown only now; the appliance keeps a hash" }))
             }
-            "list-api-keys" => self.query("list-api-keys").await,
             "revoke-api-key" => {
                 let name = name_arg(&arg)?;
                 let service = self.service.clone();
@@ -213,7 +212,7 @@ impl Role for AvAuthRole {
                 Ok(json!({ "revoked": name }))
             }
             other => Err(AdminError::NotFound(format!(
-                "av_auth has no action \"{other}\" (actions: rotate-key, create-api-key, list-api-keys, revoke-api-key)"
+                "av_auth has no action \"{other}\" (actions: rotate-keys, create-api-key, revoke-api-key)"
             ))),
         }
     }

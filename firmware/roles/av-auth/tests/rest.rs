@@ -235,15 +235,7 @@ async fn each_error_is_clear_and_the_next_good_request_succeeds() {
         .await
         .unwrap();
     assert_eq!(r.status, 401);
-    let listed = h
-        .role
-        .action(
-            "list-api-keys",
-            serde_json::Value::Null,
-            edged_role::Actor::Edgectl,
-        )
-        .await
-        .unwrap();
+    let listed = h.role.query("api-keys").await.unwrap();
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0);
 }
 

@@ -135,12 +135,12 @@ async fn a_retired_key_is_accepted_during_the_overlap_and_refused_after() {
     let rotated = h
         .role
         .action(
-            "rotate-key",
+            "rotate-keys",
             serde_json::Value::Null,
             edged_role::Actor::Edgectl,
         )
         .await
-        .expect("rotate-key");
+        .expect("rotate-keys");
     let rotated_at = Instant::now();
     assert_eq!(rotated["overlap_secs"], OVERLAP_SECS);
     let new_key = rotated["current"].as_str().expect("current key").to_owned();

@@ -73,7 +73,7 @@ async fn rotation_keeps_old_credentials_for_the_overlap_only() {
     let rotated = h
         .role
         .action(
-            "rotate-key",
+            "rotate-keys",
             serde_json::Value::Null,
             edged_role::Actor::Edgectl,
         )
@@ -241,7 +241,7 @@ async fn admin_requests_with_bad_arguments_are_refused_clearly() {
         Err(AdminError::NotFound(_))
     ));
     // Listing shows names and dates, never the key or its hash.
-    let listed = h.role.query("list-api-keys").await.unwrap();
+    let listed = h.role.query("api-keys").await.unwrap();
     assert_eq!(listed["api_keys"][0]["name"], "once");
     assert!(!listed.to_string().contains("argon2"), "{listed}");
 }

@@ -310,8 +310,8 @@ impl Role for AvEdge {
         arg: serde_json::Value,
         actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
-        match action {
-            "add_user" => {
+        match edged_role::current_name("av_edge", action, &[("add_user", "add-user")]) {
+            "add-user" => {
                 let field = |k: &str| {
                     arg.get(k)
                         .and_then(|v| v.as_str())
@@ -331,7 +331,7 @@ impl Role for AvEdge {
                 Ok(serde_json::json!({ "user": name, "realm": realm }))
             }
             other => Err(AdminError::NotFound(format!(
-                "av_edge has no action \"{other}\""
+                "av_edge has no action \"{other}\" (actions: add-user)"
             ))),
         }
     }

@@ -568,8 +568,8 @@ impl Role for WebconfEdge {
         arg: serde_json::Value,
         actor: Actor,
     ) -> Result<serde_json::Value, AdminError> {
-        match action {
-            "rotate" => {
+        match edged_role::current_name(NAME, action, &[("rotate", "rotate-keys")]) {
+            "rotate-keys" => {
                 let overlap_secs = overlap_arg(&arg)?
                     .unwrap_or_else(|| self.shared.settings.load().key_overlap.as_secs());
                 self.rotate_keys_off_thread(overlap_secs, actor)
@@ -579,7 +579,7 @@ impl Role for WebconfEdge {
                 Ok(self.keys_report())
             }
             other => Err(AdminError::NotFound(format!(
-                "webconf_edge has no action \"{other}\" (actions: rotate)"
+                "webconf_edge has no action \"{other}\" (actions: rotate-keys)"
             ))),
         }
     }

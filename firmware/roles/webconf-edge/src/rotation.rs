@@ -1,4 +1,4 @@
-//! Session-key rotation on demand (`edgectl role webconf_edge rotate`) and on a schedule
+//! Session-key rotation on demand (`edgectl role webconf_edge rotate-keys`) and on a schedule
 //! (`webconf_edge.key_rotation_hours`), and the key listing `edgectl role webconf_edge keys`.
 //!
 //! How conferencing servers follow a rotation: they sign with the newest key of the ring

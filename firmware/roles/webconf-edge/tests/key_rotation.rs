@@ -1,5 +1,5 @@
 //! Session-key rotation through the role's admin hooks (what `edgectl role webconf_edge
-//! keys` and `... rotate` reach) and on a schedule, with the reference connector minting
+//! keys` and `... rotate-keys` reach) and on a schedule, with the reference connector minting
 //! from the bundle the edge keeps up to date.
 
 mod common;
@@ -54,7 +54,7 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
     let report = t
         .edge
         .action(
-            "rotate",
+            "rotate-keys",
             json!({ "overlap_secs": 2 }),
             edged_role::Actor::Edgectl,
         )
@@ -109,7 +109,7 @@ async fn rotate_without_argument_uses_the_configured_overlap() {
     let before = unix_now();
     let report = t
         .edge
-        .action("rotate", json!({}), edged_role::Actor::Edgectl)
+        .action("rotate-keys", json!({}), edged_role::Actor::Edgectl)
         .await
         .unwrap();
     let retire_at = report["keys"][0]["retire_at"].as_u64().unwrap();
@@ -130,7 +130,7 @@ async fn bad_admin_requests_get_clear_errors() {
     ] {
         match t
             .edge
-            .action("rotate", bad.clone(), edged_role::Actor::Edgectl)
+            .action("rotate-keys", bad.clone(), edged_role::Actor::Edgectl)
             .await
         {
             Err(AdminError::BadRequest(m)) => assert!(m.contains("overlap_secs"), "{m}"),
@@ -224,7 +224,7 @@ async fn the_edge_pushes_its_key_ring_to_connected_servers_at_every_rotation() {
     updates.borrow_and_update();
     t.edge
         .action(
-            "rotate",
+            "rotate-keys",
             json!({ "overlap_secs": 600 }),
             edged_role::Actor::Edgectl,
         )

@@ -2,6 +2,8 @@
 
 use edged_admin_api::ConfigProblem;
 
+use crate::wording;
+
 /// One problem: the dotted key and why it is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {reason}")]
@@ -67,14 +69,62 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// toml's messages carry a multi-line source excerpt; keep the first meaningful line, which
-/// says what was wrong ("invalid type: string \"x\", expected u16", "unknown field `prot`").
-pub(crate) fn describe_toml_error(e: &toml::de::Error) -> String {
+/// Where a document that failed to deserialise came from, which decides how a problem is
+/// located for the operator.
+pub(crate) enum Source<'a> {
+    /// A document the operator can open (a file, an import): problems carry a line number.
+    Document(&'a str),
+    /// A document built from one `config set KEY`: the key the operator typed locates it.
+    Key(&'a str),
+}
+
+/// One deserialisation problem at dotted path `key`, in the operator's words.
+pub(crate) fn deserialize_problem(key: &str, e: &toml::de::Error, source: Source) -> ConfigError {
+    // toml's messages carry a multi-line source excerpt; the first line says what was wrong.
     let msg = e.message().trim();
-    let line = msg.lines().next().unwrap_or(msg).trim();
-    let mut reason = line.to_owned();
-    if let Some(span) = e.span() {
-        reason.push_str(&format!(" (at byte {})", span.start));
+    let first = msg.lines().next().unwrap_or(msg).trim();
+    let (key, mut reason) = match wording::unknown_key(first) {
+        Some(unknown) => unknown_key_problem(key, unknown, &source),
+        None => (key.to_owned(), wording::reason(first)),
+    };
+    if let (Source::Document(text), Some(span)) = (source, e.span()) {
+        reason.push_str(&format!(" (line {})", wording::line_of(text, span.start)));
     }
-    reason
+    ConfigError::new(key, reason)
+}
+
+/// "no such key", naming the full key the operator wrote and a near known one if any.
+fn unknown_key_problem(
+    path: &str,
+    unknown: wording::UnknownKey,
+    source: &Source,
+) -> (String, String) {
+    // The path may or may not end with the unknown name itself; the section is what
+    // comes before it.
+    let section = match path.rsplit_once('.') {
+        Some((section, last)) if last == unknown.field => section,
+        None if path == unknown.field || path == "(document)" => "",
+        _ => path,
+    };
+    let join = |name: &str| {
+        if section.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{section}.{name}")
+        }
+    };
+    let written = join(&unknown.field);
+    // A typed key may go on below the unknown part (`av_edg.relay_port_min`).
+    let (key, rest) = match source {
+        Source::Key(typed) if typed.starts_with(&format!("{written}.")) => {
+            (typed.to_string(), &typed[written.len()..])
+        }
+        _ => (written, ""),
+    };
+    let reason = match unknown.suggestion {
+        Some(near) => format!("no such key (did you mean {}{rest}?)", join(&near)),
+        None if section.is_empty() => "no such key".to_owned(),
+        None => format!("no such key in [{section}] (edgectl config get {section} lists them)"),
+    };
+    (key, reason)
 }

@@ -14,6 +14,7 @@ mod logging;
 mod network;
 pub mod roles;
 mod set_path;
+mod wording;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,14 +146,17 @@ impl Config {
     /// rules: for edged's change transaction, which validates every new configuration once
     /// itself before it commits. Anything else wants [`Config::from_toml`].
     pub fn parse_unvalidated(text: &str) -> Result<Config, ConfigErrors> {
+        Self::parse(text, error::Source::Document(text))
+    }
+
+    /// Deserialises `text` without the cross-field rules; `source` decides how problems
+    /// are located.
+    pub(crate) fn parse(text: &str, source: error::Source) -> Result<Config, ConfigErrors> {
         let de = toml::Deserializer::new(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigErrors::one(ConfigError::new(
-                if key == "." { "(document)".into() } else { key },
-                error::describe_toml_error(&inner),
-            ))
+            let key = if key == "." { "(document)".into() } else { key };
+            ConfigErrors::one(error::deserialize_problem(&key, &e.into_inner(), source))
         })?;
         Ok(config)
     }

@@ -54,7 +54,7 @@ impl LoggingConfig {
             errs.push(
                 "logging.level",
                 format!(
-                    "\"{}\" is not one of error, warn, info, debug, trace, off",
+                    "\"{}\" is not a log level; expected one of: error, warn, info, debug, trace, off",
                     self.level
                 ),
             );
@@ -64,12 +64,12 @@ impl LoggingConfig {
             if !LOG_TARGETS.contains(&role.as_str()) {
                 errs.push(
                     key,
-                    format!("unknown role; expected one of {}", LOG_TARGETS.join(", ")),
+                    format!("unknown role; expected one of: {}", LOG_TARGETS.join(", ")),
                 );
             } else if parse_level(level).is_none() {
                 errs.push(
                     key,
-                    format!("\"{level}\" is not one of error, warn, info, debug, trace, off"),
+                    format!("\"{level}\" is not a log level; expected one of: error, warn, info, debug, trace, off"),
                 );
             }
         }

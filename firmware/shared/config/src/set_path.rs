@@ -1,5 +1,6 @@
 //! Reading and setting one key of the configuration by its dotted path.
 
+use crate::error::Source;
 use crate::{Config, ConfigError, ConfigErrors};
 
 /// A value as an operator types it: TOML (`5061`, `true`, `["a"]`, `"x"`), or a bare word
@@ -59,7 +60,7 @@ pub(crate) fn with_value(config: &Config, key: &str, value: &str) -> Result<Conf
         Ok(t) => t,
         Err(e) => return Err(ConfigErrors::one(ConfigError::new(key, e.to_string()))),
     };
-    Config::parse_unvalidated(&text)
+    Config::parse(&text, Source::Key(key))
 }
 
 pub(crate) fn get_value(config: &Config, key: &str) -> Result<String, ConfigErrors> {

@@ -81,6 +81,14 @@ pub trait Role: Send + Sync + 'static {
 
     /// Role-specific admin query, `GET /api/v1/roles/<role>/<what>` (for example the
     /// Access Edge's per-domain federation figures).
+    ///
+    /// Naming, one scheme for every role: a query is a plural noun in kebab-case (`domains`,
+    /// `keys`, `api-keys`, `issuance`); an action (below) is a kebab-case `verb-noun`
+    /// (`add-user`, `rotate-keys`, `create-api-key`, `revoke-api-key`, `promote-domain`,
+    /// `block-domain`). A query that lists things answers with a JSON array of flat
+    /// objects, or an object whose list fields hold flat objects, so `edgectl` can show
+    /// them as tables. Names from before the scheme are accepted through
+    /// [`current_name`] with a warning.
     async fn query(&self, what: &str) -> Result<serde_json::Value, AdminError> {
         Err(AdminError::NotFound(format!(
             "{} has no \"{what}\"",
@@ -89,9 +97,10 @@ pub trait Role: Send + Sync + 'static {
     }
 
     /// Role-specific admin action, `POST /api/v1/roles/<role>/<action>` with a JSON argument
-    /// (for example promoting a federation partner, or rotating credential keys). An action
-    /// that changes something writes its one audit entry, under `actor`, in the same store
-    /// transaction as the change; edged does not audit actions again.
+    /// (for example promoting a federation partner, or rotating credential keys). Named
+    /// `verb-noun` in kebab-case, as described at [`Role::query`]. An action that changes
+    /// something writes its one audit entry, under `actor`, in the same store transaction as
+    /// the change; edged does not audit actions again.
     async fn action(
         &self,
         action: &str,
@@ -102,6 +111,24 @@ pub trait Role: Send + Sync + 'static {
             "{} has no action \"{action}\"",
             self.name()
         )))
+    }
+}
+
+/// The scheme's name for an admin query or action given by its name from before the
+/// `verb-noun` scheme (`renamed` lists `(old, new)` pairs), so operators' scripts keep
+/// working for a while; the log says which name to use instead. Unknown and current names
+/// come back unchanged.
+pub fn current_name<'a>(
+    role: &str,
+    name: &'a str,
+    renamed: &[(&'static str, &'static str)],
+) -> &'a str {
+    match renamed.iter().find(|(old, _)| *old == name) {
+        Some((old, new)) => {
+            tracing::warn!(target: "edged", role, old, new, "deprecated admin name; use the new one");
+            new
+        }
+        None => name,
     }
 }
 
@@ -342,6 +369,20 @@ mod tests {
             .sans
             .push("x.localhost".into());
         assert!(old.tls_changed(&setup(&reissued), cert, &[]));
+    }
+
+    #[test]
+    fn old_admin_names_resolve_to_the_scheme() {
+        let renamed = [("rotate", "rotate-keys")];
+        assert_eq!(
+            current_name("webconf_edge", "rotate", &renamed),
+            "rotate-keys"
+        );
+        assert_eq!(
+            current_name("webconf_edge", "rotate-keys", &renamed),
+            "rotate-keys"
+        );
+        assert_eq!(current_name("webconf_edge", "explode", &renamed), "explode");
     }
 
     #[test]

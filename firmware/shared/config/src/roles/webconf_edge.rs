@@ -31,7 +31,7 @@ pub struct WebconfEdgeConfig {
     /// Per-session bandwidth cap in kbit/s each way (0: no cap).
     pub session_bandwidth_kbps: u32,
     /// Scheduled session-key rotation, in hours (0: rotate only on demand, with
-    /// `edgectl role webconf_edge rotate`). Leave 0 when conferencing servers get the key
+    /// `edgectl role webconf_edge rotate-keys`). Leave 0 when conferencing servers get the key
     /// ring out of band and cannot follow a schedule.
     pub key_rotation_hours: u32,
     /// After a rotation the previous key keeps verifying this long, so tokens minted just
