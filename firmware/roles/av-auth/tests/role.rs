@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use av_auth::mras::{self, build_request, parse_response};
-use av_auth::relays::Location;
 use edged_role::{Health, Side};
+use mras::{build_request, parse_response, Location};
 use relay_credentials::CredentialError;
 use support::*;
 

@@ -1,5 +1,7 @@
 //! MS-AVEDGEA credential request and response bodies
-//! (`application/msrtc-media-relay-auth+xml`). Pure: bytes in, bytes out.
+//! (`application/msrtc-media-relay-auth+xml`), the SIP SERVICE payload of the A/V
+//! Authentication Service. Sans-IO: bytes in, bytes out; the role frames SIP and decides
+//! who gets a credential, this crate only reads and writes the XML.
 //!
 //! Shapes follow the [MS-AVEDGEA] schema (namespace [`NAMESPACE`]):
 //! - `request` (2.2.2.1.2 requestType): attributes `requestID`, `version`, `to`, `from`
@@ -21,8 +23,6 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-
-use crate::relays::{Location, Relay};
 
 pub const CONTENT_TYPE: &str = "application/msrtc-media-relay-auth+xml";
 pub const NAMESPACE: &str = "http://schemas.microsoft.com/2006/09/sip/mrasp";
@@ -113,6 +113,40 @@ impl Route {
             _ => None,
         }
     }
+}
+
+/// `locationType`: where a client is, and so which relay interface it can reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Intranet,
+    Internet,
+}
+
+impl Location {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Intranet => "intranet",
+            Location::Internet => "internet",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Location> {
+        match s.trim() {
+            l if l.eq_ignore_ascii_case("intranet") => Some(Location::Intranet),
+            l if l.eq_ignore_ascii_case("internet") => Some(Location::Internet),
+            _ => None,
+        }
+    }
+}
+
+/// One `mediaRelay` of a response: a relay interface as the client should reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRelay {
+    pub location: Location,
+    /// Host name or address literal as clients should use it.
+    pub host: String,
+    pub udp_port: u16,
+    pub tcp_port: u16,
 }
 
 /// A parsed credentials request: the `request` attributes and its `credentialsRequest`.
@@ -300,7 +334,7 @@ pub struct Grant<'a> {
     pub username: &'a str,
     pub password: &'a str,
     pub duration_minutes: u64,
-    pub relays: &'a [Relay],
+    pub relays: &'a [MediaRelay],
 }
 
 /// Escapes text for element content and double-quoted attributes.
@@ -347,7 +381,7 @@ fn response_start(x: &mut String, req: Option<&CredentialsRequest>, reason: Reas
 
 /// One `mediaRelay`. With `route="directip"` an address literal goes out as
 /// `directIPAddress`; a name cannot, so it stays a `hostName` (the schema allows either).
-fn write_media_relay(x: &mut String, relay: &Relay, route: Route) {
+fn write_media_relay(x: &mut String, relay: &MediaRelay, route: Route) {
     let host_element = match (route, relay.host.parse::<IpAddr>()) {
         (Route::DirectIp, Ok(_)) => "directIPAddress",
         _ => "hostName",
@@ -484,13 +518,19 @@ mod tests {
 </request>
 "#;
 
-    fn relay(location: Location, host: &str) -> Relay {
-        Relay {
+    #[test]
+    fn locations_parse_without_regard_to_case_or_spaces() {
+        assert_eq!(Location::parse(" Intranet "), Some(Location::Intranet));
+        assert_eq!(Location::parse("INTERNET"), Some(Location::Internet));
+        assert_eq!(Location::parse("moon"), None);
+    }
+
+    fn relay(location: Location, host: &str) -> MediaRelay {
+        MediaRelay {
             location,
             host: host.into(),
             udp_port: 3478,
             tcp_port: 443,
-            tls_port: None,
         }
     }
 
