@@ -2,7 +2,9 @@
 //!
 //! edged serves this API on a Unix socket (and, later, the web admin page on the internal
 //! side); edgectl and the page are its clients. Keeping the types in one small crate means
-//! the daemon and its clients cannot drift apart.
+//! the daemon and its clients cannot drift apart. What the configuration model already
+//! defines (sides, transports, configuration problems) is that model's, re-exported here,
+//! so each of them has one definition.
 
 use std::collections::BTreeMap;
 
