@@ -43,15 +43,7 @@ pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>>
     // glibc and musl apply setuid to every thread of the process, so the runtime's worker
     // threads change identity too.
     setuid(account.uid).context("setuid")?;
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integer arguments only and touches no memory
-    // of ours; it cannot violate Rust's invariants.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(anyhow!(
-            "prctl(PR_SET_NO_NEW_PRIVS) failed: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     if Uid::effective().is_root() || setuid(Uid::from_raw(0)).is_ok() {
         return Err(anyhow!(
             "still able to act as root after dropping privileges"

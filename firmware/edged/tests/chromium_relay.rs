@@ -151,10 +151,10 @@ async fn read_framed(stream: &mut (impl AsyncRead + Unpin)) -> (u16, Vec<u8>) {
 /// A credential from the SIP SERVICE endpoint (MS-AVEDGEA), as an internal pool asks.
 async fn sip_credential(addr: SocketAddr, trust: &Trust) -> (String, String) {
     let mut tls = tls_connect(addr, tls_client(trust, true, &[])).await;
-    let body = av_auth::mras::build_request(
+    let body = mras::build_request(
         "chromium-1",
         "alice@example.test",
-        av_auth::relays::Location::Internet,
+        mras::Location::Internet,
         Some(30),
     );
     let req = format!(
@@ -167,13 +167,13 @@ async fn sip_credential(addr: SocketAddr, trust: &Trust) -> (String, String) {
          CSeq: 1 SERVICE\r\n\
          Content-Type: {}\r\n\
          Content-Length: {}\r\n\r\n{body}",
-        av_auth::mras::CONTENT_TYPE,
+        mras::CONTENT_TYPE,
         body.len()
     );
     tls.write_all(req.as_bytes()).await.expect("send SERVICE");
     let (status, body) = read_framed(&mut tls).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let grant = av_auth::mras::parse_response(&body).expect("MS-AVEDGEA response");
+    let grant = mras::parse_response(&body).expect("MS-AVEDGEA response");
     (grant.username, grant.password)
 }
 

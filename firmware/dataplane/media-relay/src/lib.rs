@@ -5,6 +5,14 @@
 //! ChannelData, Send and Data are handled entirely on these threads with fixed buffers; the
 //! control plane (tokio) receives every other STUN message through a bounded queue and
 //! hands allocation, permission and channel changes back through lock-free SPSC queues.
+//!
+//! Logs under the target `media_relay` (`edgectl log-level media_relay debug`).
+
+#![allow(
+    unsafe_code,
+    reason = "batched socket I/O (recvmmsg/sendmmsg with GSO control messages), sockaddr \
+              conversions and real-time scheduling go through libc; each block says why it is sound"
+)]
 
 pub mod address;
 pub mod bandwidth;

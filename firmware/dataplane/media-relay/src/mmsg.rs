@@ -357,10 +357,11 @@ impl SendQueue {
             for (j, &i) in self.order[k..end].iter().enumerate() {
                 let p = pending[i];
                 let in_bounds = p.slot < slots.capacity() && p.start + p.len <= slots.slot_len;
+                // A frame out of bounds (never queued by the worker) is sent as an empty
+                // datagram.
                 self.headers.iov[k + j] = libc::iovec {
-                    // SAFETY: checked in bounds of `slots.buf` just above; a frame out of
-                    // bounds (never queued by the worker) is sent as an empty datagram.
                     iov_base: if in_bounds {
+                        // SAFETY: checked in bounds of `slots.buf` just above.
                         unsafe { base.add(p.slot * slots.slot_len + p.start) as *mut libc::c_void }
                     } else {
                         base as *mut libc::c_void

@@ -185,10 +185,10 @@ fn lock_memory() {
     // SAFETY: mlockall takes flags only and touches no memory of ours.
     let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
     if rc == 0 {
-        tracing::info!(target: "av_edge", "relay memory locked (mlockall)");
+        tracing::info!(target: "media_relay", "relay memory locked (mlockall)");
     } else {
         let e = std::io::Error::last_os_error();
-        tracing::warn!(target: "av_edge", "cannot lock memory (mlockall), running unlocked: {e}");
+        tracing::warn!(target: "media_relay", "cannot lock memory (mlockall), running unlocked: {e}");
     }
 }
 
@@ -201,10 +201,10 @@ fn set_fifo(thread: usize, priority: u8) {
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if rc == 0 {
-        tracing::info!(target: "av_edge", thread, priority = param.sched_priority, "relay thread runs SCHED_FIFO");
+        tracing::info!(target: "media_relay", thread, priority = param.sched_priority, "relay thread runs SCHED_FIFO");
     } else {
         let e = std::io::Error::last_os_error();
-        tracing::warn!(target: "av_edge", thread, "SCHED_FIFO not permitted, relay thread stays SCHED_OTHER: {e}");
+        tracing::warn!(target: "media_relay", thread, "SCHED_FIFO not permitted, relay thread stays SCHED_OTHER: {e}");
     }
 }
 
@@ -306,13 +306,13 @@ impl RelayPlane {
                 .spawn(move || {
                     if let Some(core) = core {
                         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                            tracing::warn!(target: "av_edge", thread = index, core, "cannot pin relay thread");
+                            tracing::warn!(target: "media_relay", thread = index, core, "cannot pin relay thread");
                         }
                     }
                     if let Some(priority) = realtime.fifo_priority {
                         set_fifo(index, priority);
                     }
-                    tracing::info!(target: "av_edge", thread = index, ?core, "relay thread started");
+                    tracing::info!(target: "media_relay", thread = index, ?core, "relay thread started");
                     worker.run();
                 })
                 .map_err(setup)?;

@@ -161,7 +161,7 @@ impl Worker {
             .listeners
             .first()
             .is_some_and(|l| gso_supported(l.as_fd()));
-        tracing::debug!(target: "av_edge", thread = self.index, gso, "relay thread I/O");
+        tracing::debug!(target: "media_relay", thread = self.index, gso, "relay thread I/O");
         let mut path = Path {
             table: Table::default(),
             from_clients: RecvSlots::new(CLIENT_WINDOW, CLIENT_MAX_PAYLOAD),
@@ -181,7 +181,7 @@ impl Worker {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
-                    tracing::error!(target: "av_edge", thread = self.index, "relay thread epoll failed: {e}");
+                    tracing::error!(target: "media_relay", thread = self.index, "relay thread epoll failed: {e}");
                     break;
                 }
             };
@@ -211,7 +211,7 @@ impl Worker {
                 }
             }
         }
-        tracing::debug!(target: "av_edge", thread = self.index, "relay thread stopped");
+        tracing::debug!(target: "media_relay", thread = self.index, "relay thread stopped");
     }
 
     fn apply_commands(&mut self, table: &mut Table) {
@@ -285,12 +285,12 @@ impl Worker {
             let family = match sock.local_addr() {
                 Ok(a) => family_index(a.ip()),
                 Err(e) => {
-                    tracing::warn!(target: "av_edge", "relay socket of allocation {id} unusable: {e}");
+                    tracing::warn!(target: "media_relay", "relay socket of allocation {id} unusable: {e}");
                     return;
                 }
             };
             if relays[family].is_some() {
-                tracing::warn!(target: "av_edge", "allocation {id} has two relay sockets of one address family; not installed");
+                tracing::warn!(target: "media_relay", "allocation {id} has two relay sockets of one address family; not installed");
                 return;
             }
             relays[family] = Some(sock);
@@ -301,7 +301,7 @@ impl Worker {
             match DfState::read(sock) {
                 Ok(s) => *state = Some(s),
                 Err(e) => {
-                    tracing::warn!(target: "av_edge", "DF option of allocation {id} unreadable, DONT-FRAGMENT in Send ignored: {e}");
+                    tracing::warn!(target: "media_relay", "DF option of allocation {id} unreadable, DONT-FRAGMENT in Send ignored: {e}");
                 }
             }
         }
@@ -332,7 +332,7 @@ impl Worker {
             }
         }
         if let Some(e) = failed {
-            tracing::warn!(target: "av_edge", "cannot watch relay socket of allocation {id}: {e}");
+            tracing::warn!(target: "media_relay", "cannot watch relay socket of allocation {id}: {e}");
             if let Some(a) = table.remove(id) {
                 for relay in a.relays.iter().flatten() {
                     let _ = self.epoll.delete(relay.as_fd());
@@ -640,7 +640,7 @@ fn set_dont_fragment(path: &mut Path, slot: usize, family: usize, df: bool) {
         // Cannot fail for a valid UDP socket; if it did, the datagram leaves with the
         // socket's previous setting, as it would have before DONT-FRAGMENT was honoured.
         if let Err(e) = state.switch(sock, df) {
-            tracing::debug!(target: "av_edge", "DF switch on a relay socket failed: {e}");
+            tracing::debug!(target: "media_relay", "DF switch on a relay socket failed: {e}");
         }
     }
 }

@@ -76,8 +76,7 @@ fn fifo_and_locked_memory_when_permitted() {
         "relaying works under the real-time options"
     );
 
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         println!("skipped: real-time checks need root; relaying was checked");
         return;
     }

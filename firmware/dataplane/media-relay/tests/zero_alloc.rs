@@ -2,6 +2,11 @@
 //! a counting global allocator sees no allocation while thousands of packets are relayed
 //! both ways through real sockets.
 
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator is an `unsafe impl GlobalAlloc`; it only forwards"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
-use av_auth::mras::{self, build_request};
-use av_auth::relays::Location;
+use mras::{build_request, Location};
 use support::*;
 
 struct Args {

@@ -14,7 +14,6 @@ pub mod issuer;
 pub mod keys;
 mod lifecycle;
 pub mod metrics;
-pub mod mras;
 mod peer;
 pub mod policy;
 mod reconfigure;

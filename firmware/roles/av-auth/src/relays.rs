@@ -3,30 +3,7 @@
 use std::net::IpAddr;
 
 use edged_config::{Config, Side};
-
-/// Where a client is, in MS-AVEDGEA terms, and so which relay interface it can reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Location {
-    Intranet,
-    Internet,
-}
-
-impl Location {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Location::Intranet => "intranet",
-            Location::Internet => "internet",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Location> {
-        match s.trim() {
-            l if l.eq_ignore_ascii_case("intranet") => Some(Location::Intranet),
-            l if l.eq_ignore_ascii_case("internet") => Some(Location::Internet),
-            _ => None,
-        }
-    }
-}
+use mras::{Location, MediaRelay};
 
 /// One relay interface: internal (for intranet clients) or external (internet clients).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +18,16 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// The interface as an MS-AVEDGEA `mediaRelay` names it (no TLS port there).
+    pub fn media_relay(&self) -> MediaRelay {
+        MediaRelay {
+            location: self.location,
+            host: self.host.clone(),
+            udp_port: self.udp_port,
+            tcp_port: self.tcp_port,
+        }
+    }
+
     /// The host as it goes into a URI: IPv6 literals in brackets.
     pub fn uri_host(&self) -> String {
         match self.host.parse::<IpAddr>() {
@@ -159,7 +146,14 @@ mod tests {
                 "turns:[2001:db8::1]:5349?transport=tcp"
             ]
         );
-        assert_eq!(Location::parse(" Intranet "), Some(Location::Intranet));
-        assert_eq!(Location::parse("moon"), None);
+        assert_eq!(
+            r.media_relay(),
+            MediaRelay {
+                location: Location::Intranet,
+                host: "2001:db8::1".into(),
+                udp_port: 3478,
+                tcp_port: 443,
+            }
+        );
     }
 }

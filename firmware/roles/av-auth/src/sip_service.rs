@@ -11,12 +11,12 @@
 //! - 500 when the store cannot record the issuance (credentials are never handed out
 //!   unaudited).
 
+use mras::{Grant, MediaRelay, ReasonPhrase};
 use sip_core::{build_response, parse, Message, Request, ResponseSpec};
 
 use crate::issuer::{IssueError, IssueRequest};
 use crate::metrics::Endpoint;
-use crate::mras::{self, Grant, ReasonPhrase};
-use crate::relays::{relays, relays_for};
+use crate::relays::{relays, relays_for, Relay};
 use crate::service::Service;
 
 /// A response for a message that could not be parsed: no headers can be echoed, but the
@@ -151,13 +151,14 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
         .await;
     match issued {
         Ok(issued) => {
+            let media_relays: Vec<MediaRelay> = relays.iter().map(Relay::media_relay).collect();
             let body = mras::build_response(
                 &creq,
                 &Grant {
                     username: &issued.credential.username,
                     password: &issued.credential.password,
                     duration_minutes: issued.lifetime_secs / 60,
-                    relays: &relays,
+                    relays: &media_relays,
                 },
             );
             Some(respond(

@@ -9,9 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use av_auth::mras::{self, build_request, parse_response};
-use av_auth::relays::Location;
 use edged_role::{RoleContext, Side, Transport};
+use mras::{build_request, parse_response, Location};
 use support::*;
 
 fn coturn_present() -> bool {

@@ -5,9 +5,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use av_auth::mras::{self, build_request, parse_response};
-use av_auth::relays::Location;
 use edged_role::{Health, Side};
+use mras::{build_request, parse_response, Location};
 use relay_credentials::CredentialError;
 use support::*;
 

@@ -2,8 +2,7 @@
 
 mod support;
 
-use av_auth::mras::{self, build_request, parse_response};
-use av_auth::relays::Location;
+use mras::{build_request, parse_response, Location};
 use relay_credentials::CredentialError;
 use support::*;
 

@@ -163,6 +163,10 @@ fn dont_fragment_round<W: Wire>(c: &mut Client<W>, p: &UdpSocket) -> SocketAddr 
 
 /// The IPv4 relay socket bound to `relay`, found among this process's descriptors (the
 /// role runs in the test process), read without taking ownership: its IP_MTU_DISCOVER.
+#[allow(
+    unsafe_code,
+    reason = "reads a socket option of a descriptor found in /proc/self/fd, which only a raw fd reaches"
+)]
 fn relay_socket_df_option(relay: SocketAddr) -> Option<i32> {
     use std::os::fd::{AsRawFd, FromRawFd, RawFd};
     let dir = std::fs::read_dir("/proc/self/fd").ok()?;

@@ -12,6 +12,10 @@ use common::start;
 use session_key::CloseCode;
 
 /// Bytes the allocator has handed out and not yet had back, process-wide.
+#[allow(
+    unsafe_code,
+    reason = "glibc's allocator counters are only reachable through mallinfo2"
+)]
 fn heap_in_use() -> usize {
     // SAFETY: mallinfo2 only reads the allocator's counters; it takes no arguments and
     // returns a plain struct by value.

@@ -2,11 +2,16 @@
 //!
 //! edged serves this API on a Unix socket (and, later, the web admin page on the internal
 //! side); edgectl and the page are its clients. Keeping the types in one small crate means
-//! the daemon and its clients cannot drift apart.
+//! the daemon and its clients cannot drift apart. What the configuration model already
+//! defines (sides, transports, configuration problems) is that model's, re-exported here,
+//! so each of them has one definition.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// Defined by the configuration model, which owns them; the API carries them as they are.
+pub use edged_config::{ConfigProblem, Side, Transport};
 
 /// Version prefix of every admin API path.
 pub const API_PREFIX: &str = "/api/v1";
@@ -76,50 +81,6 @@ impl std::fmt::Display for Actor {
     }
 }
 
-/// Which side of the perimeter a listener faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    External,
-    Internal,
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Side::External => "external",
-            Side::Internal => "internal",
-        })
-    }
-}
-
-/// Transport of a listener as an operator reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Mtls,
-    Quic,
-    Http,
-    Https,
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-            Transport::Mtls => "mtls",
-            Transport::Quic => "quic",
-            Transport::Http => "http",
-            Transport::Https => "https",
-        })
-    }
-}
-
 /// One socket a role listens on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerInfo {
@@ -164,19 +125,6 @@ pub struct Status {
     pub uptime_seconds: u64,
     pub config_generation: u64,
     pub roles: Vec<RoleStatus>,
-}
-
-/// One problem found in a configuration, naming the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigProblem {
-    pub key: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
 }
 
 /// `GET /api/v1/config`.

@@ -1,11 +1,12 @@
 //! Configuration problems, each naming the key it is about.
 
-use edged_admin_api::ConfigProblem;
+use serde::{Deserialize, Serialize};
 
 use crate::wording;
 
-/// One problem: the dotted key and why it is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// One problem: the dotted key and why it is wrong. The admin API carries it as it is
+/// (`{"key": .., "reason": ..}`), under the name [`ConfigProblem`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{key}: {reason}")]
 pub struct ConfigError {
     pub key: String,
@@ -20,6 +21,9 @@ impl ConfigError {
         }
     }
 }
+
+/// A [`ConfigError`] as the admin API names it in its answers.
+pub type ConfigProblem = ConfigError;
 
 /// Every problem found in one document (never empty when returned as an error).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,15 +46,9 @@ impl ConfigErrors {
             Err(self)
         }
     }
-    /// The problems in the admin API's form.
+    /// The problems, for the admin API's answers.
     pub fn problems(&self) -> Vec<ConfigProblem> {
-        self.0
-            .iter()
-            .map(|e| ConfigProblem {
-                key: e.key.clone(),
-                reason: e.reason.clone(),
-            })
-            .collect()
+        self.0.clone()
     }
 }
 

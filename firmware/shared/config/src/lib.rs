@@ -19,11 +19,10 @@ mod wording;
 use serde::{Deserialize, Serialize};
 
 pub use certificates::{CertificateConfig, TlsTrust};
-pub use edged_admin_api::{Side, Transport};
-pub use error::{ConfigError, ConfigErrors};
-pub use listeners::{Protocol, SocketSpec};
+pub use error::{ConfigError, ConfigErrors, ConfigProblem};
+pub use listeners::{Protocol, SocketSpec, Transport};
 pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};
-pub use network::{NetworkConfig, SideConfig};
+pub use network::{NetworkConfig, Side, SideConfig};
 pub use roles::{
     access_edge::AccessEdgeConfig, av_auth::AvAuthConfig, av_edge::AvEdgeConfig,
     webconf_edge::WebconfEdgeConfig,

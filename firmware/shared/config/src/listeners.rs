@@ -2,7 +2,36 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::{Config, ConfigErrors, Side, Transport};
+use serde::{Deserialize, Serialize};
+
+use crate::{Config, ConfigErrors, Side};
+
+/// Transport of a listener as an operator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Mtls,
+    Quic,
+    Http,
+    Https,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Mtls => "mtls",
+            Transport::Quic => "quic",
+            Transport::Http => "http",
+            Transport::Https => "https",
+        })
+    }
+}
 
 /// IP protocol of a socket: what the kernel sees when two listeners collide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,23 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
+/// Which side of the perimeter a listener faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    External,
+    Internal,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::External => "external",
+            Side::Internal => "internal",
+        })
+    }
+}
+
 /// The addresses of the external (perimeter, internet-facing) and internal sides.
 ///
 /// Each role may override its own address on a side: in an OCS edge, the Access Edge, the
