@@ -7,7 +7,6 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use av_auth::mras::{self, build_request, parse_response};
 use av_auth::relays::Location;
@@ -97,7 +96,9 @@ async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
             .spawn()
             .expect("turnutils_peer"),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    edged_test_tools::wait::until("turnutils_peer listening", || {
+        edged_test_tools::wait::udp_port_bound(peer_port)
+    });
 
     let args = |user: &str, password: &str| -> Vec<String> {
         [
