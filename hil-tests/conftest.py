@@ -83,8 +83,9 @@ def rig(env):
 
 @pytest.fixture(scope="session")
 def appliance(rig, target):
-    # Emulated firmware may stall after a warm reset (Appliance.wait_boot_start): only the
-    # qemu rig under TCG recovers from that, and reports each recovery.
+    # On the qemu rig a guest reboot is a power cycle of the emulator; emulated firmware
+    # may still stall at a boot (Appliance.wait_boot_start): only the qemu rig under TCG
+    # recovers from that, and reports each recovery.
     # The stall time is at most the boot deadline (45 s under KVM, where nothing recovers);
     # HIL_FIRMWARE_STALL_S shortens it, to exercise the recovery itself.
     stall_after = float(os.environ.get("HIL_FIRMWARE_STALL_S", min(60.0, BOOT_DEADLINE_S)))

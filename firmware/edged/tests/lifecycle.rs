@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{bare_config, config_for, edgectl, request, set, Edged, EDGED};
 use nix::sys::signal::Signal;
@@ -280,7 +280,8 @@ fn sighup_applies_a_changed_configuration_file() {
     .unwrap();
     e.signal(Signal::SIGHUP);
     let mut ok = false;
-    for _ in 0..200 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
         let doc = request(&e.socket, "GET", "/api/v1/config", None).unwrap().1;
         if doc["generation"].as_u64().unwrap() == g0 + 1
             && doc["toml"].as_str().unwrap().contains("edge-hup")
@@ -291,12 +292,20 @@ fn sighup_applies_a_changed_configuration_file() {
         std::thread::sleep(Duration::from_millis(25));
     }
     assert!(ok, "SIGHUP did not apply the changed file");
-    // A broken file on SIGHUP is refused and the daemon keeps running the old config.
+    // A broken file on SIGHUP is refused and the daemon keeps running the old config. The
+    // refusal is logged (edged logs warnings and errors to stderr here): wait for that line,
+    // then look at the configuration.
+    let log = stderr_lines(&mut e);
     std::fs::write(&cfg, "this is not toml = [").unwrap();
     e.signal(Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    let refused = wait_for_line(&log, "reload refused", Duration::from_secs(30));
+    assert!(
+        refused.contains("running configuration unchanged"),
+        "{refused}"
+    );
     let doc = request(&e.socket, "GET", "/api/v1/config", None).unwrap().1;
     assert!(doc["toml"].as_str().unwrap().contains("edge-hup"));
+    assert_eq!(doc["generation"].as_u64().unwrap(), g0 + 1);
     assert!(set(&e.socket, "appliance.name", "still-serving").unwrap().0 == 200);
 }
 
@@ -338,4 +347,37 @@ fn root_is_dropped_after_binding() {
         set(&e.socket, "appliance.name", "unprivileged").unwrap().0,
         200
     );
+}
+
+/// edged's stderr, line by line, from a reader thread (the test then owns the pipe).
+fn stderr_lines(e: &mut Edged) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = e.child.stderr.take().expect("edged's stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line containing `needle`; panics after `within` without one.
+fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("no log line with {needle:?} within {within:?}: {e}"),
+        }
+    }
 }

@@ -79,9 +79,12 @@ fn sigkill_during_commits_loses_no_acknowledged_change() {
         }
         last_ack = Some((generation, config.appliance.name.clone()));
 
-        // Commit changes from another thread and kill edged at a random moment.
+        // Commit changes from another thread and kill edged at a random moment after the
+        // first acknowledgement (not a fixed time after the start: on a loaded machine that
+        // could fall before any commit).
         let socket = e.socket.clone();
-        let kill_after = Duration::from_millis(5 + rng.next() % 60);
+        let kill_after = Duration::from_millis(rng.next() % 60);
+        let (acked, first_ack) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
             let mut acks = Vec::new();
             for i in 0..10_000u32 {
@@ -92,9 +95,19 @@ fn sigkill_during_commits_loses_no_acknowledged_change() {
                     // edged was killed mid-request: this change was not acknowledged.
                     Err(_) => break,
                 }
+                if acks.len() == 1 {
+                    let _ = acked.send(());
+                }
             }
             acks
         });
+        // Disconnected (the writer ended without an acknowledgement) falls through to the
+        // join below, which reports why.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            first_ack.recv_timeout(Duration::from_secs(30))
+        {
+            panic!("round {round}: no change acknowledged within 30 s");
+        }
         std::thread::sleep(kill_after);
         e.kill9();
         let acks = writer.join().unwrap();

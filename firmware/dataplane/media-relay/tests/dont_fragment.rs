@@ -5,7 +5,6 @@
 //! datagrams that socket sends.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
 
 use media_relay::{dont_fragment, Command, RelayPlane};
 use stun_core::{attr, Class, MessageEncoder, Method, TransactionId};
@@ -71,7 +70,8 @@ fn allocation(
     ] {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
     (plane, client, listener, observer)
 }
 

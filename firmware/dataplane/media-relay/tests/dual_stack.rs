@@ -10,7 +10,9 @@ use media_relay::{Command, RelayPlane};
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 
 mod common;
-use common::{addr, install, plane_config, relay_socket, udp};
+use common::{
+    addr, allocations_reaching, counter_reaching, install, plane_config, relay_socket, udp,
+};
 
 fn start() -> (RelayPlane, edged_metrics::Registry) {
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
@@ -105,7 +107,8 @@ fn dual_allocation_relays_both_families() {
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
 
     // Client to peers over channels: each leaves by the relay address of its family.
     client
@@ -154,8 +157,7 @@ fn dual_allocation_relays_both_families() {
     plane
         .command(0, Command::Remove { id })
         .unwrap_or_else(|e| panic!("{e}"));
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(plane.allocations_per_shard(), vec![0]);
+    assert_eq!(allocations_reaching(&plane, &[0]), vec![0]);
     plane.shutdown();
 }
 
@@ -191,7 +193,8 @@ fn single_family_allocation_drops_the_other_family() {
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
     let dropped_before = dropped(&metrics, "no_permission");
     client
         .send_to(&channel_frame(0x4010, b"nowhere"), listener)
@@ -211,8 +214,12 @@ fn single_family_allocation_drops_the_other_family() {
         "nothing reaches an IPv6 peer"
     );
     // Counters are published at the end of the relay thread's turn.
-    std::thread::sleep(Duration::from_millis(50));
-    let dropped_after = dropped(&metrics, "no_permission");
+    let dropped_after = counter_reaching(
+        &metrics,
+        "edged_av_edge_dropped_packets_total",
+        &[("thread", "0"), ("reason", "no_permission")],
+        dropped_before + 1,
+    );
     assert_eq!(dropped_after - dropped_before, 1);
     plane.shutdown();
 }

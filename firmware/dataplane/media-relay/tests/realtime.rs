@@ -1,8 +1,6 @@
 //! Opt-in real-time options: the relay thread runs SCHED_FIFO and the memory is locked when
 //! the process may do so, and relaying works either way.
 
-use std::time::Duration;
-
 use media_relay::{Command, Realtime, RelayPlane};
 
 mod common;
@@ -64,7 +62,8 @@ fn fifo_and_locked_memory_when_permitted() {
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
     client
         .send_to(&[0x40, 0x00, 0x00, 0x02, 7, 9], plane.listener_addrs()[0])
         .unwrap_or_else(|e| panic!("{e}"));

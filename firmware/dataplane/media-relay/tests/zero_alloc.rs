@@ -9,7 +9,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use media_relay::RelayPlane;
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
@@ -40,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 mod common;
-use common::{addr, bound_channel, plane_config, relay_socket, udp};
+use common::{addr, bound_channel, counter_reaching, plane_config, relay_socket, udp};
 
 #[test]
 fn relaying_allocates_nothing() {
@@ -59,7 +58,8 @@ fn relaying_allocates_nothing() {
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
 
     // A ChannelData frame and a Send indication towards `other_peer` (same IP, so
     // permitted, but no channel: the answer comes back as a Data indication).
@@ -182,7 +182,8 @@ fn relaying_allocates_nothing() {
     for c in cmds {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    // No wait for the relay thread to take these commands: it drains its command queue at
+    // the start of every turn, before the datagrams of the turn.
     let mut channel_frame2 = [0u8; 164];
     stun_core::channel_data::encode(&mut channel_frame2, 0x4002, &payload, false)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -241,6 +242,18 @@ fn relaying_allocates_nothing() {
             m("send", "peer"),
         ]
     };
+    // Exact here: the last turn that sent to peers finished (and published) before the
+    // turn that sent the frames the clients just received.
+    let relayed_to_peer = || {
+        metrics
+            .counter(
+                "edged_av_edge_relayed_packets_total",
+                "",
+                &[("thread", "0"), ("direction", "to_peer")],
+            )
+            .get()
+    };
+    let to_peer_before = relayed_to_peer();
     let calls_before = calls(&batches);
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     let bursts = 100;
@@ -255,8 +268,25 @@ fn relaying_allocates_nothing() {
         after - before,
         bursts * BURST * 4
     );
-    // Counters are published at the end of the relay thread's turn.
-    std::thread::sleep(Duration::from_millis(50));
+    // Counters are published at the end of the relay thread's turn: one more datagram to
+    // the peer, in a turn after all the others, and its count published means theirs are.
+    client
+        .send_to(&channel_frame, listener)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (n, _) = peer
+        .recv_from(&mut peer_buf)
+        .unwrap_or_else(|e| panic!("fence: {e}"));
+    assert_eq!(n, payload.len());
+    let relayed = (bursts * BURST * 2 + 1) as u64;
+    assert_eq!(
+        counter_reaching(
+            &metrics,
+            "edged_av_edge_relayed_packets_total",
+            &[("thread", "0"), ("direction", "to_peer")],
+            to_peer_before + relayed,
+        ) - to_peer_before,
+        relayed
+    );
     let calls_after = calls(&batches);
     let packets_per_side = (bursts * BURST * 2) as u64;
     let used: Vec<u64> = calls_after

@@ -375,16 +375,23 @@ async fn drain_stops_accepting_and_apply_reports_listener_moves() {
     let addr = listener(&edge, "remote users");
     edge.drain(Duration::from_millis(200)).await;
     assert_eq!(edge.status().health, edged_role::Health::Draining);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let refused = match tokio::net::TcpStream::connect(addr).await {
-        Err(_) => true,
-        Ok(mut s) => {
-            use tokio::io::AsyncReadExt;
-            let mut b = [0u8; 1];
-            matches!(
-                tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await,
-                Ok(Ok(0)) | Ok(Err(_))
-            )
+    // Refused, or closed at once; a connection still open after a second is tried again
+    // (the listener may close a moment after the drain), until a generous deadline.
+    let deadline = tokio::time::Instant::now() + edged_test_tools::wait::WAIT;
+    let refused = loop {
+        let refused = match tokio::net::TcpStream::connect(addr).await {
+            Err(_) => true,
+            Ok(mut s) => {
+                use tokio::io::AsyncReadExt;
+                let mut b = [0u8; 1];
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await,
+                    Ok(Ok(0)) | Ok(Err(_))
+                )
+            }
+        };
+        if refused || tokio::time::Instant::now() > deadline {
+            break refused;
         }
     };
     assert!(refused, "no connection is served after drain");

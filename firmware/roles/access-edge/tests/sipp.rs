@@ -57,7 +57,8 @@ fn stunnel(dir: &Path, name: &str, body: &str) -> Child {
 }
 
 async fn wait_port(addr: &str) {
-    for _ in 0..100 {
+    let deadline = tokio::time::Instant::now() + edged_test_tools::wait::WAIT;
+    while tokio::time::Instant::now() < deadline {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;
         }

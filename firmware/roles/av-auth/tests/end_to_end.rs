@@ -7,7 +7,6 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use edged_role::{RoleContext, Side, Transport};
 use mras::{build_request, parse_response, Location};
@@ -96,7 +95,9 @@ async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
             .spawn()
             .expect("turnutils_peer"),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    edged_test_tools::wait::until("turnutils_peer listening", || {
+        edged_test_tools::wait::udp_port_bound(peer_port)
+    });
 
     let args = |user: &str, password: &str| -> Vec<String> {
         [

@@ -163,17 +163,23 @@ async fn drain_stops_accepting_and_finishes_connections() {
     let mut c = SipClient::connect(&h, Some("pool1")).await.unwrap();
     let role = h.role.clone();
     let drained = tokio::spawn(async move { role.drain(Duration::from_secs(2)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(h.role.status().health, Health::Draining);
-    assert!(
-        tokio::net::TcpStream::connect(h.sip).await.is_err(),
-        "still accepting"
-    );
-    assert!(
-        tokio::net::TcpStream::connect(h.rest).await.is_err(),
-        "still accepting"
-    );
-    tokio::time::timeout(Duration::from_secs(5), drained)
+    // The drain runs in its own task, and the listeners close when their loops see it:
+    // wait for each (bounded), not for a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.role.status().health != Health::Draining {
+        assert!(tokio::time::Instant::now() < deadline, "never draining");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for listener in [h.sip, h.rest] {
+        while tokio::net::TcpStream::connect(listener).await.is_ok() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still accepting on {listener}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(30), drained)
         .await
         .unwrap()
         .unwrap();

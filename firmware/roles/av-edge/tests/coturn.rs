@@ -29,8 +29,11 @@ fn start_peer(port: u16) -> Peer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("turnutils_peer: {e}"));
-    std::thread::sleep(Duration::from_millis(300));
-    Peer(child)
+    let peer = Peer(child);
+    edged_test_tools::wait::until("turnutils_peer listening", || {
+        edged_test_tools::wait::udp_port_bound(port)
+    });
+    peer
 }
 
 fn free_udp_port() -> u16 {

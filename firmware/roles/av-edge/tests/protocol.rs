@@ -673,8 +673,10 @@ async fn tcp_allocation_bandwidth_cap_delays_both_directions() {
     let h = start(|av| av.allocation_bandwidth_kbps = 400).await;
     let took = tcp_transfer_both_ways(&h, 125_000);
     println!("capped TCP relay: 250 kB in {took:?}");
+    // The upper bound leaves room for a loaded machine and still tells one shared bucket
+    // from a cap charged twice (500 kB: 9 s).
     assert!(
-        took >= Duration::from_millis(3500) && took <= Duration::from_millis(6000),
+        took >= Duration::from_millis(3500) && took <= Duration::from_millis(8000),
         "250 kB through a 400 kbit/s cap took {took:?}"
     );
     let throttled = h.role.status().counters["tcp_throttled_ms"];
@@ -687,7 +689,8 @@ async fn tcp_allocation_bandwidth_cap_delays_both_directions() {
     let h = start(|av| av.allocation_bandwidth_kbps = 0).await;
     let took = tcp_transfer_both_ways(&h, 125_000);
     println!("uncapped TCP relay: 250 kB in {took:?}");
-    assert!(took < Duration::from_millis(1500), "uncapped took {took:?}");
+    // Well below the capped 3.5 s even on a loaded machine.
+    assert!(took < Duration::from_millis(3000), "uncapped took {took:?}");
     assert_eq!(h.role.status().counters["tcp_throttled_ms"], 0);
     h.role.drain(Duration::from_millis(10)).await;
 }

@@ -249,8 +249,24 @@ async fn quotas_and_mismatches() {
         Ok(())
     });
     assert!(a.ok());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    second.allocate();
+    // The quota is given back when the relay thread has removed the allocation, a moment
+    // after the answer: retry (bounded) until the second client's allocation passes.
+    let deadline = std::time::Instant::now() + edged_test_tools::wait::WAIT;
+    loop {
+        let a = second.request(Method::ALLOCATE, &|e| {
+            e.add(&Attribute::RequestedTransport(17))?;
+            Ok(())
+        });
+        if a.ok() {
+            break;
+        }
+        assert_eq!(a.code, Some(486), "allocation quota");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the quota was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.role.drain(Duration::from_millis(10)).await;
 }
 
@@ -342,8 +358,13 @@ async fn bad_input_gets_400_or_is_dropped_and_counted() {
         }
         client.wire.send(&junk);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = h.metrics.sum("edged_av_edge_dropped_packets_total");
+    // Counted by the relay thread at the end of its turn: wait (bounded) for the count.
+    let deadline = std::time::Instant::now() + edged_test_tools::wait::WAIT;
+    let mut after = h.metrics.sum("edged_av_edge_dropped_packets_total");
+    while after < before + 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = h.metrics.sum("edged_av_edge_dropped_packets_total");
+    }
     assert!(
         after >= before + 3,
         "malformed ChannelData not counted ({before} -> {after})"

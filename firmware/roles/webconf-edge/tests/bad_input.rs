@@ -153,8 +153,10 @@ async fn silent_clients_are_cut_at_the_first_frame_deadline() {
     let mut s = raw_tls(&t, true).await;
     assert_eq!(close_code_of(&mut s).await, CloseCode::FirstFrameTimeout);
     let took = started.elapsed();
+    // The upper bound leaves a loaded machine room for the handshake and still tells the
+    // configured 400 ms from the default 5 s.
     assert!(
-        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(350) && took < Duration::from_secs(4),
         "{took:?}"
     );
     // Half a first frame is no better.
@@ -297,12 +299,15 @@ async fn drain_stops_new_clients_and_closes_the_rest_at_the_deadline() {
         .await
         .unwrap();
     let edge = t.edge.clone();
-    let drain = tokio::spawn(async move { edge.drain(Duration::from_millis(500)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(matches!(
-        t.edge.status().health,
-        edged_role::Health::Draining
-    ));
+    let drain = tokio::spawn(async move { edge.drain(Duration::from_secs(3)).await });
+    // The drain runs in its own task: wait (bounded) until it has begun.
+    assert!(
+        common::wait_until(Duration::from_secs(30), || matches!(
+            t.edge.status().health,
+            edged_role::Health::Draining
+        ))
+        .await
+    );
     // In-flight sessions keep working until the deadline.
     tls.send(b"x").await.unwrap();
     assert_eq!(tls.recv_exact(1).await.unwrap(), b"x");
@@ -321,13 +326,13 @@ async fn drain_stops_new_clients_and_closes_the_rest_at_the_deadline() {
         "no new QUIC clients"
     );
     for s in [&mut tls, &mut quic] {
-        let err = tokio::time::timeout(Duration::from_secs(5), s.recv())
+        let err = tokio::time::timeout(Duration::from_secs(30), s.recv())
             .await
             .unwrap()
             .unwrap_err();
         assert_eq!(err.close_code(), Some(CloseCode::Draining), "{err}");
     }
-    tokio::time::timeout(Duration::from_secs(10), drain)
+    tokio::time::timeout(Duration::from_secs(30), drain)
         .await
         .unwrap()
         .unwrap();

@@ -162,7 +162,7 @@ async fn crashed_connector_leaks_nothing_and_clients_hear_server_gone() {
         );
     }
     t.assert_no_leak().await;
-    assert!(common::wait_until(Duration::from_secs(5), || t.edge.connected_servers() == 0).await);
+    assert!(common::wait_until(Duration::from_secs(30), || t.edge.connected_servers() == 0).await);
     // Without a server, clients get a clear refusal.
     let err = client
         .connect_tls(t.ext(), "c1", &token)
@@ -263,7 +263,7 @@ async fn silent_server_is_found_by_keepalive_and_clients_hear_server_gone() {
         noticed >= Duration::from_secs(2) && noticed <= Duration::from_secs(20),
         "{noticed:?}"
     );
-    assert!(common::wait_until(Duration::from_secs(5), || t.edge.connected_servers() == 0).await);
+    assert!(common::wait_until(Duration::from_secs(30), || t.edge.connected_servers() == 0).await);
     t.assert_no_leak().await;
 }
 

@@ -169,7 +169,7 @@ async fn scheduled_rotation_replaces_a_key_past_its_age() {
     )
     .await;
     let (_c, _) = t.echo_connector(&[]).await;
-    let rotated = common::wait_until(Duration::from_secs(10), || {
+    let rotated = common::wait_until(Duration::from_secs(30), || {
         t.edge.key_ring().current(unix_now()).map(|k| k.id) == Some(2)
     })
     .await;
@@ -193,10 +193,13 @@ async fn scheduled_rotation_replaces_a_key_past_its_age() {
         "old key in the overlap"
     );
     // The bundle follows the schedule too.
-    common::wait_until(Duration::from_secs(5), || {
-        Bundle::load(&t.bundle_dir()).is_ok_and(|b| b.keys.iter().any(|k| k.id == 2))
-    })
-    .await;
+    assert!(
+        common::wait_until(Duration::from_secs(30), || {
+            Bundle::load(&t.bundle_dir()).is_ok_and(|b| b.keys.iter().any(|k| k.id == 2))
+        })
+        .await,
+        "the bundle never carried the new key"
+    );
     let (id, new) = mint_from_bundle(&t, "m");
     assert_eq!(id, 2);
     assert_eq!(try_session(&client, &t, &new).await, Ok(()), "new key");

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod wait;
+
 /// The variable `make test` sets to turn a skip into a failure.
 pub const REQUIRE_VAR: &str = "EDGED_REQUIRE_TOOLS";
 

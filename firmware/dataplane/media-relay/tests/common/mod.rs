@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use media_relay::{AllocationId, Command, PeerGuard, PlaneConfig};
 
+/// How long a test waits for something it expects (a datagram, a counter): generous, so
+/// that only a real hang fails, not a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
 /// A blocking test endpoint (client or peer) with a read timeout, so a lost packet fails
 /// the test instead of hanging it.
 pub fn udp(addr: &str) -> UdpSocket {
     let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(2)))
+    s.set_read_timeout(Some(WAIT))
         .unwrap_or_else(|e| panic!("timeout: {e}"));
     s
 }
@@ -69,4 +73,41 @@ pub fn bound_channel(
         },
         Command::Bind { id, channel, peer },
     ]
+}
+
+/// A counter of the plane's registry.
+pub fn counter(metrics: &edged_metrics::Registry, name: &str, labels: &[(&str, &str)]) -> u64 {
+    metrics.counter(name, "", labels).get()
+}
+
+/// The counter once it reaches `at_least` (or after `WAIT`, whatever it is then). A relay
+/// thread publishes its counters at the end of a turn, just after its sends: a count may
+/// land a moment after the datagram it counts.
+pub fn counter_reaching(
+    metrics: &edged_metrics::Registry,
+    name: &str,
+    labels: &[(&str, &str)],
+    at_least: u64,
+) -> u64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = counter(metrics, name, labels);
+        if n >= at_least || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The plane's allocations per relay thread once they are `expected` (or after `WAIT`,
+/// whatever they are then): a thread counts its table after it has taken its commands.
+pub fn allocations_reaching(plane: &media_relay::RelayPlane, expected: &[usize]) -> Vec<usize> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let now = plane.allocations_per_shard();
+        if now == expected || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
