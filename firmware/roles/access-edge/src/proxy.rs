@@ -16,7 +16,6 @@ use edged_metrics::{Counter, Registry};
 use sip_core::{
     build_response, parse_with, Limits, Message, MessageEditor, Request, Response, ResponseSpec,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::conceal;
 use crate::conn::{ConnHandle, ConnId, ConnSettings, Origin};
@@ -268,8 +267,11 @@ pub struct Shared {
     pub listeners: RwLock<Vec<SocketAddr>>,
     /// Our bound listener addresses, written in Via, Record-Route and Path.
     pub own: RwLock<Option<OwnAddrs>>,
-    pub accepting: CancellationToken,
-    pub closing: CancellationToken,
+    /// Drain and stop: listeners stop on `draining`, connections close on `closing`.
+    pub life: edged_role::Lifecycle,
+    /// Notified when a transaction settles or a forward in flight ends, so a drain waits
+    /// for the last one without polling.
+    pub work_ended: tokio::sync::Notify,
     pub hops: Mutex<next_hop::Pool>,
     pub started: Instant,
     conns: Mutex<HashMap<ConnId, Arc<ConnHandle>>>,
@@ -295,8 +297,8 @@ impl Shared {
             counters: Counters::new(metrics),
             listeners: RwLock::new(Vec::new()),
             own: RwLock::new(None),
-            accepting: CancellationToken::new(),
-            closing: CancellationToken::new(),
+            life: edged_role::Lifecycle::new(),
+            work_ended: tokio::sync::Notify::new(),
             started: Instant::now(),
             conns: Mutex::new(HashMap::new()),
             pool: Mutex::new(HashMap::new()),
@@ -823,6 +825,7 @@ impl Shared {
             if code >= 200 && !was_final {
                 t.final_status = Some(code);
                 t.settled = Some(Instant::now());
+                self.work_ended.notify_waiters();
             }
             let partner = if code >= 200 && !was_final {
                 t.partner.clone()
@@ -922,6 +925,7 @@ impl Shared {
                         }
                     }
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    shared.work_ended.notify_waiters();
                 });
             }
         }
@@ -944,6 +948,7 @@ impl Shared {
                 Some(t) if t.final_status.is_none() => {
                     t.final_status = Some(code);
                     t.settled = Some(Instant::now());
+                    self.work_ended.notify_waiters();
                     Some((t.upstream.clone(), t.request.clone()))
                 }
                 _ => None,
