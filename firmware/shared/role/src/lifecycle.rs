@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 /// How long a task told to close may take to say goodbye (a CLOSE frame, a TLS
 /// close_notify) before it is dropped, which closes its sockets without one.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A role's tasks and its two stop signals. Clones share them.
 #[derive(Clone, Default)]

@@ -160,13 +160,16 @@ impl Listener {
         }
     }
 
-    /// Also stops accepting when `token` fires (a listener that belongs to one allocation).
+    /// Stops accepting when `token` fires instead of when the lifecycle drains: a listener
+    /// that is part of in-flight work (one TURN allocation's relayed address) keeps
+    /// accepting during the drain, until its work ends or the lifecycle closes.
     pub fn until(mut self, token: CancellationToken) -> Self {
         self.until = Some(token);
         self
     }
 
-    /// Starts accepting as a task of `life`; stops when `life` drains.
+    /// Starts accepting as a task of `life`; stops when `life` drains (or see
+    /// [`until`](Self::until)).
     pub fn spawn<H: Handler>(self, life: &Lifecycle, handler: Arc<H>) -> Arc<ListenerHandle> {
         let handle = Arc::new(ListenerHandle {
             name: self.name,
@@ -174,7 +177,7 @@ impl Listener {
             limits: Mutex::new(self.limits),
             stats: ListenerStats::default(),
         });
-        let until = self.until.unwrap_or_default();
+        let until = self.until.unwrap_or_else(|| life.draining().clone());
         life.spawn(accept_loop(
             self.tcp,
             handle.clone(),
@@ -204,8 +207,8 @@ async fn accept_loop<H: Handler>(
     let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
-            () = life.draining().cancelled() => break,
             () = until.cancelled() => break,
+            () = life.closing().cancelled() => break,
             a = tcp.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -221,8 +224,8 @@ async fn accept_loop<H: Handler>(
                         "accept failed; pausing");
                 }
                 tokio::select! {
-                    () = life.draining().cancelled() => break,
                     () = until.cancelled() => break,
+                    () = life.closing().cancelled() => break,
                     () = tokio::time::sleep(step.pause) => continue,
                 }
             }

@@ -184,3 +184,34 @@ async fn drain_stops_accepting_and_closes_the_rest_at_its_deadline() {
         "the listening socket is closed after the drain"
     );
 }
+
+#[tokio::test]
+async fn a_listener_of_in_flight_work_accepts_during_the_drain_until_its_work_ends() {
+    let tcp = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let life = Lifecycle::new();
+    let work = edged_role::DrainToken::new();
+    let handler = Arc::new(LineFirst { life: life.clone() });
+    Listener::new("test", tcp, ListenerLimits::default())
+        .until(work.clone())
+        .spawn(&life, handler);
+    let drain = tokio::spawn({
+        let life = life.clone();
+        async move {
+            life.drain_until_idle(Duration::from_secs(600), life.tasks_ended())
+                .await
+        }
+    });
+    life.draining().cancelled().await;
+    let client = served_client("127.0.0.1", addr).await;
+    work.cancel();
+    drop(client);
+    let finished = drain.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        finished,
+        "the drain ended when the work did, not at its deadline"
+    );
+    assert!(TcpStream::connect(addr).await.is_err());
+}
