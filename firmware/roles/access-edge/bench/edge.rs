@@ -4,13 +4,9 @@
 //! `sip_bench_edge DIR NEXT_HOP` prints `READY <remote-users address> <pid>` once listening
 //! and runs until its standard input closes.
 
-use std::sync::Arc;
-
 use edged_config::Config;
-use edged_metrics::Registry;
 use edged_role::RoleContext;
 use edged_store::Store;
-use edged_tls::TlsMaterial;
 use tokio::io::AsyncReadExt;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<(), String> {
@@ -24,7 +20,6 @@ async fn main() -> Result<(), String> {
         return Err("usage: sip_bench_edge DIR NEXT_HOP".into());
     };
     let dir = std::path::PathBuf::from(dir);
-    edged_tls::install_crypto_provider();
     let store = Store::open(&dir.join("store.redb")).map_err(|e| e.to_string())?;
     let mut config = Config::embedded_default();
     config.webconf_edge.enabled = false;
@@ -41,8 +36,8 @@ async fn main() -> Result<(), String> {
     ae.max_connections_per_ip = 1_000_000;
     ae.idle_timeout_secs = 3600;
     ae.health_check_interval_secs = 3600;
-    let tls = TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?;
-    write(&dir, "ca.pem", tls.ca_pem().unwrap_or_default())?;
+    let ctx = RoleContext::for_test_on(&store, config);
+    write(&dir, "ca.pem", ctx.tls.ca_pem().unwrap_or_default())?;
     let cert: Option<String> = store
         .get_json("tls", "default.cert")
         .map_err(|e| e.to_string())?;
@@ -55,12 +50,6 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     write(&dir, "director.pem", &director.chain_pem)?;
     write(&dir, "director.key", &director.key_pem)?;
-    let ctx = RoleContext {
-        config: Arc::new(config),
-        tls: Arc::new(tls),
-        store,
-        metrics: Registry::new(),
-    };
     let role = access_edge::start(ctx).await.map_err(|e| e.to_string())?;
     let addr = role
         .status()

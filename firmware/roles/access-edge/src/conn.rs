@@ -119,7 +119,7 @@ where
     });
     shared.register(&handle);
     let (reader, writer) = tokio::io::split(stream);
-    let closing = shared.closing.clone();
+    let closing = shared.life.closing().clone();
     tokio::spawn(write_loop(writer, rx, closing));
     let shared = shared.clone();
     let h = handle.clone();
@@ -195,7 +195,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     };
     loop {
         let read = tokio::select! {
-            _ = shared.closing.cancelled() => return,
+            _ = shared.life.closing().cancelled() => return,
             r = tokio::time::timeout(idle, reader.read(&mut waiting)) => r,
         };
         let n = match read {

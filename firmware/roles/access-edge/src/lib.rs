@@ -41,13 +41,13 @@ pub mod tls_peer;
 pub mod transactions;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use edged_role::{
-    Actor, AdminError, Anchors, ApplyReport, Health, ListenerInfo, Role, RoleContext, RoleError,
-    RoleStatus, Setup,
+    wait_until, Actor, AdminError, Anchors, ApplyReport, Health, Listener, ListenerInfo,
+    ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup,
 };
 use edged_store::{AuditRecord, Store};
 use tokio::net::TcpListener;
@@ -63,7 +63,6 @@ pub struct AccessEdge {
     shared: Arc<Shared>,
     store: Store,
     listeners: Vec<ListenerInfo>,
-    draining: AtomicBool,
 }
 
 /// Binds the listeners, starts the proxy and returns the role.
@@ -120,9 +119,14 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
             transport: spec.transport,
             address: addr.to_string(),
         });
-        bound.push((origin, addr, listener));
+        bound.push((origin, addr, listener, spec.key.clone()));
     }
-    let addr_of = |o: conn::Origin| bound.iter().find(|(x, _, _)| *x == o).map(|(_, a, _)| *a);
+    let addr_of = |o: conn::Origin| {
+        bound
+            .iter()
+            .find(|(x, _, _, _)| *x == o)
+            .map(|(_, a, _, _)| *a)
+    };
     let (Some(remote_users), Some(federation), Some(internal)) = (
         addr_of(conn::Origin::RemoteUser),
         addr_of(conn::Origin::Federation),
@@ -141,10 +145,14 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
     *shared
         .listeners
         .write()
-        .unwrap_or_else(PoisonError::into_inner) = bound.iter().map(|(_, a, _)| *a).collect();
-    for (origin, addr, listener) in bound {
+        .unwrap_or_else(PoisonError::into_inner) = bound.iter().map(|(_, a, _, _)| *a).collect();
+    for (origin, addr, listener, key) in bound {
         tracing::info!(target: "access_edge", %addr, ?origin, "listening");
-        tokio::spawn(listener::accept_loop(shared.clone(), listener, origin));
+        let handler = Arc::new(listener::EdgeListener {
+            shared: shared.clone(),
+            origin,
+        });
+        Listener::new(key, listener, ListenerLimits::default()).spawn(&shared.life, handler);
     }
     tokio::spawn(next_hop::health_loop(shared.clone()));
     tokio::spawn(housekeeping(shared.clone(), ctx.store.clone()));
@@ -153,7 +161,6 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
         shared,
         store: ctx.store.clone(),
         listeners: infos,
-        draining: AtomicBool::new(false),
     }))
 }
 
@@ -163,7 +170,7 @@ async fn housekeeping(shared: Arc<Shared>, store: Store) {
     let mut n: u32 = 0;
     loop {
         tokio::select! {
-            _ = shared.closing.cancelled() => break,
+            _ = shared.life.closing().cancelled() => break,
             _ = tick.tick() => {}
         }
         shared.sweep();
@@ -283,7 +290,7 @@ impl Role for AccessEdge {
             (hops.healthy_count(), hops.addrs().len())
         };
         counters.insert("next_hops_healthy".into(), healthy as u64);
-        let health = if self.draining.load(Ordering::Relaxed) {
+        let health = if self.shared.life.is_draining() {
             Health::Draining
         } else if total == 0 {
             Health::Degraded("no next hop configured (access_edge.next_hops)".into())
@@ -352,16 +359,13 @@ impl Role for AccessEdge {
     }
 
     async fn drain(&self, deadline: Duration) {
-        self.draining.store(true, Ordering::Relaxed);
-        self.shared.accepting.cancel();
-        let until = Instant::now() + deadline;
-        while Instant::now() < until
-            && (self.shared.pending_transactions() > 0
-                || self.shared.in_flight.load(Ordering::Relaxed) > 0)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.shared.closing.cancel();
+        // In-flight work is the transactions still waiting for a final answer and the
+        // forwards still looking for their next hop; connections stay open until then.
+        let shared = &self.shared;
+        let idle = wait_until(&shared.work_ended, || {
+            shared.pending_transactions() == 0 && shared.in_flight.load(Ordering::Relaxed) == 0
+        });
+        shared.life.drain_until_idle(deadline, idle).await;
         self.shared.persist_domains(&self.store);
         tracing::info!(target: "access_edge", "drained");
     }

@@ -1,10 +1,14 @@
-//! Accept loops of the three listeners: per-address limits, handshake timeout, then a
-//! connection handed to the proxy.
+//! The three listeners' connections: the per-address guard of the policy admits them, the
+//! TLS handshake is their first stage, then the connection is handed to the proxy.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
+use edged_role::{Handler, Incoming, Refusal};
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn::{self, Origin};
@@ -20,83 +24,110 @@ fn server_config(tls: &EdgeTls, origin: Origin) -> Arc<ServerConfig> {
     }
 }
 
-pub async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, origin: Origin) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.accepting.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors or similar: pause briefly instead of spinning.
-                tracing::warn!(target: "access_edge", error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+/// The connections of one listener.
+pub struct EdgeListener {
+    pub shared: Arc<Shared>,
+    pub origin: Origin,
+}
+
+/// A connection's place in the per-address guard, given back however the connection ends.
+pub struct GuardSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for GuardSlot {
+    fn drop(&mut self) {
+        self.shared
+            .guard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .connection_closed(self.ip);
+    }
+}
+
+impl Handler for EdgeListener {
+    type Ticket = GuardSlot;
+    type Opened = (TlsStream<TcpStream>, SocketAddr, GuardSlot);
+
+    fn admit(&self, peer: SocketAddr) -> Option<GuardSlot> {
         let ip = peer.ip();
         let admitted = {
-            let now = shared.now_ms();
-            let mut guard = shared.guard.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = self.shared.now_ms();
+            let mut guard = self
+                .shared
+                .guard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             guard.connection_opened(ip, now).and_then(|()| {
                 guard
                     .handshake_started(ip, now)
                     .inspect_err(|_| guard.connection_closed(ip))
             })
         };
-        if let Err(why) = admitted {
-            shared.counters.connections_refused.inc();
-            tracing::info!(target: "access_edge", %peer, reason = ?why, "connection refused by per-address limit");
-            drop(tcp);
-            continue;
+        match admitted {
+            Ok(()) => Some(GuardSlot {
+                shared: self.shared.clone(),
+                ip,
+            }),
+            Err(why) => {
+                self.shared.counters.connections_refused.inc();
+                tracing::info!(target: "access_edge", %peer, reason = ?why, "connection refused by per-address limit");
+                None
+            }
         }
-        let _ = tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(server_config(&shared.edge_tls(), origin));
-        let timeout = shared.settings().handshake_timeout;
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let release = {
-                let shared = shared.clone();
-                move || {
-                    shared
-                        .guard
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .connection_closed(ip)
-                }
-            };
-            let stream = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    shared.counters.handshake_failures.inc();
-                    tracing::info!(target: "access_edge", %peer, error = %e, "TLS handshake failed");
-                    release();
-                    return;
-                }
-                Err(_) => {
-                    shared.counters.handshake_failures.inc();
-                    tracing::info!(target: "access_edge", %peer, "TLS handshake timed out");
-                    release();
-                    return;
-                }
-            };
-            let names = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| certificate_names(c))
-                .unwrap_or_default();
-            conn::spawn(
-                &shared,
-                stream,
-                peer,
-                origin,
-                names,
-                None,
-                Some(Box::new(release)),
-            );
-        });
+    }
+
+    async fn open(&self, incoming: Incoming, slot: GuardSlot) -> Option<Self::Opened> {
+        let _ = incoming.tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(server_config(&self.shared.edge_tls(), self.origin));
+        match acceptor.accept(incoming.tcp).await {
+            Ok(s) => Some((s, incoming.peer, slot)),
+            Err(e) => {
+                self.shared.counters.handshake_failures.inc();
+                tracing::info!(target: "access_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
+                None
+            }
+        }
+    }
+
+    async fn serve(&self, (stream, peer, slot): Self::Opened) {
+        let names = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| certificate_names(c))
+            .unwrap_or_default();
+        // The proxy runs the connection on its own tasks; this one holds the listener's
+        // place and the guard's until it ends.
+        let (ended, wait) = tokio::sync::oneshot::channel::<()>();
+        conn::spawn(
+            &self.shared,
+            stream,
+            peer,
+            self.origin,
+            names,
+            None,
+            Some(Box::new(move || {
+                let _ = ended.send(());
+            })),
+        );
+        let _ = wait.await;
+        drop(slot);
+    }
+
+    fn first_request_timeout(&self) -> Option<Duration> {
+        Some(self.shared.settings().handshake_timeout)
+    }
+
+    fn timed_out(&self, peer: SocketAddr) {
+        self.shared.counters.handshake_failures.inc();
+        tracing::info!(target: "access_edge", %peer, "TLS handshake timed out");
+    }
+
+    fn refused(&self, peer: SocketAddr, why: Refusal) {
+        self.shared.counters.connections_refused.inc();
+        tracing::info!(target: "access_edge", %peer, reason = %why, "connection refused by the listener's cap");
     }
 }

@@ -185,7 +185,7 @@ pub async fn health_loop(shared: Arc<Shared>) {
     loop {
         let interval = shared.settings().health_interval;
         tokio::select! {
-            _ = shared.accepting.cancelled() => return,
+            _ = shared.life.draining().cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let hops = shared

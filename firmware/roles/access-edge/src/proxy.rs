@@ -11,7 +11,6 @@ use std::time::Instant;
 use edged_config::roles::access_edge::AccessEdgeConfig;
 use edged_metrics::Registry;
 use sip_core::{build_response, parse_with, Limits, Message, Request, Response, ResponseSpec};
-use tokio_util::sync::CancellationToken;
 
 use crate::conceal;
 use crate::conn::{ConnHandle, ConnId, ConnSettings};
@@ -43,8 +42,11 @@ pub struct Shared {
     pub listeners: RwLock<Vec<SocketAddr>>,
     /// Our bound listener addresses, written in Via, Record-Route and Path.
     pub own: RwLock<Option<OwnAddrs>>,
-    pub accepting: CancellationToken,
-    pub closing: CancellationToken,
+    /// Drain and stop: listeners stop on `draining`, connections close on `closing`.
+    pub life: edged_role::Lifecycle,
+    /// Notified when a transaction settles or a forward in flight ends, so a drain waits
+    /// for the last one without polling.
+    pub work_ended: tokio::sync::Notify,
     pub hops: Mutex<next_hop::Pool>,
     pub started: Instant,
     conns: ConnRegistry<Arc<ConnHandle>>,
@@ -89,8 +91,8 @@ impl Shared {
             counters: Counters::new(metrics),
             listeners: RwLock::new(Vec::new()),
             own: RwLock::new(None),
-            accepting: CancellationToken::new(),
-            closing: CancellationToken::new(),
+            life: edged_role::Lifecycle::new(),
+            work_ended: tokio::sync::Notify::new(),
             started: Instant::now(),
             conns: ConnRegistry::default(),
             txns: Mutex::new(TxnTable::default()),
@@ -342,6 +344,8 @@ impl Shared {
         };
         let matched =
             lock(&self.txns).on_response(&branch, code, resp.first("To"), from, Instant::now());
+        // A final answer may settle the last pending transaction a drain waits for.
+        self.work_ended.notify_waiters();
         let ResponseMatch::Matched {
             ack,
             outcome_of,
@@ -427,6 +431,7 @@ impl Shared {
                         }
                     }
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    shared.work_ended.notify_waiters();
                 });
             }
         }
@@ -442,6 +447,7 @@ impl Shared {
     fn fail(&self, branch: Option<&str>, code: u16, reason: &str) {
         let Some(b) = branch else { return };
         let taken = lock(&self.txns).give_up(b, code, Instant::now());
+        self.work_ended.notify_waiters();
         let Some((up, request)) = taken else {
             return;
         };

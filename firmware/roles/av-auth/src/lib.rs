@@ -12,7 +12,7 @@ pub mod api_keys;
 mod audit;
 pub mod issuer;
 pub mod keys;
-mod lifecycle;
+mod limits;
 pub mod metrics;
 mod peer;
 pub mod policy;
@@ -26,16 +26,14 @@ mod sip_listener;
 pub mod sip_service;
 mod tls_configs;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use edged_role::{DisabledRole, ListenerInfo, Role, RoleContext, RoleError};
+use edged_role::{DisabledRole, Lifecycle, Listener, ListenerInfo, Role, RoleContext, RoleError};
 use tokio::net::TcpListener;
 
 use crate::api_keys::ApiKeys;
 use crate::issuer::Issuer;
-use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::role::AvAuthRole;
 use crate::service::Service;
@@ -65,7 +63,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         api_keys: ApiKeys::new(ctx.store.clone()),
         metrics,
     });
-    let life = Lifecycle::default();
+    let life = Lifecycle::new();
     let mut listeners = Vec::new();
     // The configuration lists this role's sockets, all on the internal side by
     // construction (see edged-config's av_auth section); bind exactly those.
@@ -89,27 +87,28 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
             address: bound.to_string(),
         });
         tracing::info!(target: "av_auth", key = %spec.key, address = %bound, "listening");
-        let loop_life = life.clone();
+        let limits = limits::listener_limits();
         match spec.key.as_str() {
             "av_auth.sip_port" => {
-                let fut = sip_listener::accept_loop(
-                    listener,
-                    service.clone(),
-                    sip_tls.clone(),
-                    loop_life,
+                Listener::new("av_auth.sip_port", listener, limits).spawn(
+                    &life,
+                    Arc::new(sip_listener::SipListener {
+                        service: service.clone(),
+                        tls: sip_tls.clone(),
+                        life: life.clone(),
+                    }),
                 );
-                life.tasks.spawn(fut);
             }
             "av_auth.rest_port" => {
-                let router = rest::router(service.clone());
-                let fut = rest_listener::accept_loop(
-                    listener,
-                    service.clone(),
-                    router,
-                    rest_tls.clone(),
-                    loop_life,
+                Listener::new("av_auth.rest_port", listener, limits).spawn(
+                    &life,
+                    Arc::new(rest_listener::RestListener {
+                        service: service.clone(),
+                        router: rest::router(service.clone()),
+                        tls: rest_tls.clone(),
+                        life: life.clone(),
+                    }),
                 );
-                life.tasks.spawn(fut);
             }
             other => {
                 return Err(RoleError::Config {
@@ -126,6 +125,5 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         sip_tls,
         rest_tls,
         life,
-        draining: AtomicBool::new(false),
     }))
 }

@@ -1,17 +1,19 @@
 //! The HTTPS listener of the REST endpoint: TLS (client certificate optional), HTTP/1.1.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::{Extension, Router};
+use edged_role::{Handler, Incoming, Lifecycle, Refusal};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT, MAX_CONNECTIONS};
 use crate::peer::peer_name;
 use crate::rest::PeerCertificate;
 use crate::service::Service;
@@ -19,66 +21,52 @@ use crate::service::Service;
 /// A client has this long to send a request's headers, also between keep-alive requests.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn accept_loop(
-    listener: TcpListener,
-    service: Arc<Service>,
-    router: Router,
-    tls: Arc<ArcSwap<ServerConfig>>,
-    life: Lifecycle,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            _ = life.drain.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (tcp, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(target: "av_auth", error = %e, "REST accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Past the limit a new connection is closed at once rather than starving the
-        // established ones of descriptors and memory.
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(target: "av_auth", peer = %addr, "connection limit reached; closing new connection");
-            drop(tcp);
-            continue;
-        };
-        service.metrics.connections.inc();
-        let acceptor = TlsAcceptor::from(tls.load_full());
-        let (service, router, drain) = (service.clone(), router.clone(), life.drain.clone());
-        life.spawn(async move {
-            let _permit = permit;
-            connection(tcp, acceptor, &service, router, drain).await;
-            tracing::trace!(target: "av_auth", peer = %addr, "REST connection closed");
-        });
-    }
-    tracing::debug!(target: "av_auth", "REST listener stopped accepting");
+/// The REST listener's connections: the TLS handshake is the first stage (the header
+/// deadline of hyper bounds each request after it).
+pub struct RestListener {
+    pub service: Arc<Service>,
+    pub router: Router,
+    pub tls: Arc<ArcSwap<ServerConfig>>,
+    pub life: Lifecycle,
 }
 
-async fn connection(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
-    service: &Service,
-    router: Router,
-    drain: edged_role::DrainToken,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            service.metrics.tls_failures.inc();
-            tracing::info!(target: "av_auth", error = %e, "REST TLS handshake failed");
-            return;
+impl Handler for RestListener {
+    type Ticket = ();
+    type Opened = (TlsStream<TcpStream>, SocketAddr);
+
+    fn admit(&self, _peer: SocketAddr) -> Option<()> {
+        self.service.metrics.connections.inc();
+        Some(())
+    }
+
+    async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Self::Opened> {
+        let _ = incoming.tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(self.tls.load_full());
+        match acceptor.accept(incoming.tcp).await {
+            Ok(t) => Some((t, incoming.peer)),
+            Err(e) => {
+                self.service.metrics.tls_failures.inc();
+                tracing::info!(target: "av_auth", peer = %incoming.peer, error = %e, "REST TLS handshake failed");
+                None
+            }
         }
-        Err(_) => {
-            service.metrics.tls_failures.inc();
-            return;
-        }
-    };
+    }
+
+    async fn serve(&self, (tls, peer): Self::Opened) {
+        connection(tls, self.router.clone(), self.life.draining()).await;
+        tracing::trace!(target: "av_auth", %peer, "REST connection closed");
+    }
+
+    fn timed_out(&self, _peer: SocketAddr) {
+        self.service.metrics.tls_failures.inc();
+    }
+
+    fn refused(&self, peer: SocketAddr, why: Refusal) {
+        tracing::warn!(target: "av_auth", %peer, reason = %why, "REST connection closed at once");
+    }
+}
+
+async fn connection(tls: TlsStream<TcpStream>, router: Router, drain: &edged_role::DrainToken) {
     let peer = PeerCertificate(peer_name(tls.get_ref().1.peer_certificates()));
     let svc = TowerToHyperService::new(router.layer(Extension(peer)));
     let conn = hyper::server::conn::http1::Builder::new()

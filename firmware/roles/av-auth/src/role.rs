@@ -1,19 +1,18 @@
 //! The `Role` implementation: status, live reload, drain and admin actions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use edged_role::{
-    Actor, AdminError, Anchors, ApplyReport, Health, ListenerInfo, Role, RoleStatus, Setup,
+    Actor, AdminError, Anchors, ApplyReport, Health, Lifecycle, ListenerInfo, Role, RoleStatus,
+    Setup,
 };
 use rustls::ServerConfig;
 use serde_json::{json, Value};
 
 use crate::issuer::ISSUED_ACTION;
 use crate::keys::{self, unix_now};
-use crate::lifecycle::Lifecycle;
 use crate::service::Service;
 use crate::{tls_configs, NAME};
 
@@ -29,7 +28,6 @@ pub struct AvAuthRole {
     pub(crate) sip_tls: Arc<ArcSwap<ServerConfig>>,
     pub(crate) rest_tls: Arc<ArcSwap<ServerConfig>>,
     pub(crate) life: Lifecycle,
-    pub(crate) draining: AtomicBool,
 }
 
 fn failed(e: impl std::fmt::Display) -> AdminError {
@@ -57,7 +55,7 @@ impl Role for AvAuthRole {
     }
 
     fn status(&self) -> RoleStatus {
-        let health = if self.draining.load(Ordering::Relaxed) {
+        let health = if self.life.is_draining() {
             Health::Draining
         } else if !self.service.config.load().av_edge.enabled {
             Health::Degraded("av_edge is disabled: credentials carry an empty relay list".into())
@@ -102,7 +100,6 @@ impl Role for AvAuthRole {
     }
 
     async fn drain(&self, deadline: Duration) {
-        self.draining.store(true, Ordering::Relaxed);
         tracing::info!(target: "av_auth", "draining");
         self.life.drain(deadline).await;
         tracing::info!(target: "av_auth", "stopped");

@@ -1,79 +1,73 @@
 //! The SIP SERVICE listener: mutual TLS, keep-alive connections, many requests each.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use edged_role::{Handler, Incoming, Lifecycle, Refusal};
 use rustls::ServerConfig;
 use sip_core::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::lifecycle::{Lifecycle, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS};
+use crate::limits::IDLE_TIMEOUT;
 use crate::peer::peer_name;
 use crate::service::Service;
 use crate::sip_service::{answer, bare_error};
 
-pub async fn accept_loop(
-    listener: TcpListener,
-    service: Arc<Service>,
-    tls: Arc<ArcSwap<ServerConfig>>,
-    life: Lifecycle,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            _ = life.drain.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (tcp, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of descriptors and the like: pause instead of spinning.
-                tracing::warn!(target: "av_auth", error = %e, "SIP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Past the limit a new connection is closed at once rather than starving the
-        // established ones of descriptors and memory.
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(target: "av_auth", peer = %addr, "connection limit reached; closing new connection");
-            drop(tcp);
-            continue;
-        };
-        service.metrics.connections.inc();
-        let acceptor = TlsAcceptor::from(tls.load_full());
-        let (service, drain) = (service.clone(), life.drain.clone());
-        life.spawn(async move {
-            let _permit = permit;
-            if let Err(e) = connection(tcp, acceptor, &service, drain).await {
-                tracing::debug!(target: "av_auth", peer = %addr, error = %e, "SIP connection ended");
-            }
-        });
+/// The SIP SERVICE listener's connections: the TLS handshake (a trusted client
+/// certificate is required) is the first stage, then requests until the client closes, the
+/// connection idles out, or the role drains.
+pub struct SipListener {
+    pub service: Arc<Service>,
+    pub tls: Arc<ArcSwap<ServerConfig>>,
+    pub life: Lifecycle,
+}
+
+impl Handler for SipListener {
+    type Ticket = ();
+    type Opened = (TlsStream<TcpStream>, SocketAddr);
+
+    fn admit(&self, _peer: SocketAddr) -> Option<()> {
+        self.service.metrics.connections.inc();
+        Some(())
     }
-    tracing::debug!(target: "av_auth", "SIP SERVICE listener stopped accepting");
+
+    async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Self::Opened> {
+        let _ = incoming.tcp.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(self.tls.load_full());
+        match acceptor.accept(incoming.tcp).await {
+            Ok(t) => Some((t, incoming.peer)),
+            Err(e) => {
+                self.service.metrics.tls_failures.inc();
+                tracing::info!(target: "av_auth", peer = %incoming.peer, error = %e, "SIP TLS handshake refused (a trusted client certificate is required)");
+                None
+            }
+        }
+    }
+
+    async fn serve(&self, (tls, peer): Self::Opened) {
+        if let Err(e) = connection(tls, &self.service, self.life.draining()).await {
+            tracing::debug!(target: "av_auth", %peer, error = %e, "SIP connection ended");
+        }
+    }
+
+    fn timed_out(&self, _peer: SocketAddr) {
+        self.service.metrics.tls_failures.inc();
+    }
+
+    fn refused(&self, peer: SocketAddr, why: Refusal) {
+        tracing::warn!(target: "av_auth", %peer, reason = %why, "SIP connection closed at once");
+    }
 }
 
 async fn connection(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
+    mut tls: TlsStream<TcpStream>,
     service: &Service,
-    drain: edged_role::DrainToken,
+    drain: &edged_role::DrainToken,
 ) -> std::io::Result<()> {
-    let _ = tcp.set_nodelay(true);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            service.metrics.tls_failures.inc();
-            tracing::info!(target: "av_auth", error = %e, "SIP TLS handshake refused (a trusted client certificate is required)");
-            return Ok(());
-        }
-        Err(_) => {
-            service.metrics.tls_failures.inc();
-            return Ok(());
-        }
-    };
     let requester =
         peer_name(tls.get_ref().1.peer_certificates()).unwrap_or_else(|| "(unknown)".into());
     let mut framer = StreamFramer::new(Limits::default());

@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-
-use edged_role::{RoleContext, Side, Transport};
+use edged_role::test_support::TestSite;
+use edged_role::{Side, Transport};
 use mras::{build_request, parse_response, Location};
+use std::process::{Child, Command, Stdio};
 use support::*;
 
 fn coturn_present() -> bool {
@@ -59,20 +58,12 @@ async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
     }
     let config = relay_and_service_config();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = edged_store::Store::open(&dir.path().join("edged.redb")).expect("store");
-    edged_tls::install_crypto_provider();
-    let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).expect("tls"));
+    let site = TestSite::new();
     // The relay starts first and creates the ring; the service signs with it.
-    let edge = av_edge::start(RoleContext {
-        config: Arc::new(config.clone()),
-        tls: tls.clone(),
-        store: store.clone(),
-        metrics: edged_metrics::Registry::new(),
-    })
-    .await
-    .expect("av_edge starts");
-    let h = start_with(config, dir, store, tls).await;
+    let edge = av_edge::start(site.context(config.clone()))
+        .await
+        .expect("av_edge starts");
+    let h = start_with(config, site).await;
     let relay_udp: std::net::SocketAddr = edge
         .status()
         .listeners

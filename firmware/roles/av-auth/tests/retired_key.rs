@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edged_role::{RoleContext, Side, Transport};
+use edged_role::test_support::TestSite;
+use edged_role::{Side, Transport};
 use relay_credentials::{KeyRing, RelayKey};
 use support::*;
 use turn_load::client::{ClientError, Credentials, TurnClient};
@@ -58,8 +59,8 @@ struct Setup {
 async fn start_both() -> Setup {
     let config = relay_and_service_config();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = edged_store::Store::open(&dir.path().join("edged.redb")).expect("store");
+    let site = TestSite::new();
+    let store = site.store.clone();
     let now = av_auth::keys::unix_now();
     let first = RelayKey::generate("k-first", now - 3600).expect("key");
     let ring = KeyRing::new(first, OVERLAP_SECS).expect("ring");
@@ -73,16 +74,9 @@ async fn start_both() -> Setup {
             )
         })
         .expect("ring stored");
-    edged_tls::install_crypto_provider();
-    let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).expect("tls"));
-    let edge = av_edge::start(RoleContext {
-        config: Arc::new(config.clone()),
-        tls: tls.clone(),
-        store: store.clone(),
-        metrics: edged_metrics::Registry::new(),
-    })
-    .await
-    .expect("av_edge starts");
+    let edge = av_edge::start(site.context(config.clone()))
+        .await
+        .expect("av_edge starts");
     let relay = edge
         .status()
         .listeners
@@ -90,7 +84,7 @@ async fn start_both() -> Setup {
         .find(|l| l.transport == Transport::Udp && l.side == Side::External)
         .and_then(|l| l.address.parse().ok())
         .expect("relay UDP listener");
-    let h = start_with(config, dir, store, tls).await;
+    let h = start_with(config, site).await;
     Setup {
         h,
         relay,

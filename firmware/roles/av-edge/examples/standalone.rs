@@ -7,7 +7,6 @@
 //! `av_edge.relay_pacing_us` and `av_edge.relay_pacing_max_us`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use av_edge::credentials::Credentials;
 use edged_config::Config;
@@ -78,16 +77,9 @@ async fn main() {
         Credentials::open(store.clone())
             .and_then(|c| c.put_user(&args[1], &args[3], &args[2], edged_role::Actor::Edged))
             .map_err(|e| e.to_string())?;
-        let tls =
-            Arc::new(edged_tls::TlsMaterial::load(&config, &store).map_err(|e| e.to_string())?);
-        let role = av_edge::start(RoleContext {
-            config: Arc::new(config),
-            tls,
-            store,
-            metrics: edged_metrics::Registry::new(),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let role = av_edge::start(RoleContext::for_test_on(&store, config))
+            .await
+            .map_err(|e| e.to_string())?;
         for l in role.status().listeners {
             println!("listening {} {} {}", l.side, l.transport, l.address);
         }

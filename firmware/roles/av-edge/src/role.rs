@@ -7,8 +7,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use edged_config::{Protocol, Transport as ConfigTransport};
 use edged_role::{
-    Actor, AdminError, ApplyReport, DrainToken, Health, ListenerInfo, Role, RoleContext, RoleError,
-    RoleStatus, Setup, TlsMaterial,
+    wait_until, Actor, AdminError, ApplyReport, Health, Lifecycle, Listener, ListenerInfo,
+    ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup, TlsMaterial,
 };
 use edged_tls::ClientAuth;
 use media_relay::{PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};
@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::credentials::Credentials;
 use crate::server::Server;
 use crate::settings::Settings;
-use crate::stream::{accept_loop, StreamKind};
+use crate::stream::{StreamKind, StreamListener};
 
 const NAME: &str = "av_edge";
 const CONTROL_QUEUE: usize = 8192;
@@ -30,11 +30,9 @@ pub struct AvEdge {
     tls: Arc<ArcSwap<rustls::ServerConfig>>,
     secret: [u8; 32],
     own_addresses: Vec<IpAddr>,
-    /// Stops accepting (listeners, control loop).
-    stop: DrainToken,
-    /// Closes established connections.
-    closing: DrainToken,
-    draining: std::sync::atomic::AtomicBool,
+    /// Drain stops the listeners; relayed media flows until the allocations are gone or
+    /// the deadline passes, then `closing` ends the rest.
+    life: Lifecycle,
     hints: Vec<String>,
 }
 
@@ -143,7 +141,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
             },
             address: bound.to_string(),
         });
-        tcp.push((l, kind));
+        tcp.push((l, kind, s.key.clone()));
     }
 
     let credentials = Credentials::open(ctx.store.clone())?;
@@ -173,28 +171,26 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         &ctx.metrics,
     ));
     let tls = Arc::new(ArcSwap::new(tls_config(&ctx.tls, &cfg.certificate)?));
-    let stop = DrainToken::new();
-    let closing = DrainToken::new();
+    let life = Lifecycle::new();
 
     tokio::spawn(crate::udp::run(
         server.clone(),
         control_rx,
         udp_bound.clone(),
-        closing.clone(),
+        life.closing().clone(),
     ));
-    for (l, kind) in tcp {
-        tokio::spawn(accept_loop(
-            server.clone(),
-            l,
+    for (l, kind, name) in tcp {
+        let handler = Arc::new(StreamListener {
+            server: server.clone(),
             kind,
-            tls.clone(),
-            stop.clone(),
-            closing.clone(),
-        ));
+            tls: tls.clone(),
+            life: life.clone(),
+        });
+        Listener::new(name, l, ListenerLimits::default()).spawn(&life, handler);
     }
     {
         let server = server.clone();
-        let closing = closing.clone();
+        let closing = life.closing().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -212,9 +208,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         tls,
         secret,
         own_addresses,
-        stop,
-        closing,
-        draining: std::sync::atomic::AtomicBool::new(false),
+        life,
         hints,
     }))
 }
@@ -244,7 +238,7 @@ impl Role for AvEdge {
             "relay_threads".into(),
             self.server.plane.shard_count() as u64,
         );
-        let health = if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let health = if self.life.is_draining() {
             Health::Draining
         } else {
             Health::Ready
@@ -283,18 +277,16 @@ impl Role for AvEdge {
     }
 
     async fn drain(&self, deadline: Duration) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.server
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.stop.cancel();
-        // Media keeps flowing while allocations remain, until the deadline.
-        let until = tokio::time::Instant::now() + deadline;
-        while self.server.allocation_count() > 0 && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.closing.cancel();
+        // The in-flight work is the allocations: media keeps flowing while any remain,
+        // until the deadline.
+        let server = &self.server;
+        let idle = wait_until(&server.allocations_changed, || {
+            server.allocation_count() == 0
+        });
+        self.life.drain_until_idle(deadline, idle).await;
         let plane = self.server.plane.clone();
         let _ = tokio::task::spawn_blocking(move || plane.shutdown()).await;
         tracing::info!(target: "av_edge", "A/V Edge stopped");

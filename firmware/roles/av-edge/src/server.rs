@@ -121,6 +121,9 @@ pub struct Server {
     rate: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     pub counters: ServerCounters,
     pub draining: AtomicBool,
+    /// Notified whenever the number of allocations changes, so a drain waits for the last
+    /// one to go without polling.
+    pub allocations_changed: tokio::sync::Notify,
 }
 
 fn now_unix() -> u64 {
@@ -272,7 +275,14 @@ impl Server {
             rate: Mutex::new(HashMap::new()),
             counters: ServerCounters::new(metrics),
             draining: AtomicBool::new(false),
+            allocations_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Publishes the allocation count (the gauge, and drain's notification).
+    pub(crate) fn allocations_now(&self, count: usize) {
+        self.counters.allocations.set(count as i64);
+        self.allocations_changed.notify_waiters();
     }
 
     pub(crate) fn table(&self) -> MutexGuard<'_, Allocations> {
@@ -635,7 +645,7 @@ impl Server {
                 tcp: None,
             },
         );
-        self.counters.allocations.set(table.len() as i64);
+        self.allocations_now(table.len());
         drop(table);
         self.counters.allocations_created.inc();
         tracing::debug!(target: "av_edge", client = %tuple.client, %relay, ?relay_v6, user = %auth.username, lifetime, "allocation created");
@@ -686,7 +696,7 @@ impl Server {
             if let Some(gone) = table.remove(&tuple) {
                 self.forget(gone.origin, gone.id);
             }
-            self.counters.allocations.set(table.len() as i64);
+            self.allocations_now(table.len());
         } else if let Some(alloc) = table.get_mut(&tuple) {
             alloc.expires = Instant::now() + Duration::from_secs(u64::from(lifetime));
         }
@@ -843,7 +853,7 @@ impl Server {
         let mut table = self.table();
         let now = Instant::now();
         let expired = table.sweep(now);
-        self.counters.allocations.set(table.len() as i64);
+        self.allocations_now(table.len());
         drop(table);
         self.sweep_tcp(now);
         for (origin, id, tuple) in expired.allocations {
@@ -900,7 +910,7 @@ impl Server {
     pub fn stream_closed(&self, tuple: &FiveTuple) {
         let mut table = self.table();
         if table.remove(tuple).is_some() {
-            self.counters.allocations.set(table.len() as i64);
+            self.allocations_now(table.len());
         }
     }
 }

@@ -2,17 +2,16 @@
 //! one task per connection that frames the stream, answers requests and forwards the
 //! connection's media between the stream and its relay socket.
 
+use arc_swap::ArcSwap;
+use edged_role::{Handler, Incoming, Lifecycle};
+use media_relay::channel;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use arc_swap::ArcSwap;
-use edged_role::DrainToken;
-use media_relay::channel;
 use stun_core::framer::{next_frame, Frame};
 use stun_core::{attr, Class, Message, MessageEncoder, Method, TransactionId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::allocation::{ClientTransport, FiveTuple, Origin};
@@ -21,7 +20,6 @@ use crate::tcp_relay::Bound;
 
 /// TLS records start with content type 22 (handshake); STUN and ChannelData never do.
 const TLS_HANDSHAKE: u8 = 0x16;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that sends this much without completing a frame is not speaking TURN.
 const MAX_BUFFERED: usize = 70_000;
 
@@ -33,70 +31,72 @@ pub enum StreamKind {
     TlsOnly,
 }
 
-pub async fn accept_loop(
-    server: Arc<Server>,
-    listener: TcpListener,
-    kind: StreamKind,
-    tls: Arc<ArcSwap<rustls::ServerConfig>>,
-    stop: DrainToken,
-    closing: DrainToken,
-) {
-    let local = listener.local_addr().ok();
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(target: "av_edge", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+/// The connections of one stream listener: the first byte (on the shared port) and the
+/// TLS handshake are the first stage, then TURN until the client or the role closes.
+pub struct StreamListener {
+    pub server: Arc<Server>,
+    pub kind: StreamKind,
+    pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    pub life: Lifecycle,
+}
+
+/// A stream after its first stage.
+pub enum Opened {
+    Tcp(TcpStream, FiveTuple),
+    Tls(Box<TlsStream<TcpStream>>, FiveTuple),
+}
+
+impl Handler for StreamListener {
+    type Ticket = ();
+    type Opened = Opened;
+
+    fn admit(&self, _peer: SocketAddr) -> Option<()> {
+        Some(())
+    }
+
+    async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Opened> {
+        let (peer, server_addr, stream) = (incoming.peer, incoming.local, incoming.tcp);
+        let _ = stream.set_nodelay(true);
+        let is_tls = match self.kind {
+            StreamKind::TlsOnly => true,
+            StreamKind::Sniffed => {
+                let mut first = [0u8; 1];
+                match stream.peek(&mut first).await {
+                    Ok(1) => first[0] == TLS_HANDSHAKE,
+                    _ => return None,
                 }
-            },
-            _ = stop.cancelled() => break,
-        };
-        let Some(server_addr) = local else { break };
-        let server = server.clone();
-        let tls = tls.load_full();
-        let closing = closing.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let is_tls = match kind {
-                StreamKind::TlsOnly => true,
-                StreamKind::Sniffed => {
-                    let mut first = [0u8; 1];
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-                        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
-                        _ => return,
-                    }
-                }
-            };
-            if is_tls {
-                let accepted =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(tls).accept(stream))
-                        .await;
-                match accepted {
-                    Ok(Ok(tls_stream)) => {
-                        let tuple = FiveTuple {
-                            transport: ClientTransport::Tls,
-                            client: peer,
-                            server: server_addr,
-                        };
-                        serve(server, tls_stream, tuple, closing).await
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(target: "av_edge", %peer, "TLS handshake failed: {e}")
-                    }
-                    Err(_) => tracing::debug!(target: "av_edge", %peer, "TLS handshake timed out"),
-                }
-            } else {
-                let tuple = FiveTuple {
-                    transport: ClientTransport::Tcp,
-                    client: peer,
-                    server: server_addr,
-                };
-                serve::<TcpStream>(server, stream, tuple, closing).await
             }
-        });
+        };
+        let tuple = |transport| FiveTuple {
+            transport,
+            client: peer,
+            server: server_addr,
+        };
+        if !is_tls {
+            return Some(Opened::Tcp(stream, tuple(ClientTransport::Tcp)));
+        }
+        match TlsAcceptor::from(self.tls.load_full()).accept(stream).await {
+            Ok(tls_stream) => Some(Opened::Tls(
+                Box::new(tls_stream),
+                tuple(ClientTransport::Tls),
+            )),
+            Err(e) => {
+                tracing::debug!(target: "av_edge", %peer, "TLS handshake failed: {e}");
+                None
+            }
+        }
+    }
+
+    async fn serve(&self, opened: Opened) {
+        let (server, life) = (self.server.clone(), self.life.clone());
+        match opened {
+            Opened::Tcp(stream, tuple) => serve(server, stream, tuple, life).await,
+            Opened::Tls(stream, tuple) => serve(server, *stream, tuple, life).await,
+        }
+    }
+
+    fn timed_out(&self, peer: SocketAddr) {
+        tracing::debug!(target: "av_edge", %peer, "no first byte or TLS handshake in time");
     }
 }
 
@@ -106,8 +106,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     server: Arc<Server>,
     mut stream: S,
     tuple: FiveTuple,
-    closing: DrainToken,
+    life: Lifecycle,
 ) {
+    let closing = life.closing();
     let mut inbuf: Vec<u8> = Vec::with_capacity(4096);
     let mut conn = Connection {
         relays: Vec::new(),
@@ -122,7 +123,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut conn).await {
+                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut conn, &life).await {
                     Ok(None) => {}
                     Ok(Some(bound)) => {
                         tokio::select! {
@@ -238,6 +239,7 @@ async fn frames<S: AsyncWrite + Unpin>(
     inbuf: &mut Vec<u8>,
     tuple: &FiveTuple,
     conn: &mut Connection,
+    life: &Lifecycle,
 ) -> Result<Option<Bound>, String> {
     let mut consumed = 0;
     let mut bound = None;
@@ -272,12 +274,13 @@ async fn frames<S: AsyncWrite + Unpin>(
                     }
                     if let Some(tcp) = outcome.tcp {
                         conn.events = Some(tcp.events);
-                        tokio::spawn(crate::tcp_relay::accept_peers(
+                        crate::tcp_relay::accept_peers(
                             server.clone(),
                             tcp.listener,
                             *tuple,
                             tcp.closed,
-                        ));
+                            life,
+                        );
                     }
                     if let Some(dial) = outcome.dial {
                         tokio::spawn(crate::tcp_relay::dial(server.clone(), dial));

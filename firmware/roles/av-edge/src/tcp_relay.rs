@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use edged_role::DrainToken;
+use edged_role::{DrainToken, Handler, Incoming, Lifecycle, Listener, ListenerLimits};
 use rand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use stun_core::{attr, Attribute, Class, Message, MessageEncoder, Method, TransactionId};
@@ -240,7 +240,7 @@ impl Server {
                 }),
             },
         );
-        self.counters.allocations.set(table.len() as i64);
+        self.allocations_now(table.len());
         drop(table);
         self.counters.allocations_created.inc();
         tracing::debug!(target: "av_edge", client = %tuple.client, %relay, user = %auth.username, "TCP allocation created");
@@ -445,11 +445,12 @@ pub async fn dial(server: Arc<Server>, d: Dial) {
 }
 
 /// Accepts peers on a TCP allocation's relayed address until the allocation goes.
-pub async fn accept_peers(
+pub fn accept_peers(
     server: Arc<Server>,
     listener: std::net::TcpListener,
     owner: FiveTuple,
     closed: DrainToken,
+    life: &Lifecycle,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -458,44 +459,56 @@ pub async fn accept_peers(
             return;
         }
     };
-    loop {
-        let (stream, from) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(target: "av_edge", "relay accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = closed.cancelled() => break,
-        };
+    // The allocation's own count (MAX_PEER_CONNECTIONS) is the cap that matters; a peer
+    // has nothing to complete before its ConnectionAttempt.
+    Listener::new("av_edge.tcp_relay", listener, ListenerLimits::default())
+        .until(closed)
+        .spawn(life, Arc::new(PeerListener { server, owner }));
+}
+
+/// Peers connecting to one TCP allocation's relayed address.
+struct PeerListener {
+    server: Arc<Server>,
+    owner: FiveTuple,
+}
+
+impl Handler for PeerListener {
+    /// The allocation's control connection, told of the new peer.
+    type Ticket = mpsc::Sender<Vec<u8>>;
+    type Opened = ();
+
+    fn admit(&self, from: SocketAddr) -> Option<Self::Ticket> {
         let peer = media_relay::address::normalise(from);
-        let control = {
-            let table = server.table();
-            match table.get(&owner) {
-                Some(a) if a.permits(peer.ip(), Instant::now()) => a
-                    .tcp
-                    .as_ref()
-                    .filter(|t| t.peers.len() < MAX_PEER_CONNECTIONS)
-                    .map(|t| t.control.clone()),
-                _ => None,
-            }
+        let table = self.server.table();
+        let control = match table.get(&self.owner) {
+            Some(a) if a.permits(peer.ip(), Instant::now()) => a
+                .tcp
+                .as_ref()
+                .filter(|t| t.peers.len() < MAX_PEER_CONNECTIONS)
+                .map(|t| t.control.clone()),
+            _ => None,
         };
-        let Some(control) = control else {
-            tracing::debug!(target: "av_edge", %peer, client = %owner.client, "peer connection refused: no permission or too many connections");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let Some(id) = server.tcp_connected(&owner, peer, stream) else {
-            break;
-        };
+        if control.is_none() {
+            tracing::debug!(target: "av_edge", %peer, client = %self.owner.client, "peer connection refused: no permission or too many connections");
+        }
+        control
+    }
+
+    async fn open(&self, incoming: Incoming, control: Self::Ticket) -> Option<()> {
+        let peer = media_relay::address::normalise(incoming.peer);
+        let _ = incoming.tcp.set_nodelay(true);
+        // The connection now waits in `pending` for the client's ConnectionBind (or
+        // UNBOUND_TIMEOUT); this task has nothing more to do.
+        let id = self.server.tcp_connected(&self.owner, peer, incoming.tcp)?;
         if let Some(ind) = connection_attempt(peer, id) {
             if control.try_send(ind).is_err() {
                 tracing::debug!(target: "av_edge", %peer, "control connection backlogged: ConnectionAttempt dropped");
             }
         }
+        None
     }
+
+    async fn serve(&self, (): ()) {}
 }
 
 /// Raw bytes between a bound client data connection and its peer, until either side

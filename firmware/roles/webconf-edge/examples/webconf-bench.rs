@@ -100,13 +100,7 @@ async fn serve_edge(dir: PathBuf) -> Res<()> {
     config.webconf_edge.internal_port = 0;
     config.webconf_edge.max_sessions_per_address = 100_000;
     config.webconf_edge.connector_bundle_dir = Some(dir.join("bundle"));
-    let tls = edged_tls::TlsMaterial::load(&config, &store)?;
-    let ctx = edged_role::RoleContext {
-        config: Arc::new(config),
-        tls: Arc::new(tls),
-        store,
-        metrics: edged_metrics::Registry::new(),
-    };
+    let ctx = edged_role::RoleContext::for_test_on(&store, config);
     // As edged starts it: on the role's own runtime.
     let _edge = webconf_edge::start(ctx).await?;
     std::fs::write(dir.join("edge.ready"), b"ok")?;

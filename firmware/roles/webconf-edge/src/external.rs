@@ -1,16 +1,20 @@
 //! The external port: meeting clients over TLS/TCP and over QUIC/UDP, same port number.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+use edged_role::{Handler, Incoming};
 
 use session_key::wire::{self, ClientTransport, ALPN_CLIENT};
 use session_key::CloseCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::server::TlsStream;
 
 use crate::admission::admit;
+use crate::limits::SlotGuard;
 use crate::relay::{relay, RelayParams};
 use crate::shared::Shared;
 
@@ -30,51 +34,71 @@ impl Drop for ActiveSession<'_> {
     }
 }
 
-pub(crate) async fn tls_accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.stop_accepting.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((sock, peer)) => {
-                let s = shared.clone();
-                shared
-                    .sessions
-                    .spawn(async move { tls_session(s, sock, peer).await });
-            }
+/// Meeting clients over TLS/TCP. The first-frame deadline covers the handshake (the
+/// listener's first stage) and the first frame read after it (admission).
+pub(crate) struct TlsClients {
+    pub shared: Arc<Shared>,
+}
+
+/// A client after its TLS handshake, with what admission needs.
+pub(crate) struct Handshaken {
+    tls: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    address_slot: Option<SlotGuard<IpAddr>>,
+    deadline: Instant,
+}
+
+impl Handler for TlsClients {
+    /// The client's place in its address's session count; `None` is refused with a CLOSE
+    /// frame after the handshake, so the client learns why.
+    type Ticket = Option<SlotGuard<IpAddr>>;
+    type Opened = Handshaken;
+
+    fn admit(&self, peer: SocketAddr) -> Option<Self::Ticket> {
+        let max = self.shared.settings.load().max_sessions_per_address;
+        Some(self.shared.limits.by_address.try_take(peer.ip(), max))
+    }
+
+    async fn open(&self, incoming: Incoming, address_slot: Self::Ticket) -> Option<Handshaken> {
+        let _ = incoming.tcp.set_nodelay(true);
+        let acceptor = self.shared.tls_acceptor.load_full();
+        match acceptor.accept(incoming.tcp).await {
+            Ok(tls) => Some(Handshaken {
+                tls,
+                peer: incoming.peer,
+                address_slot,
+                deadline: incoming.deadline,
+            }),
             Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(target: "webconf_edge", error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.shared.metrics.handshake_failed.inc();
+                tracing::debug!(target: "webconf_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
+                None
             }
         }
     }
-    tracing::info!(target: "webconf_edge", "TLS listener closed");
+
+    async fn serve(&self, handshaken: Handshaken) {
+        tls_session(&self.shared, handshaken).await;
+    }
+
+    fn first_request_timeout(&self) -> Option<Duration> {
+        Some(self.shared.settings.load().first_frame_timeout)
+    }
+
+    fn timed_out(&self, peer: SocketAddr) {
+        self.shared.metrics.closed(CloseCode::FirstFrameTimeout);
+        tracing::debug!(target: "webconf_edge", %peer, "TLS handshake not done by the first-frame deadline");
+    }
 }
 
-async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
+async fn tls_session(shared: &Shared, handshaken: Handshaken) {
+    let Handshaken {
+        mut tls,
+        peer,
+        address_slot,
+        deadline,
+    } = handshaken;
     let settings = shared.settings.load_full();
-    let deadline = Instant::now() + settings.first_frame_timeout;
-    let address_slot = shared
-        .limits
-        .by_address
-        .try_take(peer.ip(), settings.max_sessions_per_address);
-    let _ = sock.set_nodelay(true);
-    let acceptor = shared.tls_acceptor.load_full();
-    let mut tls = match timeout_at(deadline, acceptor.accept(sock)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            shared.metrics.handshake_failed.inc();
-            tracing::debug!(target: "webconf_edge", %peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            shared.metrics.closed(CloseCode::FirstFrameTimeout);
-            tracing::debug!(target: "webconf_edge", %peer, "TLS handshake not done by the first-frame deadline");
-            return;
-        }
-    };
     tls.get_mut()
         .1
         .set_buffer_limit(Some(crate::relay::CLIENT_TLS_SEND_BUFFER));
@@ -91,29 +115,29 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             CloseCode::NoAlpn,
             "ALPN edged-webconf/1 is required".to_string(),
         ))
-    } else if shared.stop_accepting.is_cancelled() {
+    } else if shared.clients.is_draining() {
         Some((CloseCode::Draining, "the edge is shutting down".to_string()))
     } else {
         None
     };
     if let Some((code, reason)) = refusal {
-        refuse_stream(&shared, &mut tls, peer, code, &reason).await;
+        refuse_stream(shared, &mut tls, peer, code, &reason).await;
         return;
     }
     let admitted = match timeout_at(
         deadline,
-        admit(&shared, &mut tls, peer, ClientTransport::Tls),
+        admit(shared, &mut tls, peer, ClientTransport::Tls),
     )
     .await
     {
         Ok(Ok(a)) => a,
         Ok(Err((code, reason))) => {
-            refuse_stream(&shared, &mut tls, peer, code, &reason).await;
+            refuse_stream(shared, &mut tls, peer, code, &reason).await;
             return;
         }
         Err(_) => {
             refuse_stream(
-                &shared,
+                shared,
                 &mut tls,
                 peer,
                 CloseCode::FirstFrameTimeout,
@@ -128,7 +152,7 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         return;
     }
     shared.metrics.admitted_tls.inc();
-    let _active = ActiveSession::new(&shared);
+    let _active = ActiveSession::new(shared);
     let params = RelayParams {
         idle_timeout: settings.idle_timeout,
         bytes_per_sec: settings.session_bytes_per_sec,
@@ -140,7 +164,7 @@ async fn tls_session(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         admitted.from_server,
         params,
         &shared.metrics,
-        &shared.close_all,
+        shared.clients.closing(),
     )
     .await;
     shared.metrics.closed(code);
@@ -169,14 +193,14 @@ async fn refuse_stream<S: AsyncRead + AsyncWrite + Unpin>(
 
 pub(crate) async fn quic_accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        if shared.stop_accepting.is_cancelled() {
+        if shared.clients.is_draining() {
             // Refused at once with a clear CONNECTION_REFUSED rather than left to time out.
             incoming.refuse();
             continue;
         }
         let s = shared.clone();
         shared
-            .sessions
+            .clients
             .spawn(async move { quic_session(s, incoming).await });
     }
 }
@@ -286,7 +310,7 @@ async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
         admitted.from_server,
         params,
         &shared.metrics,
-        &shared.close_all,
+        shared.clients.closing(),
     )
     .await;
     shared.metrics.closed(code);

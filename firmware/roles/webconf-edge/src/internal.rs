@@ -8,36 +8,75 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edged_role::{Handler, Incoming};
 use session_key::wire::{self, ALPN_INTERNAL, MAX_PAYLOAD, REGISTER, REGISTERED};
-use tokio::net::{TcpListener, TcpStream};
 use webconf_link::edge::EdgeLink;
-use webconf_link::{SessionRecv, SessionSend, CONTROL_PATH};
+use webconf_link::{LinkError, SessionRecv, SessionSend, CONTROL_PATH};
 
 use crate::pool::Server;
 use crate::shared::Shared;
 
-/// How long a conferencing server may take to finish its handshakes and take the control
-/// stream.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a conferencing server may take to finish its handshakes (TLS and the link's),
+/// and then to take the control stream.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The future that runs a link's connection; it ends with the reason the link failed.
+type LinkDriver = std::pin::Pin<Box<dyn std::future::Future<Output = LinkError> + Send>>;
 
 /// Reset code of a control stream that carried something other than REGISTER.
 const CONTROL_PROTOCOL_ERROR: u32 = 1;
 
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(serve_server(shared.clone(), tcp, peer));
-                }
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(target: "webconf_edge", error = %e, "internal accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = shared.links_closed.cancelled() => return,
+/// Conferencing servers on the internal port: the TLS handshake, the ALPN check and the
+/// link's own handshake are the first stage, then the link until it ends or the role
+/// closes its links.
+pub(crate) struct Servers {
+    pub shared: Arc<Shared>,
+}
+
+impl Handler for Servers {
+    type Ticket = ();
+    type Opened = (EdgeLink, LinkDriver, SocketAddr);
+
+    fn admit(&self, _peer: SocketAddr) -> Option<()> {
+        Some(())
+    }
+
+    async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Self::Opened> {
+        let peer = incoming.peer;
+        // Frames are written whole; waiting to coalesce them only adds latency.
+        let _ = incoming.tcp.set_nodelay(true);
+        let acceptor = self.shared.internal_acceptor.load_full();
+        let mut tls = match acceptor.accept(incoming.tcp).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
+                return None;
+            }
+        };
+        tls.get_mut()
+            .1
+            .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));
+        // rustls lets a client that offers no ALPN at all through; the link needs ours.
+        if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
+            tracing::warn!(target: "webconf_edge", %peer, "conferencing server did not offer ALPN {}",
+                String::from_utf8_lossy(ALPN_INTERNAL));
+            return None;
         }
+        match webconf_link::edge::handshake(tls).await {
+            Ok((link, driver)) => Some((link, Box::pin(driver), peer)),
+            Err(e) => {
+                tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server link failed");
+                None
+            }
+        }
+    }
+
+    async fn serve(&self, (link, driver, peer): Self::Opened) {
+        serve_server(&self.shared, link, driver, peer).await;
+    }
+
+    fn timed_out(&self, peer: SocketAddr) {
+        tracing::warn!(target: "webconf_edge", %peer, "conferencing server handshake timed out");
     }
 }
 
@@ -54,52 +93,13 @@ impl Drop for Registered<'_> {
     }
 }
 
-async fn serve_server(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
-    // Frames are written whole; waiting to coalesce them only adds latency.
-    let _ = tcp.set_nodelay(true);
-    let acceptor = shared.internal_acceptor.load_full();
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(target: "webconf_edge", %peer, "conferencing server handshake timed out");
-            return;
-        }
-    };
-    tls.get_mut()
-        .1
-        .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));
-    // rustls lets a client that offers no ALPN at all through; the link needs ours.
-    if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
-        tracing::warn!(target: "webconf_edge", %peer, "conferencing server did not offer ALPN {}",
-            String::from_utf8_lossy(ALPN_INTERNAL));
-        return;
-    }
-    let (link, driver) = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        webconf_link::edge::handshake(tls),
-    )
-    .await
-    {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
-            tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server link failed");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(target: "webconf_edge", %peer, "conferencing server link timed out");
-            return;
-        }
-    };
+async fn serve_server(shared: &Shared, link: EdgeLink, driver: LinkDriver, peer: SocketAddr) {
     let id = shared.next_server.fetch_add(1, Ordering::Relaxed);
-    let serve = serve_link(&shared, id, peer, link);
+    let serve = serve_link(shared, id, peer, link);
     let reason = tokio::select! {
         e = driver => e.to_string(),
         r = serve => r,
-        _ = shared.links_closed.cancelled() => "the edge is shutting down".to_string(),
+        () = shared.links.closing().cancelled() => "the edge is shutting down".to_string(),
     };
     // The driver is dropped here: the connection closes and every session stream on it
     // fails, so their clients hear "server gone".

@@ -183,7 +183,7 @@ impl Pacer {
     }
 }
 
-/// Relays until either side ends, the session idles out or `close_all` fires, then tells
+/// Relays until either side ends, the session idles out or `closing` fires, then tells
 /// the client why (CLOSE frame) and ends the server stream. Returns the close code and the
 /// client stream, so the caller can close its transport (QUIC: with that code).
 pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
@@ -193,7 +193,7 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
     mut from_server: SessionRecv,
     params: RelayParams,
     metrics: &EdgeMetrics,
-    close_all: &DrainToken,
+    closing: &DrainToken,
 ) -> (CloseCode, C) {
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let started = Instant::now();
@@ -314,7 +314,7 @@ pub(crate) async fn relay<C: AsyncRead + AsyncWrite + Unpin>(
         e = upward => e,
         e = downward => e,
         e = idle_watch => e,
-        _ = close_all.cancelled() => End::Code(CloseCode::Draining),
+        _ = closing.cancelled() => End::Code(CloseCode::Draining),
     };
 
     let (code, tell_client) = match end {

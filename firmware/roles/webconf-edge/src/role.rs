@@ -9,8 +9,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use edged_config::{Config, Protocol};
 use edged_role::{
-    listener_changes, Actor, AdminError, Anchors, ApplyReport, DrainToken, Health, ListenerInfo,
-    Role, RoleContext, RoleError, RoleStatus, Setup, Side, Transport,
+    listener_changes, Actor, AdminError, Anchors, ApplyReport, Health, Lifecycle, Listener,
+    ListenerInfo, ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup, Side, Transport,
 };
 use edged_store::Store;
 use edged_tls::{ClientAuth, TlsMaterial};
@@ -18,7 +18,6 @@ use session_key::wire::{ALPN_CLIENT, ALPN_INTERNAL};
 use session_key::{CloseCode, KeyRing, ParticipantRole};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::task::TaskTracker;
 
 use crate::bundle::{self, BundleEndpoints};
 use crate::keys;
@@ -254,19 +253,27 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         metrics: EdgeMetrics::new(&ctx.metrics),
         limits: Limits::default(),
         pool: Pool::default(),
-        stop_accepting: DrainToken::new(),
-        close_all: DrainToken::new(),
-        links_closed: DrainToken::new(),
-        sessions: TaskTracker::new(),
+        clients: Lifecycle::new(),
+        links: Lifecycle::new(),
         next_session: AtomicU64::new(1),
         next_server: AtomicU64::new(1),
     });
-    tokio::spawn(external::tls_accept_loop(tcp, shared.clone()));
+    let clients = Arc::new(external::TlsClients {
+        shared: shared.clone(),
+    });
+    Listener::new(EXTERNAL_KEY, tcp, ListenerLimits::default()).spawn(&shared.clients, clients);
     tokio::spawn(external::quic_accept_loop(ext_quic.clone(), shared.clone()));
-    tokio::spawn(internal::accept_loop(tcp_int, shared.clone()));
+    let servers = Arc::new(internal::Servers {
+        shared: shared.clone(),
+    });
+    let internal_limits = ListenerLimits {
+        first_request_timeout: internal::HANDSHAKE_TIMEOUT,
+        ..ListenerLimits::default()
+    };
+    Listener::new(INTERNAL_KEY, tcp_int, internal_limits).spawn(&shared.links, servers);
     tracing::info!(target: "webconf_edge", external = %external_addr, internal = %internal_addr,
         "web conferencing edge listening (TLS+QUIC external, mutual TLS internal)");
-    let stop = shared.stop_accepting.clone();
+    let stop = shared.clients.draining().clone();
     let edge = Arc::new(WebconfEdge {
         shared,
         store: ctx.store.clone(),
@@ -468,7 +475,7 @@ impl Role for WebconfEdge {
     }
 
     fn status(&self) -> RoleStatus {
-        let health = if self.shared.stop_accepting.is_cancelled() {
+        let health = if self.shared.clients.is_draining() {
             Health::Draining
         } else if self.shared.pool.is_empty() {
             Health::Degraded("no conferencing server connected on the internal port".into())
@@ -586,20 +593,17 @@ impl Role for WebconfEdge {
 
     async fn drain(&self, deadline: Duration) {
         tracing::info!(target: "webconf_edge", ?deadline, "draining: no new clients");
-        self.shared.stop_accepting.cancel();
-        self.shared.sessions.close();
-        if tokio::time::timeout(deadline, self.shared.sessions.wait())
+        let clients = &self.shared.clients;
+        if !clients
+            .drain_until_idle(deadline, clients.tasks_ended())
             .await
-            .is_err()
         {
             tracing::info!(target: "webconf_edge", left = self.shared.metrics.sessions_active.get(),
-                "drain deadline reached: closing the sessions left");
-            self.shared.close_all.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(3), self.shared.sessions.wait()).await;
+                "drain deadline reached: the sessions left were closed");
         }
         let code = quinn::VarInt::from_u32(CloseCode::Draining.to_quic());
         self.ext_quic.close(code, b"draining");
-        self.shared.links_closed.cancel();
+        self.shared.links.stop().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ext_quic.wait_idle()).await;
         tracing::info!(target: "webconf_edge", "drained");
     }

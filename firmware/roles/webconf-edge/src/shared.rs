@@ -3,10 +3,9 @@
 use std::sync::atomic::AtomicU64;
 
 use arc_swap::ArcSwap;
-use edged_role::DrainToken;
+use edged_role::Lifecycle;
 use session_key::KeyRing;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::task::TaskTracker;
 
 use crate::limits::Limits;
 use crate::metrics::EdgeMetrics;
@@ -24,14 +23,12 @@ pub(crate) struct Shared {
     pub metrics: EdgeMetrics,
     pub limits: Limits,
     pub pool: Pool,
-    /// Cancelled when draining starts: stop accepting clients.
-    pub stop_accepting: DrainToken,
-    /// Cancelled at the drain deadline: close every session that is left.
-    pub close_all: DrainToken,
-    /// Cancelled when the drain is over: close the internal port and every link on it.
-    pub links_closed: DrainToken,
-    /// Every client-session task, so drain can wait for them.
-    pub sessions: TaskTracker,
+    /// Meeting clients: drain stops accepting them, lets their sessions run until the
+    /// deadline, then closes the rest (each with a CLOSE frame).
+    pub clients: Lifecycle,
+    /// Conferencing servers' links: the sessions run over them, so they stop only after
+    /// the clients' drain.
+    pub links: Lifecycle,
     pub next_session: AtomicU64,
     pub next_server: AtomicU64,
 }

@@ -3,8 +3,19 @@
 //! edged starts each enabled role with a [`RoleContext`] (the configuration, the TLS
 //! material, the store, the metrics registry) and from then on only calls the [`Role`]
 //! trait: status for `edgectl status`, apply for configuration changes and reloads, drain
-//! for shutdown. A role never reaches into another role; what they share comes through the
-//! context.
+//! and stop for shutdown. A role never reaches into another role; what they share comes
+//! through the context.
+//!
+//! What every role repeats lives here too: one [`Lifecycle`] (drain and stop mean the same
+//! in every role), one accept loop for TCP and TLS listeners ([`Listener`], with its
+//! sans-IO decisions in [`admission`]), and, with the `test-support` feature,
+//! [`RoleContext::for_test`].
+
+pub mod admission;
+pub mod lifecycle;
+pub mod listener;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +26,10 @@ pub use edged_config::Config;
 pub use edged_metrics::Registry;
 pub use edged_store::Store;
 pub use edged_tls::TlsMaterial;
+
+pub use admission::{ListenerLimits, Refusal};
+pub use lifecycle::{wait_until, Lifecycle};
+pub use listener::{Handler, Incoming, Listener, ListenerHandle, ListenerStats};
 
 /// What a role is started with.
 #[derive(Clone)]
@@ -71,8 +86,14 @@ pub trait Role: Send + Sync + 'static {
     async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport;
 
     /// Stops accepting new work at once, lets in-flight work finish until `deadline`
-    /// elapses, then closes what is left. Returns when the role is stopped.
+    /// elapses, then closes what is left. Returns when the role is stopped. Roles do this
+    /// with their [`Lifecycle`].
     async fn drain(&self, deadline: Duration);
+
+    /// Closes everything now: a drain with no time for in-flight work.
+    async fn stop(&self) {
+        self.drain(Duration::ZERO).await;
+    }
 
     /// Lines telling an operator how to try the role by hand (printed by `make run`).
     fn hints(&self) -> Vec<String> {
@@ -273,8 +294,7 @@ pub fn enabled_change(owner: &str, was: bool, is: bool) -> Option<String> {
     })
 }
 
-/// A drain signal shared by a role's tasks: accept loops stop on it, connection tasks
-/// finish their current work and exit.
+/// A cancellation signal shared by tasks (the [`Lifecycle`]'s two, or one allocation's end).
 pub type DrainToken = tokio_util::sync::CancellationToken;
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edged_role::{Role, RoleContext, Side, Transport};
+use edged_role::test_support::TestSite;
+use edged_role::{Role, Side, Transport};
 use turn_load::client::Credentials;
 use turn_load::run::{run_with, LoadConfig, Media};
 
@@ -26,13 +27,12 @@ fn ip(last: u8) -> IpAddr {
 struct Relay {
     role: Arc<dyn Role>,
     udp: SocketAddr,
-    _dir: tempfile::TempDir,
+    _dir: TestSite,
 }
 
 async fn start_relay() -> Relay {
-    edged_tls::install_crypto_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = edged_store::Store::open(&dir.path().join("edged.redb")).expect("store");
+    let site = TestSite::new();
+    let store = &site.store;
     let mut config = edged_config::Config::embedded_default();
     config.network.external.address = ip(1);
     config.network.internal.address = ip(2);
@@ -67,15 +67,9 @@ async fn start_relay() -> Relay {
             )
         })
         .expect("ring stored");
-    let tls = Arc::new(edged_tls::TlsMaterial::load(&config, &store).expect("tls"));
-    let role = av_edge::start(RoleContext {
-        config: Arc::new(config),
-        tls,
-        store,
-        metrics: edged_metrics::Registry::new(),
-    })
-    .await
-    .expect("av_edge starts");
+    let role = av_edge::start(site.context(config))
+        .await
+        .expect("av_edge starts");
     let udp = role
         .status()
         .listeners
@@ -86,7 +80,7 @@ async fn start_relay() -> Relay {
     Relay {
         role,
         udp,
-        _dir: dir,
+        _dir: site,
     }
 }
 

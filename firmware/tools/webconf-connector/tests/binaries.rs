@@ -16,19 +16,12 @@ const CONNECTOR: &str = env!("CARGO_BIN_EXE_webconf-connector");
 const CLIENT: &str = env!("CARGO_BIN_EXE_webconf-client");
 
 async fn start_edge(bundle: &Path, store_dir: &Path) -> Arc<webconf_edge::WebconfEdge> {
-    edged_tls::install_crypto_provider();
     let store = edged_store::Store::open(&store_dir.join("s.redb")).unwrap();
     let mut config = edged_config::Config::embedded_default();
     config.webconf_edge.external_port = 0;
     config.webconf_edge.internal_port = 0;
     config.webconf_edge.connector_bundle_dir = Some(bundle.to_path_buf());
-    let tls = edged_tls::TlsMaterial::load(&config, &store).unwrap();
-    let ctx = RoleContext {
-        config: Arc::new(config),
-        tls: Arc::new(tls),
-        store,
-        metrics: edged_metrics::Registry::new(),
-    };
+    let ctx = RoleContext::for_test_on(&store, config);
     webconf_edge::start_edge(ctx).await.unwrap()
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use access_edge::AccessEdge;
 use edged_config::Config;
-use edged_metrics::Registry;
+use edged_role::test_support::TestSite;
 use edged_role::{Role, RoleContext};
 use edged_store::Store;
 use edged_tls::rustls::pki_types::ServerName;
@@ -189,9 +189,7 @@ impl Site {
                 .with_test_writer()
                 .try_init();
         }
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let store =
-            Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("store: {e}"));
+        let TestSite { dir, store } = TestSite::new();
         let mut config = Config::embedded_default();
         config.webconf_edge.enabled = false;
         config.av_edge.enabled = false;
@@ -222,13 +220,7 @@ impl Site {
     }
 
     pub async fn start(&self) -> Arc<AccessEdge> {
-        edged_tls::install_crypto_provider();
-        let ctx = RoleContext {
-            config: Arc::new(self.config.clone()),
-            tls: Arc::new(self.tls()),
-            store: self.store.clone(),
-            metrics: Registry::new(),
-        };
+        let ctx = RoleContext::for_test_on(&self.store, self.config.clone());
         access_edge::start_edge(ctx)
             .await
             .unwrap_or_else(|e| panic!("start: {e}"))

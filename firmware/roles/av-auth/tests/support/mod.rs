@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use edged_config::Config;
 use edged_metrics::Registry;
-use edged_role::{Role, RoleContext, Transport};
+use edged_role::test_support::TestSite;
+use edged_role::{Role, Transport};
 use edged_store::Store;
 use edged_tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use edged_tls::rustls::{ClientConfig, RootCertStore};
@@ -68,7 +69,8 @@ pub fn relay_and_service_config() -> Config {
 pub struct Harness {
     /// The configuration the role was started with.
     pub config: Config,
-    pub dir: tempfile::TempDir,
+    /// The temporary directory and store (shared with the relay in some tests).
+    pub site: TestSite,
     pub store: Store,
     pub tls: Arc<TlsMaterial>,
     pub registry: Registry,
@@ -78,29 +80,13 @@ pub struct Harness {
 }
 
 pub async fn start(config: Config) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("edged.redb")).expect("store");
-    edged_tls::install_crypto_provider();
-    let tls = Arc::new(TlsMaterial::load(&config, &store).expect("tls"));
-    start_with(config, dir, store, tls).await
+    start_with(config, TestSite::new()).await
 }
 
-/// Starts the role on a store and TLS material shared with other roles.
-pub async fn start_with(
-    config: Config,
-    dir: tempfile::TempDir,
-    store: Store,
-    tls: Arc<TlsMaterial>,
-) -> Harness {
-    let registry = Registry::new();
-    let role = av_auth::start(RoleContext {
-        config: Arc::new(config.clone()),
-        tls: tls.clone(),
-        store: store.clone(),
-        metrics: registry.clone(),
-    })
-    .await
-    .expect("role starts");
+/// Starts the role on a site (store and appliance CA) shared with other roles.
+pub async fn start_with(config: Config, site: TestSite) -> Harness {
+    let ctx = site.context(config.clone());
+    let role = av_auth::start(ctx.clone()).await.expect("role starts");
     let addr = |t: Transport| -> SocketAddr {
         role.status()
             .listeners
@@ -114,10 +100,10 @@ pub async fn start_with(
     let (sip, rest) = (addr(Transport::Mtls), addr(Transport::Https));
     Harness {
         config,
-        dir,
-        store,
-        tls,
-        registry,
+        store: site.store.clone(),
+        site,
+        tls: ctx.tls,
+        registry: ctx.metrics,
         role,
         sip,
         rest,

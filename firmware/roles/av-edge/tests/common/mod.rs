@@ -9,7 +9,8 @@ use std::time::Duration;
 use av_edge::credentials::Credentials;
 use edged_config::roles::av_edge::AvEdgeConfig;
 use edged_config::Config;
-use edged_role::{Role, RoleContext, Side, Transport};
+use edged_role::test_support::TestSite;
+use edged_role::{Role, Side, Transport};
 use edged_store::Store;
 use edged_tls::TlsMaterial;
 use stun_core::{
@@ -31,7 +32,7 @@ pub struct Harness {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls_addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    _dir: TestSite,
 }
 
 /// A UDP port nobody holds now. Port 0 is not good enough for the UDP listener: the relay
@@ -53,9 +54,8 @@ fn free_tcp_port() -> u16 {
 }
 
 pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
-    edged_tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let store = Store::open(&dir.path().join("store.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let site = TestSite::new();
+    let store = site.store.clone();
     let mut config = Config::embedded_default();
     config.access_edge.enabled = false;
     config.webconf_edge.enabled = false;
@@ -92,20 +92,13 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     drop(creds);
-    let tls = Arc::new(TlsMaterial::load(&config, &store).unwrap_or_else(|e| panic!("{e}")));
-    let metrics = edged_metrics::Registry::new();
     // The ports were free when picked, but another test's client may take one before the
     // role binds it (coturn's clients open many ephemeral sockets): pick again then.
     let mut attempt = 1;
-    let role = loop {
-        let ctx = RoleContext {
-            config: Arc::new(config.clone()),
-            tls: tls.clone(),
-            store: store.clone(),
-            metrics: metrics.clone(),
-        };
-        match av_edge::start(ctx).await {
-            Ok(role) => break role,
+    let (role, ctx) = loop {
+        let ctx = site.context(config.clone());
+        match av_edge::start(ctx.clone()).await {
+            Ok(role) => break (role, ctx),
             Err(e) if attempt < 5 && e.to_string().contains("in use") => {
                 attempt += 1;
                 config.av_edge.udp_port = free_udp_port();
@@ -129,9 +122,9 @@ pub async fn start(adjust: impl FnOnce(&mut AvEdgeConfig)) -> Harness {
         tls_addr: find(Transport::Tls),
         role,
         store,
-        metrics,
-        tls,
-        _dir: dir,
+        metrics: ctx.metrics,
+        tls: ctx.tls,
+        _dir: site,
     }
 }
 

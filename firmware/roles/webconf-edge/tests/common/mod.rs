@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edged_config::Config;
-use edged_metrics::Registry;
-use edged_role::RoleContext;
+use edged_role::test_support::TestSite;
 use edged_store::Store;
-use edged_tls::TlsMaterial;
 use webconf_connector::client::{Client, ClientError, Session};
 use webconf_connector::connector::{echo, Connector};
 use webconf_edge::{WebconfEdge, ALPN_INTERNAL};
@@ -21,7 +19,7 @@ pub struct TestEdge {
     pub edge: Arc<WebconfEdge>,
     pub store: Store,
     pub ca_pem: String,
-    _dir: tempfile::TempDir,
+    _dir: TestSite,
 }
 
 pub fn config(adjust: impl FnOnce(&mut Config)) -> Config {
@@ -43,28 +41,20 @@ pub async fn start_prepared(
     prepare: impl FnOnce(&Store, &std::path::Path),
     adjust: impl FnOnce(&mut Config),
 ) -> TestEdge {
-    edged_tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
-    prepare(&store, dir.path());
+    let site = TestSite::new();
+    prepare(&site.store, site.path());
     let mut config = config(adjust);
     if config.webconf_edge.connector_bundle_dir.is_some() {
-        config.webconf_edge.connector_bundle_dir = Some(dir.path().join("bundle"));
+        config.webconf_edge.connector_bundle_dir = Some(site.path().join("bundle"));
     }
-    let tls = TlsMaterial::load(&config, &store).unwrap();
-    let ca_pem = tls.ca_pem().unwrap().to_owned();
-    let ctx = RoleContext {
-        config: Arc::new(config),
-        tls: Arc::new(tls),
-        store: store.clone(),
-        metrics: Registry::new(),
-    };
+    let ctx = site.context(config);
+    let ca_pem = ctx.tls.ca_pem().unwrap().to_owned();
     let edge = webconf_edge::start_edge(ctx).await.unwrap();
     TestEdge {
         edge,
-        store,
+        store: site.store.clone(),
         ca_pem,
-        _dir: dir,
+        _dir: site,
     }
 }
 
