@@ -199,6 +199,7 @@ async fn accept_loop<H: Handler>(
     let name = handle.name();
     let Ok(local) = tcp.local_addr() else {
         tracing::warn!(
+            target: "edged",
             listener = name,
             "listener has no local address; not accepting"
         );
@@ -220,7 +221,7 @@ async fn accept_loop<H: Handler>(
                 handle.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 let step = backoff.failed(std::time::Instant::now());
                 if let Some(unlogged) = step.log {
-                    tracing::warn!(listener = name, error = %e, unlogged, pause = ?step.pause,
+                    tracing::warn!(target: "edged", listener = name, error = %e, unlogged, pause = ?step.pause,
                         "accept failed; pausing");
                 }
                 tokio::select! {
@@ -235,7 +236,7 @@ async fn accept_loop<H: Handler>(
             Ok(s) => s,
             Err(why) => {
                 handle.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(listener = name, %peer, reason = %why, "connection refused");
+                tracing::debug!(target: "edged", listener = name, %peer, reason = %why, "connection refused");
                 handler.refused(peer, why);
                 continue;
             }
@@ -268,7 +269,7 @@ async fn accept_loop<H: Handler>(
                 Ok(None) => return,
                 Err(_) => {
                     handle.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(listener = handle.name(), %peer, "no complete first request by the deadline; closed");
+                    tracing::debug!(target: "edged", listener = handle.name(), %peer, "no complete first request by the deadline; closed");
                     handler.timed_out(peer);
                     return;
                 }
@@ -276,5 +277,5 @@ async fn accept_loop<H: Handler>(
             handler.serve(opened).await;
         });
     }
-    tracing::debug!(listener = name, "stopped accepting");
+    tracing::debug!(target: "edged", listener = name, "stopped accepting");
 }
