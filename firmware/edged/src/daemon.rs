@@ -127,12 +127,7 @@ pub fn run(args: Args) -> Result<(), RunError> {
         return Ok(());
     }
     edged_tls::install_crypto_provider();
-    std::fs::create_dir_all(&args.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            args.data_dir.display()
-        )
-    })?;
+    crate::data_dir::prepare(&args.data_dir)?;
     let store = Store::open(&store_path(&args.data_dir)).context("opening the store")?;
     if args.check {
         initial_config(&args, &store, false)?;

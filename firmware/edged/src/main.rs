@@ -8,14 +8,21 @@
 mod admin;
 mod cli;
 mod daemon;
+mod data_dir;
 mod logging;
 mod metrics_http;
 mod privileges;
+mod process_hardening;
 mod roles;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before anything else: no thread may exist yet (see process_hardening).
+    if let Err(e) = process_hardening::apply() {
+        eprintln!("edged: {e:#}");
+        return ExitCode::from(1);
+    }
     let args = cli::parse();
     match daemon::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@
 //! - `audit`: append-only log, sequence number to a JSON [`AuditEntry`].
 
 mod export;
+mod file_mode;
 mod migrate;
 
 use std::path::{Path, PathBuf};
@@ -127,12 +128,16 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                file_mode::create_private_dir(dir).map_err(|e| StoreError::Open {
                     path: path.to_owned(),
                     reason: e.to_string(),
                 })?;
             }
         }
+        file_mode::secure_store_file(path).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         let db = Database::create(path).map_err(|e| StoreError::Open {
             path: path.to_owned(),
             reason: e.to_string(),

@@ -122,3 +122,41 @@ fn export_import_round_trip_replaces_state() {
         .import_toml("garbage = [", |_| Ok(()), AuditRecord::new("t", "i", "d"))
         .is_err());
 }
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn new_store_file_is_private_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh").join("edged.redb");
+    let store = Store::open(&path).unwrap();
+    store.write(|t| t.put("t", "k", b"v")).unwrap();
+    assert_eq!(mode_of(&path), 0o600, "store file mode");
+    assert_eq!(
+        mode_of(path.parent().unwrap()),
+        0o700,
+        "created directory mode"
+    );
+}
+
+#[test]
+fn existing_world_readable_store_file_is_tightened() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edged.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        store.write(|t| t.put("t", "k", b"v")).unwrap();
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(mode_of(&path), 0o600);
+    assert_eq!(store.get("t", "k").unwrap().as_deref(), Some(&b"v"[..]));
+}
