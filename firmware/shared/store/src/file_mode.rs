@@ -38,7 +38,7 @@ pub(crate) fn secure_store_file(path: &Path) -> std::io::Result<()> {
         Ok(f) => f,
         // A symlink: not ours to change through its target.
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            tracing::warn!(path = %path.display(), "store path is a symlink; its target's mode is left as is");
+            tracing::warn!(target: "store", path = %path.display(), "store path is a symlink; its target's mode is left as is");
             return Ok(());
         }
         Err(e) => return Err(e),
