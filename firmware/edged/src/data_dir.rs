@@ -48,3 +48,38 @@ pub fn prepare(path: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[test]
+    fn existing_open_directory_of_ours_is_tightened() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare(&data).unwrap();
+        assert_eq!(mode_of(&data), 0o700);
+    }
+
+    #[test]
+    fn symlinked_data_directory_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = root.path().join("data");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        prepare(&link).unwrap();
+        assert_eq!(mode_of(&target), 0o755, "the link's target was changed");
+    }
+}
