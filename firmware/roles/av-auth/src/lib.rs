@@ -10,6 +10,7 @@
 
 pub mod api_keys;
 mod audit;
+mod handshake;
 pub mod issuer;
 pub mod keys;
 mod limits;

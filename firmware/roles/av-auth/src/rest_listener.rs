@@ -12,8 +12,8 @@ use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
+use crate::handshake::accept_tls;
 use crate::peer::peer_name;
 use crate::rest::PeerCertificate;
 use crate::service::Service;
@@ -40,16 +40,13 @@ impl Handler for RestListener {
     }
 
     async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Self::Opened> {
-        let _ = incoming.tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(self.tls.load_full());
-        match acceptor.accept(incoming.tcp).await {
-            Ok(t) => Some((t, incoming.peer)),
-            Err(e) => {
-                self.service.metrics.tls_failures.inc();
-                tracing::info!(target: "av_auth", peer = %incoming.peer, error = %e, "REST TLS handshake failed");
-                None
-            }
-        }
+        accept_tls(
+            &self.service,
+            &self.tls,
+            incoming,
+            "REST TLS handshake failed",
+        )
+        .await
     }
 
     async fn serve(&self, (tls, peer): Self::Opened) {

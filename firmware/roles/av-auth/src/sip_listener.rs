@@ -10,8 +10,8 @@ use sip_core::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
+use crate::handshake::accept_tls;
 use crate::limits::IDLE_TIMEOUT;
 use crate::peer::peer_name;
 use crate::service::Service;
@@ -36,16 +36,13 @@ impl Handler for SipListener {
     }
 
     async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Self::Opened> {
-        let _ = incoming.tcp.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(self.tls.load_full());
-        match acceptor.accept(incoming.tcp).await {
-            Ok(t) => Some((t, incoming.peer)),
-            Err(e) => {
-                self.service.metrics.tls_failures.inc();
-                tracing::info!(target: "av_auth", peer = %incoming.peer, error = %e, "SIP TLS handshake refused (a trusted client certificate is required)");
-                None
-            }
-        }
+        accept_tls(
+            &self.service,
+            &self.tls,
+            incoming,
+            "SIP TLS handshake refused (a trusted client certificate is required)",
+        )
+        .await
     }
 
     async fn serve(&self, (tls, peer): Self::Opened) {
