@@ -24,7 +24,7 @@ APT_TEST := coturn sip-tester stunnel4 haproxy kamailio kamailio-tls-modules dns
 # wants on loopback, so they are stopped and disabled.
 APT_SERVICES := coturn kamailio haproxy stunnel4
 
-.PHONY: run build test test-under-load deps-test fmt-check clippy unit fuzz-smoke bench bench-smoke \
+.PHONY: run build test test-under-load deps-test fmt-check clippy unit fuzz fuzz-smoke bench bench-smoke \
         bench-turn bench-sip bench-webconf bench-auth image hil buildroot-check clean-run
 
 run: build
@@ -72,17 +72,21 @@ unit:
 	$(CARGO) build --workspace --bins
 	EDGED_REQUIRE_TOOLS=1 $(CARGO) test --workspace
 
-# Short coverage-guided runs of the parsers (nightly + cargo-fuzz); the deterministic
-# mutation tests in `cargo test` cover the same parsers where nightly is absent.
-FUZZ_SECONDS ?= 15
-fuzz-smoke:
+# Short coverage-guided runs of every parser that input reaches (nightly + cargo-fuzz),
+# starting from the committed corpora; the deterministic mutation tests in `cargo test` cover
+# the SIP and STUN parsers where nightly is absent. `make fuzz FUZZ_SECONDS=3600` is the long run.
+FUZZ_SECONDS ?= 10
+FUZZ_DIRS := firmware/protocols/sip-core/fuzz firmware/protocols/stun-core/fuzz firmware/fuzz
+fuzz-smoke: fuzz
+fuzz:
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
-	  echo "fuzz-smoke: no nightly toolchain here; the parsers' mutation tests ran in 'cargo test'"; exit 0; fi; \
+	  echo "fuzz: no nightly toolchain here; the parsers' mutation tests ran in 'cargo test'"; exit 0; fi; \
 	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked -q; \
-	for crate in firmware/protocols/sip-core firmware/protocols/stun-core; do \
-	  for t in $$(cd $$crate && $(CARGO) +nightly fuzz list); do \
-	    echo "fuzz $$crate $$t ($(FUZZ_SECONDS)s)"; \
-	    (cd $$crate && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2); \
+	for dir in $(FUZZ_DIRS); do \
+	  for t in $$($(CARGO) +nightly fuzz list --fuzz-dir $$dir); do \
+	    echo "fuzz $$dir $$t ($(FUZZ_SECONDS)s)"; \
+	    mkdir -p $$dir/corpus/$$t; \
+	    $(CARGO) +nightly fuzz run --fuzz-dir $$dir $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | tail -n 2; \
 	  done; \
 	done
 
