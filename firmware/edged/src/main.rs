@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         eprintln!("edged: {e:#}");
         return ExitCode::from(1);
     }
+    // Still before the first thread, so every thread inherits it (edged_sandbox).
+    if let Err(e) = edged_sandbox::ThreadClass::Process.install() {
+        eprintln!("edged: {e}");
+        return ExitCode::from(1);
+    }
     let args = cli::parse();
     match daemon::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Starting the relay threads and talking to them from the control plane.
 
+use edged_sandbox::ThreadClass;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::os::fd::AsFd;
@@ -312,7 +313,16 @@ impl RelayPlane {
                     if let Some(priority) = realtime.fifo_priority {
                         set_fifo(index, priority);
                     }
-                    tracing::info!(target: "media_relay", thread = index, ?core, "relay thread started");
+                    // Last, after pinning and scheduling (which the filter forbids): from
+                    // here the thread can only relay (edged_sandbox::ThreadClass::Relay).
+                    let sandboxed = match ThreadClass::Relay.install() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(target: "media_relay", thread = index, "relay thread runs without its syscall filter: {e}");
+                            false
+                        }
+                    };
+                    tracing::info!(target: "media_relay", thread = index, ?core, sandboxed, "relay thread started");
                     worker.run();
                 })
                 .map_err(setup)?;
