@@ -3,7 +3,8 @@
 //! Checks on peer addresses must run on the address the packet will really reach, so
 //! IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), 6to4 (`2002:AABB:CCDD::/48`),
 //! Teredo (`2001:0::/32`, client address inverted in the last 32 bits) and NAT64
-//! (`64:ff9b::/96`) are reduced to the IPv4 address they embed before any policy applies.
+//! (`64:ff9b::/96`, and the RFC 8215 local-use `64:ff9b:1::/48` read with the same /96
+//! layout) are reduced to the IPv4 address they embed before any policy applies.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -27,8 +28,10 @@ pub fn embedded_ipv4(v6: &Ipv6Addr) -> Option<Ipv4Addr> {
     if s[0] == 0x2001 && s[1] == 0 {
         return Some(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]));
     }
-    // NAT64 well-known prefix 64:ff9b::/96.
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    // NAT64 well-known prefix 64:ff9b::/96, and the local-use 64:ff9b:1::/48 whose
+    // layout is the site's choice: the /96 one is the common one (the control plane's
+    // policy denies the whole /48 unless configured).
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
         return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
     }
     None
@@ -65,6 +68,8 @@ mod tests {
         // Teredo inverts the client address: 127.0.0.1 -> 80.ff.ff.fe.
         assert_eq!(n("2001:0:4136:e378:8000:63bf:80ff:fffe"), "127.0.0.1");
         assert_eq!(n("64:ff9b::10.0.0.1"), "10.0.0.1");
+        assert_eq!(n("64:ff9b:1::10.0.0.1"), "10.0.0.1");
+        assert_eq!(n("64:ff9b:1:ffff::127.0.0.1"), "127.0.0.1");
     }
 
     #[test]

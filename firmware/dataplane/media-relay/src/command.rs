@@ -1,6 +1,7 @@
 //! Changes the control plane hands to a relay thread.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 
 /// Identifies an allocation across both planes.
 pub type AllocationId = u64;
@@ -25,9 +26,12 @@ pub enum Command {
         bandwidth_bytes_per_sec: u64,
     },
     /// A permission for a (normalised) peer IP; the control plane already checked policy.
+    /// Send indications reach only `ports` of the peer (all ports, unless the range that
+    /// allowed the peer has ports); a second Permit for the peer replaces them.
     Permit {
         id: AllocationId,
         peer: IpAddr,
+        ports: RangeInclusive<u16>,
     },
     Revoke {
         id: AllocationId,
@@ -45,4 +49,16 @@ pub enum Command {
     Remove {
         id: AllocationId,
     },
+}
+
+impl Command {
+    /// Removals: a lost one would leave the relay thread forwarding for an allocation,
+    /// permission or channel the control plane has ended (past its lifetime, past its
+    /// credential). These are never dropped (see `command_queue`).
+    pub fn must_arrive(&self) -> bool {
+        matches!(
+            self,
+            Command::Remove { .. } | Command::Revoke { .. } | Command::Unbind { .. }
+        )
+    }
 }

@@ -18,6 +18,7 @@ pub mod address;
 pub mod bandwidth;
 pub mod channel;
 mod command;
+mod command_queue;
 mod counters;
 pub mod dont_fragment;
 mod forward;

@@ -14,6 +14,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::command::Command;
+use crate::command_queue::CommandSender;
 use crate::counters::ThreadCounters;
 use crate::worker::Worker;
 
@@ -104,7 +105,7 @@ pub enum PlaneError {
 }
 
 struct ShardHandle {
-    commands: Mutex<rtrb::Producer<Command>>,
+    commands: Mutex<CommandSender>,
     wake: Arc<EventFd>,
     /// Clones of the thread's listener sockets: the control plane answers STUN requests
     /// from the very address the client sent them to.
@@ -279,7 +280,7 @@ impl RelayPlane {
             let (producer, consumer) = rtrb::RingBuffer::new(COMMAND_QUEUE);
             let allocations = Arc::new(AtomicUsize::new(0));
             shards.push(ShardHandle {
-                commands: Mutex::new(producer),
+                commands: Mutex::new(CommandSender::new(producer)),
                 wake: wake.clone(),
                 senders,
                 allocations: allocations.clone(),
@@ -353,20 +354,36 @@ impl RelayPlane {
             .collect()
     }
 
-    /// Hands a change to a relay thread and wakes it.
+    /// Hands a change to a relay thread and wakes it. A full queue refuses new work but
+    /// never a removal (Remove, Revoke, Unbind): that waits for room, see
+    /// [`retry_removals`](Self::retry_removals).
     pub fn command(&self, shard: usize, command: Command) -> Result<(), PlaneError> {
         let handle = self.shards.get(shard).ok_or(PlaneError::NoShard(shard))?;
-        {
-            let mut producer = handle
-                .commands
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            producer
-                .push(command)
-                .map_err(|_| PlaneError::QueueFull(shard))?;
-        }
+        let sent = handle
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(command);
         let _ = handle.wake.write(1);
-        Ok(())
+        sent.map_err(|_| PlaneError::QueueFull(shard))
+    }
+
+    /// Moves removals that found the queue full into it as far as there is room now, and
+    /// wakes the threads that got some; the removals still waiting. The control plane calls
+    /// this periodically (every command retries too).
+    pub fn retry_removals(&self) -> usize {
+        let mut waiting = 0;
+        for s in &self.shards {
+            let mut commands = s.commands.lock().unwrap_or_else(PoisonError::into_inner);
+            if commands.backlog() == 0 {
+                continue;
+            }
+            commands.retry();
+            waiting += commands.backlog();
+            drop(commands);
+            let _ = s.wake.write(1);
+        }
+        waiting
     }
 
     /// Sends a control-plane answer from a listener shard's address.

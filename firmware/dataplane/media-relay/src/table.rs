@@ -8,6 +8,7 @@
 //! addresses that collide, and only authenticated allocations ever enter the maps.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 
 pub(crate) use crate::bandwidth::Bucket;
 use crate::command::AllocationId;
@@ -24,8 +25,9 @@ pub(crate) struct Allocation {
     pub relays: [Option<UdpSocket>; 2],
     /// The DF option of each relay socket, for Send indications with DONT-FRAGMENT.
     pub df: [Option<DfState>; 2],
-    /// Few entries per allocation in practice, so a vector beats a map.
-    pub permissions: Vec<IpAddr>,
+    /// Few entries per allocation in practice (and capped by the control plane), so a
+    /// vector beats a map. The ports are those Send indications may reach.
+    pub permissions: Vec<(IpAddr, RangeInclusive<u16>)>,
     pub channels: Vec<(u16, SocketAddr)>,
     pub to_peer: Bucket,
     pub to_client: Bucket,
@@ -41,9 +43,17 @@ pub(crate) fn family_index(ip: IpAddr) -> usize {
 }
 
 impl Allocation {
+    /// Whether data from or to `peer`'s address is permitted.
     #[inline]
     pub fn permits(&self, peer: IpAddr) -> bool {
-        self.permissions.contains(&peer)
+        self.permissions.iter().any(|(ip, _)| *ip == peer)
+    }
+    /// Whether a Send indication may reach `peer` (its address and port).
+    #[inline]
+    pub fn permits_send_to(&self, peer: SocketAddr) -> bool {
+        self.permissions
+            .iter()
+            .any(|(ip, ports)| *ip == peer.ip() && ports.contains(&peer.port()))
     }
     #[inline]
     pub fn channel_peer(&self, channel: u16) -> Option<SocketAddr> {

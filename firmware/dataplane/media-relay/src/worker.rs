@@ -233,16 +233,17 @@ impl Worker {
                     relay_v6,
                     bandwidth_bytes_per_sec,
                 ),
-                Command::Permit { id, peer } => {
+                Command::Permit { id, peer, ports } => {
                     if let Some(a) = table.by_id_mut(id) {
-                        if !a.permissions.contains(&peer) {
-                            a.permissions.push(peer);
+                        match a.permissions.iter_mut().find(|(p, _)| *p == peer) {
+                            Some((_, held)) => *held = ports,
+                            None => a.permissions.push((peer, ports)),
                         }
                     }
                 }
                 Command::Revoke { id, peer } => {
                     if let Some(a) = table.by_id_mut(id) {
-                        a.permissions.retain(|p| *p != peer);
+                        a.permissions.retain(|(p, _)| *p != peer);
                     }
                 }
                 Command::Bind { id, channel, peer } => {
@@ -439,7 +440,7 @@ impl Worker {
                         tally.dropped_no_allocation += 1;
                         return None;
                     };
-                    if !alloc.permits(peer.ip()) || !self.guard.allows(peer) {
+                    if !alloc.permits_send_to(peer) || !self.guard.allows(peer) {
                         tally.dropped_no_permission += 1;
                         return None;
                     }

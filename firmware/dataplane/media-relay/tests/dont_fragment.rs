@@ -66,6 +66,7 @@ fn allocation(
         Command::Permit {
             id: 1,
             peer: addr(peer).ip(),
+            ports: 1..=u16::MAX,
         },
     ] {
         plane.command(0, c).unwrap_or_else(|e| panic!("{e}"));

@@ -88,10 +88,12 @@ fn dual_allocation_relays_both_families() {
         Command::Permit {
             id,
             peer: addr(&peer4).ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Permit {
             id,
             peer: addr(&peer6).ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Bind {
             id,
@@ -174,10 +176,12 @@ fn single_family_allocation_drops_the_other_family() {
         Command::Permit {
             id,
             peer: addr(&peer6).ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Permit {
             id,
             peer: addr(&peer4).ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Bind {
             id,

@@ -52,6 +52,7 @@ fn fifo_and_locked_memory_when_permitted() {
         Command::Permit {
             id: 1,
             peer: addr(&peer).ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Bind {
             id: 1,

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use edged_role::DrainToken;
@@ -24,7 +25,8 @@ pub type ReservationToken = [u8; 8];
 #[derive(Debug)]
 pub struct Reservation {
     pub socket: UdpSocket,
-    pub username: String,
+    /// Whose quota the reserved port counts against.
+    pub identity: String,
     pub expires: Instant,
 }
 
@@ -76,12 +78,19 @@ pub enum Origin {
 #[derive(Debug)]
 pub struct Allocation {
     pub id: AllocationId,
+    /// The USERNAME of the Allocate: later requests must carry the same (RFC 8656).
     pub username: String,
+    /// Whose quota the allocation counts against: the user behind the username (every
+    /// short-lived credential of one user is one identity).
+    pub identity: String,
     pub relay: SocketAddr,
     /// The IPv6 relayed address of an RFC 6156 dual allocation (`relay` is the IPv4 one).
     pub relay_v6: Option<SocketAddr>,
     pub expires: Instant,
     pub permissions: HashMap<IpAddr, Instant>,
+    /// The peer ports each permission of a UDP allocation lets Send reach (as told to the
+    /// relay thread).
+    pub permission_ports: HashMap<IpAddr, RangeInclusive<u16>>,
     pub channels: HashMap<u16, (SocketAddr, Instant)>,
     pub origin: Origin,
     /// The Allocate transaction, so a retransmitted request gets the same answer.
@@ -163,7 +172,7 @@ impl Allocations {
         self.by_tuple.len() + self.reservations.len()
     }
 
-    /// Whether `needed` more allocations or reservations of `user` fit `quotas`.
+    /// Whether `needed` more allocations or reservations of identity `user` fit `quotas`.
     pub fn admits(&self, user: &str, needed: usize, quotas: Quotas) -> bool {
         self.usage() + needed <= quotas.total
             && self.user_count(user) as usize + needed <= quotas.per_user
@@ -172,7 +181,7 @@ impl Allocations {
     pub fn reserve(&mut self, token: ReservationToken, reservation: Reservation) {
         *self
             .per_user
-            .entry(reservation.username.clone())
+            .entry(reservation.identity.clone())
             .or_default() += 1;
         self.reservations.insert(token, reservation);
     }
@@ -184,7 +193,7 @@ impl Allocations {
         now: Instant,
     ) -> Option<UdpSocket> {
         let r = self.reservations.remove(token)?;
-        self.release_user(&r.username);
+        self.release_user(&r.identity);
         (r.expires > now).then_some(r.socket)
     }
 
@@ -229,13 +238,13 @@ impl Allocations {
     }
 
     pub fn insert(&mut self, tuple: FiveTuple, alloc: Allocation) {
-        *self.per_user.entry(alloc.username.clone()).or_default() += 1;
+        *self.per_user.entry(alloc.identity.clone()).or_default() += 1;
         self.by_tuple.insert(tuple, alloc);
     }
 
     pub fn remove(&mut self, tuple: &FiveTuple) -> Option<Allocation> {
         let alloc = self.by_tuple.remove(tuple)?;
-        self.release_user(&alloc.username);
+        self.release_user(&alloc.identity);
         Some(alloc)
     }
 
@@ -262,7 +271,7 @@ impl Allocations {
         for t in stale {
             // Dropping the socket frees the port.
             if let Some(r) = self.reservations.remove(&t) {
-                self.release_user(&r.username);
+                self.release_user(&r.identity);
                 out.reservations += 1;
             }
         }
@@ -271,6 +280,7 @@ impl Allocations {
                 let keep = *exp > now;
                 if !keep {
                     out.permissions.push((a.origin, a.id, *ip));
+                    a.permission_ports.remove(ip);
                 }
                 keep
             });
@@ -302,10 +312,12 @@ mod tests {
         Allocation {
             id: table.next_id(),
             username: user.into(),
+            identity: user.into(),
             relay: SocketAddr::from(([192, 0, 2, 2], 50000)),
             relay_v6: None,
             expires,
             permissions: HashMap::new(),
+            permission_ports: HashMap::new(),
             channels: HashMap::new(),
             origin: Origin::Stream,
             allocate_transaction: TransactionId([0; 12]),
@@ -397,7 +409,7 @@ mod tests {
             [1; 8],
             Reservation {
                 socket: held,
-                username: "bob".into(),
+                identity: "bob".into(),
                 expires: now + RESERVATION_LIFETIME,
             },
         );
@@ -405,7 +417,7 @@ mod tests {
             [2; 8],
             Reservation {
                 socket: sock(0),
-                username: "bob".into(),
+                identity: "bob".into(),
                 expires: now + Duration::from_secs(1),
             },
         );
@@ -438,7 +450,7 @@ mod tests {
             [3; 8],
             Reservation {
                 socket: held,
-                username: "carol".into(),
+                identity: "carol".into(),
                 expires: now + Duration::from_secs(1),
             },
         );

@@ -40,6 +40,9 @@ pub enum CredentialKind {
 #[derive(Clone)]
 pub struct Auth {
     pub username: String,
+    /// The user behind the username, whom quotas count: the username of a long-term
+    /// user, the `user` of short-lived `expiry:user` credentials.
+    pub identity: String,
     pub(crate) key: Vec<u8>,
     /// Answer with MESSAGE-INTEGRITY-SHA256 (the request used it).
     pub(crate) sha256: bool,
@@ -193,6 +196,16 @@ fn algorithm_of(msg: &Message<'_>) -> Result<u16, Refusal> {
     }
 }
 
+/// Whom a credential's quota counts: every short-lived credential of one user is that user.
+fn identity_of(username: &str, kind: CredentialKind) -> String {
+    match kind {
+        CredentialKind::ShortLived { .. } => relay_credentials::parse_username(username)
+            .map_or(username, |parsed| parsed.identity)
+            .to_string(),
+        CredentialKind::LongTerm => username.to_string(),
+    }
+}
+
 /// Authenticates `msg` from `client` at `now` (Unix seconds) for `realm`.
 pub fn authenticate(
     msg: &Message<'_>,
@@ -238,6 +251,7 @@ pub fn authenticate(
     match key {
         Some(key) => Ok(Auth {
             username: username.to_string(),
+            identity: identity_of(username, kind),
             key,
             sha256,
             kind,
@@ -384,6 +398,7 @@ mod tests {
         let auth = check(&Request::new("alice", "secret").encode(), NOW)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(auth.username, "alice");
+        assert_eq!(auth.identity, "alice");
         assert_eq!(auth.kind, CredentialKind::LongTerm);
         assert!(!auth.sha256);
         assert_eq!(
@@ -480,6 +495,7 @@ mod tests {
         let auth = check(&Request::new(&user, &password).encode(), NOW)
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(auth.username, user);
+        assert_eq!(auth.identity, "carol@example.test");
         assert_eq!(
             auth.kind,
             CredentialKind::ShortLived {

@@ -5,12 +5,17 @@
 //! IPv4 address they embed; see `media_relay::address`). Special-purpose ranges are
 //! denied by default; configured internal ranges are allowed, except the few addresses
 //! that are never a peer (unspecified, broadcast, multicast) and the appliance's own
-//! service ports.
+//! service ports. A configured range may allow only some ports; the permission it grants
+//! carries them, so the relay threads send only to those ports of the peer.
+//!
+//! The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is normalised like 64:ff9b::/96,
+//! but where it leads is site-specific (any RFC 6052 layout, any translator): it is denied
+//! unless a configured IPv6 range covers it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
-use edged_config::roles::av_edge::parse_cidr;
+use edged_config::roles::av_edge::{parse_cidr, parse_peer_range, PeerRange};
 
 /// A CIDR range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,40 @@ impl Cidr {
 const fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
+
+/// Every peer port.
+pub const ALL_PORTS: RangeInclusive<u16> = 1..=u16::MAX;
+
+/// An allowed range: its addresses and the peer ports it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub cidr: Cidr,
+    pub ports: RangeInclusive<u16>,
+}
+
+impl Allowed {
+    /// An `allowed_peer_ranges` entry (`10.0.0.0/8` or `10.0.0.0/8:50000-59999`).
+    pub fn parse(s: &str) -> Result<Allowed, String> {
+        parse_peer_range(s).map(|PeerRange { addr, len, ports }| Allowed {
+            cidr: Cidr { addr, len },
+            ports,
+        })
+    }
+}
+
+/// A peer the relay may reach, and the ports of its address a permission covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reachable {
+    /// Normalised.
+    pub peer: SocketAddr,
+    pub ports: RangeInclusive<u16>,
+}
+
+/// RFC 8215 local-use NAT64 prefix.
+const LOCAL_NAT64: Cidr = Cidr {
+    addr: IpAddr::V6(Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0)),
+    len: 48,
+};
 
 /// Special-purpose ranges denied unless configured (RFC 6890 and successors).
 fn default_denied() -> Vec<(Cidr, &'static str)> {
@@ -100,19 +139,21 @@ pub enum Refusal {
     OwnAddress(SocketAddr),
     #[error("port 0 is not a peer port")]
     PortZero,
+    #[error("port {port} of {addr} is outside the ports allowed there")]
+    PortNotAllowed { addr: IpAddr, port: u16 },
 }
 
 #[derive(Debug, Clone)]
 pub struct PeerPolicy {
     denied: Vec<(Cidr, &'static str)>,
-    allowed: Vec<Cidr>,
+    allowed: Vec<Allowed>,
     own_addresses: Vec<IpAddr>,
     relay_ports: RangeInclusive<u16>,
 }
 
 impl PeerPolicy {
     pub fn new(
-        allowed: Vec<Cidr>,
+        allowed: Vec<Allowed>,
         own_addresses: Vec<IpAddr>,
         relay_ports: RangeInclusive<u16>,
     ) -> Self {
@@ -126,6 +167,13 @@ impl PeerPolicy {
 
     /// The normalised peer address if the relay may reach it.
     pub fn check(&self, peer: SocketAddr) -> Result<SocketAddr, Refusal> {
+        self.reach(peer).map(|r| r.peer)
+    }
+
+    /// The normalised peer address if the relay may reach it, and the ports of that
+    /// address a permission for it covers.
+    pub fn reach(&self, peer: SocketAddr) -> Result<Reachable, Refusal> {
+        let raw = peer.ip();
         let peer = media_relay::address::normalise(peer);
         let ip = peer.ip();
         if peer.port() == 0 {
@@ -141,13 +189,36 @@ impl PeerPolicy {
         if self.own_addresses.contains(&ip) && !self.relay_ports.contains(&peer.port()) {
             return Err(Refusal::OwnAddress(peer));
         }
-        if self.allowed.iter().any(|c| c.contains(ip)) {
-            return Ok(peer);
+        if LOCAL_NAT64.contains(raw) && !self.allowed.iter().any(|a| a.cidr.contains(raw)) {
+            return Err(Refusal::Denied {
+                addr: raw,
+                range: "local-use NAT64 64:ff9b:1::/48",
+            });
+        }
+        let mut covering = self
+            .allowed
+            .iter()
+            .filter(|a| a.cidr.contains(ip))
+            .peekable();
+        if covering.peek().is_some() {
+            return match covering.find(|a| a.ports.contains(&peer.port())) {
+                Some(a) => Ok(Reachable {
+                    peer,
+                    ports: a.ports.clone(),
+                }),
+                None => Err(Refusal::PortNotAllowed {
+                    addr: ip,
+                    port: peer.port(),
+                }),
+            };
         }
         if let Some((_, range)) = self.denied.iter().find(|(c, _)| c.contains(ip)) {
             return Err(Refusal::Denied { addr: ip, range });
         }
-        Ok(peer)
+        Ok(Reachable {
+            peer,
+            ports: ALL_PORTS,
+        })
     }
 }
 
@@ -157,7 +228,10 @@ mod tests {
 
     fn policy(allowed: &[&str]) -> PeerPolicy {
         PeerPolicy::new(
-            allowed.iter().filter_map(|s| Cidr::parse(s).ok()).collect(),
+            allowed
+                .iter()
+                .filter_map(|s| Allowed::parse(s).ok())
+                .collect(),
             vec!["93.184.216.34"
                 .parse()
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))],
@@ -183,6 +257,9 @@ mod tests {
             "[2002:7f00:1::]:80",
             "[2001:0:4136:e378:8000:63bf:80ff:fffe]:80",
             "[64:ff9b::7f00:1]:80",
+            "[64:ff9b:1::7f00:1]:80",
+            "[64:ff9b:1::808:808]:80",
+            "[64:ff9b:1:abcd::808:808]:80",
             "169.254.169.254:80",
             "[::ffff:169.254.169.254]:80",
             "10.1.2.3:80",
@@ -217,6 +294,30 @@ mod tests {
             "::1 is not in the allowed IPv4 range"
         );
         assert!(!ok(&p, "192.168.0.1:5000"));
+    }
+
+    #[test]
+    fn port_ranges_limit_an_allowed_range_to_their_ports() {
+        let p = policy(&["10.0.0.0/8:50000-59999", "10.9.0.0/16"]);
+        assert!(ok(&p, "10.1.2.3:50000"));
+        assert!(!ok(&p, "10.1.2.3:22"), "outside the range's ports");
+        assert!(!ok(&p, "[::ffff:10.1.2.3]:22"));
+        let reach = |s: &str| p.reach(s.parse().unwrap_or_else(|_| panic!("{s}"))).ok();
+        assert_eq!(
+            reach("10.1.2.3:55555").map(|r| r.ports),
+            Some(50000..=59999)
+        );
+        // An address covered by a range without ports is reachable on every port.
+        assert_eq!(reach("10.9.1.1:22").map(|r| r.ports), Some(ALL_PORTS));
+        assert_eq!(reach("8.8.8.8:53").map(|r| r.ports), Some(ALL_PORTS));
+    }
+
+    #[test]
+    fn local_use_nat64_is_allowed_only_when_configured() {
+        let p = policy(&["64:ff9b:1::/48"]);
+        assert!(ok(&p, "[64:ff9b:1::808:808]:80"));
+        // Still normalised: the IPv4 address it embeds is checked too.
+        assert!(!ok(&p, "[64:ff9b:1::7f00:1]:80"));
     }
 
     #[test]

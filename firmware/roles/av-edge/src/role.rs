@@ -7,8 +7,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use edged_config::{Protocol, Transport as ConfigTransport};
 use edged_role::{
-    wait_until, Actor, AdminError, ApplyReport, Health, Lifecycle, Listener, ListenerInfo,
-    ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup, TlsMaterial,
+    wait_until, Actor, AdminError, ApplyReport, Health, Lifecycle, Listener, ListenerHandle,
+    ListenerInfo, ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup, TlsMaterial,
 };
 use edged_tls::ClientAuth;
 use media_relay::{PeerGuard, PlaneConfig, PlaneError, Realtime, RelayPlane};
@@ -34,6 +34,17 @@ pub struct AvEdge {
     /// the deadline passes, then `closing` ends the rest.
     life: Lifecycle,
     hints: Vec<String>,
+    /// The TCP/TLS listeners, whose caps follow the configuration.
+    stream_listeners: Vec<Arc<ListenerHandle>>,
+}
+
+/// The caps and first-request deadline of the TURN TCP/TLS listeners.
+fn stream_limits(cfg: &edged_config::roles::av_edge::AvEdgeConfig) -> ListenerLimits {
+    ListenerLimits {
+        max_connections: cfg.tcp_max_connections as usize,
+        max_per_source: cfg.tcp_max_connections_per_source as usize,
+        first_request_timeout: Duration::from_secs(u64::from(cfg.tcp_first_request_timeout_secs)),
+    }
 }
 
 fn tls_config(ctx_tls: &TlsMaterial, cert: &str) -> Result<Arc<rustls::ServerConfig>, RoleError> {
@@ -179,6 +190,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         udp_bound.clone(),
         life.closing().clone(),
     ));
+    let mut stream_listeners = Vec::new();
     for (l, kind, name) in tcp {
         let handler = Arc::new(StreamListener {
             server: server.clone(),
@@ -186,7 +198,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
             tls: tls.clone(),
             life: life.clone(),
         });
-        Listener::new(name, l, ListenerLimits::default()).spawn(&life, handler);
+        stream_listeners.push(Listener::new(name, l, stream_limits(cfg)).spawn(&life, handler));
     }
     {
         let server = server.clone();
@@ -210,6 +222,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         own_addresses,
         life,
         hints,
+        stream_listeners,
     }))
 }
 
@@ -259,6 +272,9 @@ impl Role for AvEdge {
             let (_, relay_ports) = o.relay_range(&old.config.network);
             let settings = Settings::new(n, &self.secret, self.own_addresses.clone(), relay_ports);
             self.server.settings.store(Arc::new(settings));
+            for l in &self.stream_listeners {
+                l.set_limits(stream_limits(n));
+            }
         }
         if old.tls_changed(new, |c| c.av_edge.certificate.as_str(), &[]) {
             match tls_config(&new.tls, &n.certificate) {

@@ -25,8 +25,10 @@ use crate::allocation::{
 pub(crate) use crate::auth::Auth;
 use crate::auth::{self, CredentialKind, Refusal, Unauthorized, OFFERED_ALGORITHMS};
 use crate::credentials::Credentials;
+use crate::policy::Reachable;
 use crate::relay_sockets::{bind_relay, Primary, RelayPlan};
 use crate::settings::Settings;
+use crate::source_budget::SourceBudget;
 use crate::tcp_relay::{Bound, Dial, PendingConnections, TcpAllocated};
 use media_relay::dont_fragment;
 
@@ -45,6 +47,8 @@ pub struct Outcome {
     pub dial: Option<Dial>,
     /// A data connection bound to a peer: from now on it carries raw bytes.
     pub bound: Option<Bound>,
+    /// The request was authenticated (whatever its answer).
+    pub authenticated: bool,
 }
 
 impl Outcome {
@@ -118,7 +122,9 @@ pub struct Server {
     relay_ip_v6: Option<IpAddr>,
     pub(crate) relay_ports: RangeInclusive<u16>,
     pub(crate) pending: PendingConnections,
-    rate: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    rate: Mutex<SourceBudget>,
+    /// The clock the source budget counts whole seconds on.
+    started: Instant,
     pub counters: ServerCounters,
     pub draining: AtomicBool,
     /// Notified whenever the number of allocations changes, so a drain waits for the last
@@ -272,7 +278,8 @@ impl Server {
             relay_ip_v6,
             relay_ports,
             pending: PendingConnections::default(),
-            rate: Mutex::new(HashMap::new()),
+            rate: Mutex::new(SourceBudget::default()),
+            started: Instant::now(),
             counters: ServerCounters::new(metrics),
             draining: AtomicBool::new(false),
             allocations_changed: tokio::sync::Notify::new(),
@@ -293,20 +300,14 @@ impl Server {
         self.table().len()
     }
 
-    /// Per source address budget of answers to unauthenticated requests, so the relay is
-    /// no amplifier for spoofed sources.
+    /// Per source budget of answers to unauthenticated requests (every answer not
+    /// protected by a valid credential), so the relay is no amplifier for spoofed sources.
     fn unauthenticated_allowed(&self, ip: IpAddr, rate: u32) -> bool {
-        let now = Instant::now();
-        let mut map = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(1));
-        }
-        let entry = map.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(1) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= rate
+        let second = self.started.elapsed().as_secs();
+        self.rate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow(ip, second, rate)
     }
 
     /// Handles one STUN message from a client.
@@ -371,7 +372,7 @@ impl Server {
                 Ok(())
             }));
         }
-        match msg.method() {
+        let mut outcome = match msg.method() {
             Method::ALLOCATE => self.allocate(&msg, &auth, tuple, origin, &settings),
             Method::REFRESH => Outcome::reply(self.refresh(&msg, &auth, tuple, &settings)),
             Method::CREATE_PERMISSION => {
@@ -380,7 +381,9 @@ impl Server {
             Method::CONNECT => self.connect(&msg, &auth, tuple, &settings),
             Method::CONNECTION_BIND => self.connection_bind(&msg, &auth, tuple),
             _ => Outcome::reply(self.channel_bind(&msg, &auth, tuple, &settings)),
-        }
+        };
+        outcome.authenticated = true;
+        outcome
     }
 
     /// Long-term credential check (RFC 8489 9.2, decided in `auth`). `Err` carries the
@@ -413,22 +416,21 @@ impl Server {
                 Ok(())
             })
         };
-        match refusal {
+        // Whatever the refusal, the answer goes to an address nobody has proven: each one
+        // counts against the source's budget, and beyond it the request gets none.
+        let answered = self.unauthenticated_allowed(client.ip(), settings.unauthenticated_rate);
+        let answer = match refusal {
             Refusal::Unauthenticated => {
                 self.counters.unauthenticated.inc();
-                if !self.unauthenticated_allowed(client.ip(), settings.unauthenticated_rate) {
-                    self.counters.rate_limited.inc();
-                    return Err(None);
-                }
-                Err(challenge(401, "Unauthorized"))
+                answered.then(|| challenge(401, "Unauthorized"))
             }
             Refusal::BadRequest(reason) => {
                 self.counters.bad_requests.inc();
-                Err(error(msg, 400, reason, None))
+                answered.then(|| error(msg, 400, reason, None))
             }
             Refusal::StaleNonce => {
                 self.counters.stale_nonces.inc();
-                Err(challenge(438, "Stale Nonce"))
+                answered.then(|| challenge(438, "Stale Nonce"))
             }
             Refusal::Unauthorized(why) => {
                 if matches!(why, Unauthorized::Lookup(_) | Unauthorized::WrongKey) {
@@ -436,7 +438,14 @@ impl Server {
                     tracing::debug!(target: "av_edge", %client, username, "authentication failed: {why}");
                 }
                 self.counters.auth_failures.inc();
-                Err(challenge(401, "Unauthorized"))
+                answered.then(|| challenge(401, "Unauthorized"))
+            }
+        };
+        match answer {
+            Some(reply) => Err(reply),
+            None => {
+                self.counters.rate_limited.inc();
+                Err(None)
             }
         }
     }
@@ -463,7 +472,7 @@ impl Server {
     /// Refuses an Allocate over the total or per-user quota: the 486 answer.
     fn quota_refusal(&self, msg: &Message<'_>, auth: &Auth) -> Option<Vec<u8>> {
         self.counters.quota_rejections.inc();
-        tracing::debug!(target: "av_edge", user = %auth.username, "allocation quota reached");
+        tracing::debug!(target: "av_edge", user = %auth.identity, "allocation quota reached");
         error(msg, 486, "Allocation Quota Reached", Some(auth))
     }
 
@@ -483,7 +492,7 @@ impl Server {
         if let Some(existing) = table.get(&tuple) {
             return Err(answer_existing(msg, auth, tuple, existing));
         }
-        if !table.admits(&auth.username, needed, quotas) {
+        if !table.admits(&auth.identity, needed, quotas) {
             return Err(self.quota_refusal(msg, auth));
         }
         Ok(())
@@ -555,7 +564,7 @@ impl Server {
         // Refused before anything is bound; `admit` checks again at the insert.
         if !self
             .table()
-            .admits(&auth.username, plan.quota_needed, quotas)
+            .admits(&auth.identity, plan.quota_needed, quotas)
         {
             return Outcome::reply(self.quota_refusal(msg, auth));
         }
@@ -624,7 +633,7 @@ impl Server {
                 token,
                 Reservation {
                     socket: next,
-                    username: auth.username.clone(),
+                    identity: auth.identity.clone(),
                     expires: Instant::now() + RESERVATION_LIFETIME,
                 },
             );
@@ -635,10 +644,12 @@ impl Server {
             Allocation {
                 id,
                 username: auth.username.clone(),
+                identity: auth.identity.clone(),
                 relay,
                 relay_v6,
                 expires: Instant::now() + Duration::from_secs(u64::from(lifetime)),
                 permissions: HashMap::new(),
+                permission_ports: HashMap::new(),
                 channels: HashMap::new(),
                 origin,
                 allocate_transaction: *msg.transaction_id(),
@@ -708,10 +719,10 @@ impl Server {
     }
 
     fn forget(&self, origin: Origin, id: media_relay::AllocationId) {
-        if let Origin::Plane { shard, .. } = origin {
-            if let Err(e) = self.plane.command(shard, Command::Remove { id }) {
-                tracing::warn!(target: "av_edge", "cannot remove allocation {id}: {e}");
-            }
+        // A removal is never refused by a full queue (it waits for room), so this fails
+        // only for a shard that does not exist.
+        if !self.push(origin, Command::Remove { id }) {
+            tracing::warn!(target: "av_edge", "cannot remove allocation {id}: no such relay thread");
         }
     }
 
@@ -722,7 +733,17 @@ impl Server {
         settings: &Settings,
         client: SocketAddr,
     ) -> Result<SocketAddr, ()> {
-        settings.policy.check(peer).map_err(|why| {
+        self.reach_peer(peer, settings, client).map(|r| r.peer)
+    }
+
+    /// `check_peer`, with the ports a permission for the peer covers.
+    fn reach_peer(
+        &self,
+        peer: SocketAddr,
+        settings: &Settings,
+        client: SocketAddr,
+    ) -> Result<Reachable, ()> {
+        settings.policy.reach(peer).map_err(|why| {
             self.counters.forbidden_peers.inc();
             tracing::debug!(target: "av_edge", %client, %peer, "peer refused: {why}");
         })
@@ -735,11 +756,16 @@ impl Server {
         tuple: FiveTuple,
         settings: &Settings,
     ) -> Option<Vec<u8>> {
+        let limits = settings.limits;
         let mut peers = Vec::new();
         for a in msg.get_all(attr::XOR_PEER_ADDRESS) {
             match a {
                 Ok(Attribute::XorPeerAddress(p)) => peers.push(p),
                 _ => return error(msg, 400, "Bad XOR-PEER-ADDRESS", Some(auth)),
+            }
+            if peers.len() > limits.peers_per_request {
+                self.counters.bad_requests.inc();
+                return error(msg, 400, "Too many XOR-PEER-ADDRESS", Some(auth));
             }
         }
         if peers.is_empty() {
@@ -750,27 +776,48 @@ impl Server {
             Ok(alloc) => alloc,
             Err(reply) => return reply,
         };
-        let mut checked = Vec::with_capacity(peers.len());
+        let mut checked: Vec<Reachable> = Vec::with_capacity(peers.len());
         for p in peers {
-            let Ok(p) = self.check_peer(p, settings, tuple.client) else {
+            let Ok(p) = self.reach_peer(p, settings, tuple.client) else {
                 return error(msg, 403, "Forbidden", Some(auth));
             };
-            if !alloc.serves_family_of(&p) {
+            if !alloc.serves_family_of(&p.peer) {
                 return error(msg, 443, "Peer Address Family Mismatch", Some(auth));
             }
             checked.push(p);
         }
-        let expires = Instant::now() + PERMISSION_LIFETIME;
-        for p in checked {
-            if alloc.permissions.insert(p.ip(), expires).is_none() {
-                self.push(
-                    alloc.origin,
-                    Command::Permit {
-                        id: alloc.id,
-                        peer: p.ip(),
-                    },
-                );
+        let mut fresh: Vec<&Reachable> = Vec::new();
+        for p in &checked {
+            let ip = p.peer.ip();
+            if !alloc.permissions.contains_key(&ip) && !fresh.iter().any(|f| f.peer.ip() == ip) {
+                fresh.push(p);
             }
+        }
+        if alloc.permissions.len() + fresh.len() > limits.permissions {
+            self.counters.quota_rejections.inc();
+            tracing::debug!(target: "av_edge", client = %tuple.client, user = %auth.identity, "permission cap reached");
+            return error(
+                msg,
+                508,
+                "Insufficient Capacity: too many permissions",
+                Some(auth),
+            );
+        }
+        let expires = Instant::now() + PERMISSION_LIFETIME;
+        for p in &checked {
+            let cmd = Command::Permit {
+                id: alloc.id,
+                peer: p.peer.ip(),
+                ports: p.ports.clone(),
+            };
+            // Told to the relay thread for a new peer, and again when the ports differ
+            // from those the permission was made with.
+            let changed = alloc.permission_ports.get(&p.peer.ip()) != Some(&p.ports);
+            if changed && !self.push(alloc.origin, cmd) {
+                return error(msg, 508, "Insufficient Capacity", Some(auth));
+            }
+            alloc.permissions.insert(p.peer.ip(), expires);
+            alloc.permission_ports.insert(p.peer.ip(), p.ports.clone());
         }
         drop(table);
         respond(msg, Class::SuccessResponse, Some(auth), |_| Ok(()))
@@ -791,9 +838,10 @@ impl Server {
             Ok(Some(p)) => p,
             _ => return error(msg, 400, "XOR-PEER-ADDRESS is required", Some(auth)),
         };
-        let Ok(peer) = self.check_peer(peer, settings, tuple.client) else {
+        let Ok(reach) = self.reach_peer(peer, settings, tuple.client) else {
             return error(msg, 403, "Forbidden", Some(auth));
         };
+        let peer = reach.peer;
         let mut table = self.table();
         let alloc = match owned_allocation(&mut table, msg, &tuple, auth) {
             Ok(alloc) => alloc,
@@ -813,37 +861,58 @@ impl Server {
         if alloc.channel_of(peer).is_some_and(|c| c != channel) {
             return error(msg, 400, "Peer bound to another channel", Some(auth));
         }
-        let now = Instant::now();
-        let fresh_channel = alloc
-            .channels
-            .insert(channel, (peer, now + CHANNEL_LIFETIME))
-            .is_none();
-        // A channel binding also installs or refreshes the permission (RFC 8656 11.2).
-        let fresh_permission = alloc
-            .permissions
-            .insert(peer.ip(), now + PERMISSION_LIFETIME)
-            .is_none();
-        let (origin, id) = (alloc.origin, alloc.id);
-        if fresh_permission {
-            self.push(
-                origin,
-                Command::Permit {
-                    id,
-                    peer: peer.ip(),
-                },
+        let fresh_channel = !alloc.channels.contains_key(&channel);
+        let fresh_permission = !alloc.permissions.contains_key(&peer.ip());
+        if fresh_channel && alloc.channels.len() >= settings.limits.channels
+            || fresh_permission && alloc.permissions.len() >= settings.limits.permissions
+        {
+            self.counters.quota_rejections.inc();
+            tracing::debug!(target: "av_edge", client = %tuple.client, user = %auth.identity, "channel or permission cap reached");
+            return error(
+                msg,
+                508,
+                "Insufficient Capacity: too many channels or permissions",
+                Some(auth),
             );
         }
-        if fresh_channel {
-            self.push(origin, Command::Bind { id, channel, peer });
+        let (origin, id) = (alloc.origin, alloc.id);
+        // A channel binding also installs or refreshes the permission (RFC 8656 11.2).
+        if fresh_permission {
+            let permit = Command::Permit {
+                id,
+                peer: peer.ip(),
+                ports: reach.ports.clone(),
+            };
+            if !self.push(origin, permit) {
+                return error(msg, 508, "Insufficient Capacity", Some(auth));
+            }
+            alloc.permission_ports.insert(peer.ip(), reach.ports);
         }
+        if fresh_channel && !self.push(origin, Command::Bind { id, channel, peer }) {
+            return error(msg, 508, "Insufficient Capacity", Some(auth));
+        }
+        let now = Instant::now();
+        alloc
+            .channels
+            .insert(channel, (peer, now + CHANNEL_LIFETIME));
+        alloc
+            .permissions
+            .insert(peer.ip(), now + PERMISSION_LIFETIME);
         drop(table);
         respond(msg, Class::SuccessResponse, Some(auth), |_| Ok(()))
     }
 
-    fn push(&self, origin: Origin, cmd: Command) {
-        if let Origin::Plane { shard, .. } = origin {
-            if let Err(e) = self.plane.command(shard, cmd) {
-                tracing::warn!(target: "av_edge", "relay thread update lost: {e}");
+    /// Hands a change to the relay thread of a UDP allocation; `false` if it was refused
+    /// (the queue is full; never for a removal). Stream allocations have no thread.
+    fn push(&self, origin: Origin, cmd: Command) -> bool {
+        let Origin::Plane { shard, .. } = origin else {
+            return true;
+        };
+        match self.plane.command(shard, cmd) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(target: "av_edge", "relay thread update refused: {e}");
+                false
             }
         }
     }
@@ -865,6 +934,10 @@ impl Server {
         }
         for (origin, id, channel) in expired.channels {
             self.push(origin, Command::Unbind { id, channel });
+        }
+        let waiting = self.plane.retry_removals();
+        if waiting > 0 {
+            tracing::debug!(target: "av_edge", waiting, "relay threads backlogged: removals wait for room");
         }
     }
 
@@ -1003,7 +1076,7 @@ mod tests {
             [4; 8],
             Reservation {
                 socket: held,
-                username: "alice".into(),
+                identity: "alice".into(),
                 expires: Instant::now() + RESERVATION_LIFETIME,
             },
         );

@@ -2,11 +2,12 @@
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use edged_config::roles::av_edge::AvEdgeConfig;
 use stun_core::{NonceMinter, SecurityFeatures};
 
-use crate::policy::{Cidr, PeerPolicy};
+use crate::policy::{Allowed, PeerPolicy};
 
 pub struct Settings {
     pub realm: String,
@@ -20,6 +21,36 @@ pub struct Settings {
     /// RFC 6062 TCP allocation one for both directions of all its connections.
     pub bandwidth_bytes_per_sec: u64,
     pub unauthenticated_rate: u32,
+    pub limits: AllocationLimits,
+    pub streams: StreamTimeouts,
+}
+
+/// What one allocation or request may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocationLimits {
+    pub permissions: usize,
+    pub channels: usize,
+    pub peers_per_request: usize,
+    pub tcp_peer_connections: usize,
+}
+
+/// The deadlines of a TURN TCP/TLS connection (see `stream_clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTimeouts {
+    pub first_request: Duration,
+    pub authentication: Duration,
+    pub idle: Duration,
+}
+
+impl StreamTimeouts {
+    pub fn of(cfg: &AvEdgeConfig) -> Self {
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        StreamTimeouts {
+            first_request: secs(cfg.tcp_first_request_timeout_secs),
+            authentication: secs(cfg.tcp_auth_timeout_secs),
+            idle: secs(cfg.tcp_idle_timeout_secs),
+        }
+    }
 }
 
 impl Settings {
@@ -33,7 +64,7 @@ impl Settings {
         let allowed = cfg
             .allowed_peer_ranges
             .iter()
-            .filter_map(|s| Cidr::parse(s).ok())
+            .filter_map(|s| Allowed::parse(s).ok())
             .collect();
         Settings {
             realm: cfg.realm.clone(),
@@ -49,6 +80,13 @@ impl Settings {
             max_lifetime: cfg.max_lifetime_secs,
             bandwidth_bytes_per_sec: u64::from(cfg.allocation_bandwidth_kbps) * 1000 / 8,
             unauthenticated_rate: cfg.unauthenticated_rate_per_sec,
+            limits: AllocationLimits {
+                permissions: cfg.max_permissions_per_allocation as usize,
+                channels: cfg.max_channels_per_allocation as usize,
+                peers_per_request: cfg.max_peers_per_request as usize,
+                tcp_peer_connections: cfg.max_tcp_peer_connections_per_allocation as usize,
+            },
+            streams: StreamTimeouts::of(cfg),
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::allocation::{ClientTransport, FiveTuple, Origin};
 use crate::server::Server;
+use crate::stream_clock::StreamClock;
 use crate::tcp_relay::Bound;
 
 /// TLS records start with content type 22 (handshake); STUN and ChannelData never do.
@@ -42,8 +43,8 @@ pub struct StreamListener {
 
 /// A stream after its first stage.
 pub enum Opened {
-    Tcp(TcpStream, FiveTuple),
-    Tls(Box<TlsStream<TcpStream>>, FiveTuple),
+    Tcp(TcpStream, FiveTuple, StreamClock),
+    Tls(Box<TlsStream<TcpStream>>, FiveTuple, StreamClock),
 }
 
 impl Handler for StreamListener {
@@ -56,6 +57,11 @@ impl Handler for StreamListener {
 
     async fn open(&self, incoming: Incoming, _ticket: ()) -> Option<Opened> {
         let (peer, server_addr, stream) = (incoming.peer, incoming.local, incoming.tcp);
+        let clock = StreamClock::new(
+            self.server.settings.load().streams,
+            std::time::Instant::now(),
+            incoming.deadline.into_std(),
+        );
         let _ = stream.set_nodelay(true);
         let is_tls = match self.kind {
             StreamKind::TlsOnly => true,
@@ -73,12 +79,13 @@ impl Handler for StreamListener {
             server: server_addr,
         };
         if !is_tls {
-            return Some(Opened::Tcp(stream, tuple(ClientTransport::Tcp)));
+            return Some(Opened::Tcp(stream, tuple(ClientTransport::Tcp), clock));
         }
         match TlsAcceptor::from(self.tls.load_full()).accept(stream).await {
             Ok(tls_stream) => Some(Opened::Tls(
                 Box::new(tls_stream),
                 tuple(ClientTransport::Tls),
+                clock,
             )),
             Err(e) => {
                 tracing::debug!(target: "av_edge", %peer, "TLS handshake failed: {e}");
@@ -90,13 +97,26 @@ impl Handler for StreamListener {
     async fn serve(&self, opened: Opened) {
         let (server, life) = (self.server.clone(), self.life.clone());
         match opened {
-            Opened::Tcp(stream, tuple) => serve(server, stream, tuple, life).await,
-            Opened::Tls(stream, tuple) => serve(server, *stream, tuple, life).await,
+            Opened::Tcp(stream, tuple, clock) => serve(server, stream, tuple, clock, life).await,
+            Opened::Tls(stream, tuple, clock) => serve(server, *stream, tuple, clock, life).await,
         }
+    }
+
+    fn first_request_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.server.settings.load().streams.first_request)
     }
 
     fn timed_out(&self, peer: SocketAddr) {
         tracing::debug!(target: "av_edge", %peer, "no first byte or TLS handshake in time");
+    }
+}
+
+/// The next time the connection's deadlines are looked at: the clock's deadline, or while
+/// it carries an allocation, an idle period later (to notice the allocation expired).
+fn next_check(clock: &StreamClock, allocated: bool) -> tokio::time::Instant {
+    match clock.deadline(allocated) {
+        Some((at, _)) => at.into(),
+        None => tokio::time::Instant::now() + clock.idle_timeout(),
     }
 }
 
@@ -106,6 +126,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     server: Arc<Server>,
     mut stream: S,
     tuple: FiveTuple,
+    mut clock: StreamClock,
     life: Lifecycle,
 ) {
     let closing = life.closing();
@@ -116,6 +137,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut peer_buf = vec![0u8; 65_536];
     let mut out = Vec::with_capacity(2048);
+    let mut allocated = false;
+    let check = tokio::time::sleep_until(next_check(&clock, allocated));
+    tokio::pin!(check);
     loop {
         tokio::select! {
             r = stream.read_buf(&mut inbuf) => {
@@ -123,7 +147,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut conn, &life).await {
+                match frames(&server, &mut stream, &mut inbuf, &tuple, &mut conn, &mut clock, &life).await {
+                    // Until the connection has an allocation, every frame moves its
+                    // deadlines; with one, the timer looks again after an idle period
+                    // (no table lookup per packet).
+                    Ok(None) if !allocated => {
+                        allocated = server.stream_alive(&tuple);
+                        check.as_mut().reset(next_check(&clock, allocated));
+                    }
                     Ok(None) => {}
                     Ok(Some(bound)) => {
                         tokio::select! {
@@ -182,6 +213,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 // The allocation expired or was deleted: nothing more will come.
                 None => conn.events = None,
             },
+            () = &mut check => {
+                allocated = server.stream_alive(&tuple);
+                if let Some((at, why)) = clock.deadline(allocated) {
+                    if at <= std::time::Instant::now() {
+                        tracing::debug!(target: "av_edge", client = %tuple.client, "closing stream: {why}");
+                        break;
+                    }
+                }
+                check.as_mut().reset(next_check(&clock, allocated));
+            }
             _ = closing.cancelled() => break,
         }
     }
@@ -239,6 +280,7 @@ async fn frames<S: AsyncWrite + Unpin>(
     inbuf: &mut Vec<u8>,
     tuple: &FiveTuple,
     conn: &mut Connection,
+    clock: &mut StreamClock,
     life: &Lifecycle,
 ) -> Result<Option<Bound>, String> {
     let mut consumed = 0;
@@ -251,6 +293,7 @@ async fn frames<S: AsyncWrite + Unpin>(
             Err(e) => return Err(e),
         };
         let bytes = &rest[..frame.len()];
+        clock.frame(std::time::Instant::now());
         match frame {
             Frame::Stun { .. } => {
                 if let Some(send) = send_indication(bytes) {
@@ -266,6 +309,9 @@ async fn frames<S: AsyncWrite + Unpin>(
                     }
                 } else {
                     let outcome = server.handle(bytes, *tuple, Origin::Stream);
+                    if outcome.authenticated {
+                        clock.authenticated();
+                    }
                     for sock in outcome.stream_relays {
                         match UdpSocket::from_std(sock) {
                             Ok(s) => conn.relays.push(s),

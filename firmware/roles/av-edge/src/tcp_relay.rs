@@ -28,9 +28,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 6062 5.3/5.4: a peer connection not bound by the client within 30 s is closed.
 pub const UNBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 const CONTROL_QUEUE: usize = 64;
-/// Peer connections (pending or bound) one TCP allocation may hold: each costs two
-/// descriptors, and a permitted peer must not be able to exhaust them.
-pub const MAX_PEER_CONNECTIONS: usize = 32;
 const LISTEN_BACKLOG: i32 = 64;
 
 /// What the control connection's task runs for a new TCP allocation.
@@ -222,10 +219,12 @@ impl Server {
             Allocation {
                 id,
                 username: auth.username.clone(),
+                identity: auth.identity.clone(),
                 relay,
                 relay_v6: None,
                 expires: Instant::now() + Duration::from_secs(u64::from(lifetime)),
                 permissions: HashMap::new(),
+                permission_ports: HashMap::new(),
                 channels: HashMap::new(),
                 origin: Origin::Stream,
                 allocate_transaction: *msg.transaction_id(),
@@ -296,7 +295,8 @@ impl Server {
         if tcp.peers.contains(&peer) {
             return fail(446, "Connection Already Exists");
         }
-        if tcp.peers.len() >= MAX_PEER_CONNECTIONS {
+        // Each peer connection costs two descriptors: a user must not exhaust them.
+        if tcp.peers.len() >= settings.limits.tcp_peer_connections {
             return fail(508, "Insufficient Capacity: too many peer connections");
         }
         tcp.peers.insert(peer);
@@ -459,7 +459,7 @@ pub fn accept_peers(
             return;
         }
     };
-    // The allocation's own count (MAX_PEER_CONNECTIONS) is the cap that matters; a peer
+    // The allocation's own count (max_tcp_peer_connections_per_allocation) is the cap that matters; a peer
     // has nothing to complete before its ConnectionAttempt.
     Listener::new("av_edge.tcp_relay", listener, ListenerLimits::default())
         .until(closed)
@@ -479,12 +479,13 @@ impl Handler for PeerListener {
 
     fn admit(&self, from: SocketAddr) -> Option<Self::Ticket> {
         let peer = media_relay::address::normalise(from);
+        let cap = self.server.settings.load().limits.tcp_peer_connections;
         let table = self.server.table();
         let control = match table.get(&self.owner) {
             Some(a) if a.permits(peer.ip(), Instant::now()) => a
                 .tcp
                 .as_ref()
-                .filter(|t| t.peers.len() < MAX_PEER_CONNECTIONS)
+                .filter(|t| t.peers.len() < cap)
                 .map(|t| t.control.clone()),
             _ => None,
         };

@@ -135,3 +135,46 @@ async fn unauthenticated_answers_are_rate_limited_per_source() {
     }
     h.role.drain(Duration::from_millis(10)).await;
 }
+
+/// An Allocate that carries MESSAGE-INTEGRITY but no valid credential: with `full`, a
+/// username, realm and a nonce that is not ours (answered 401), without, bare (answered
+/// 400).
+fn allocate_with_bogus_integrity(full: bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = MessageEncoder::new(&mut buf, Method::ALLOCATE, Class::Request, tid());
+    enc.add(&Attribute::RequestedTransport(stun_core::TRANSPORT_UDP))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if full {
+        enc.add(&Attribute::Username("mallory"))
+            .and_then(|e| e.add(&Attribute::Realm(REALM)))
+            .and_then(|e| e.add(&Attribute::Nonce("not-a-nonce-of-this-relay")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    enc.add_message_integrity(&[7; 16])
+        .unwrap_or_else(|e| panic!("{e}"));
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_requests_with_bogus_integrity_share_the_budget() {
+    const RATE: usize = 5;
+    let h = start(|c| c.unauthenticated_rate_per_sec = RATE as u32).await;
+    for (source, full, code) in [("127.0.0.1", true, 401), ("127.0.0.6", false, 400)] {
+        let request = allocate_with_bogus_integrity(full);
+        let from = client_socket(source);
+        let mut c = Client::new(UdpWire {
+            sock: client_socket(source),
+            server: h.udp,
+        });
+        let first = c.exchange(&request).unwrap_or_else(|| panic!("no answer"));
+        assert_eq!(first.code, Some(code));
+        let got = answers(&from, h.udp, &request, 8 * RATE);
+        // The burst may straddle the start of a second: two seconds' budgets at most.
+        assert!(
+            got <= 2 * RATE,
+            "{got} {code} answers to {} requests from {source} for a budget of {RATE} per second",
+            8 * RATE
+        );
+    }
+    h.role.drain(Duration::from_millis(10)).await;
+}

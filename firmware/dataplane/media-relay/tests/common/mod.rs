@@ -70,6 +70,7 @@ pub fn bound_channel(
         Command::Permit {
             id,
             peer: peer.ip(),
+            ports: 1..=u16::MAX,
         },
         Command::Bind { id, channel, peer },
     ]

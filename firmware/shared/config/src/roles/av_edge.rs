@@ -54,9 +54,34 @@ pub struct AvEdgeConfig {
     pub relay_pacing_max_us: u32,
     /// Peer ranges (CIDR) the relay may reach although they are private: the internal
     /// networks where the organisation's clients live. Everything private is denied otherwise.
+    /// An entry may end in a port or port range (`10.0.0.0/8:50000-59999`): then only
+    /// those ports of the range are reachable.
     pub allowed_peer_ranges: Vec<String>,
     pub max_allocations: u32,
+    /// Allocations (and reserved ports) per identity: a long-term user, or the user of
+    /// short-lived `expiry:user` credentials (every credential of the user together).
     pub max_allocations_per_user: u32,
+    /// Peers one allocation may hold permissions for at once.
+    pub max_permissions_per_allocation: u32,
+    /// Channels one allocation may have bound at once.
+    pub max_channels_per_allocation: u32,
+    /// XOR-PEER-ADDRESS attributes one CreatePermission may carry.
+    pub max_peers_per_request: u32,
+    /// RFC 6062 peer connections (pending or bound) one TCP allocation may hold: each
+    /// costs two descriptors.
+    pub max_tcp_peer_connections_per_allocation: u32,
+    /// TURN TCP/TLS connections held at once, per listener.
+    pub tcp_max_connections: u32,
+    /// TURN TCP/TLS connections one source (IPv4 address, IPv6 /64) holds at once, per
+    /// listener.
+    pub tcp_max_connections_per_source: u32,
+    /// Seconds a TCP/TLS client has for its TLS handshake and first complete request.
+    pub tcp_first_request_timeout_secs: u32,
+    /// Seconds a TCP/TLS connection may stay without an authenticated request.
+    pub tcp_auth_timeout_secs: u32,
+    /// Seconds a TCP/TLS connection without an allocation (nor a bound peer connection)
+    /// may stay without a complete request.
+    pub tcp_idle_timeout_secs: u32,
     /// Per-allocation bandwidth cap in kbit/s (0: no cap).
     pub allocation_bandwidth_kbps: u32,
     /// Create a demo long-term user and print its credentials at start (loopback demos only).
@@ -96,6 +121,15 @@ impl Default for AvEdgeConfig {
             allowed_peer_ranges: Vec::new(),
             max_allocations: 20_000,
             max_allocations_per_user: 20,
+            max_permissions_per_allocation: 64,
+            max_channels_per_allocation: 64,
+            max_peers_per_request: 16,
+            max_tcp_peer_connections_per_allocation: 32,
+            tcp_max_connections: 8_192,
+            tcp_max_connections_per_source: 256,
+            tcp_first_request_timeout_secs: 10,
+            tcp_auth_timeout_secs: 30,
+            tcp_idle_timeout_secs: 60,
             allocation_bandwidth_kbps: 0,
             demo_user: false,
             nonce_lifetime_secs: 600,
@@ -175,7 +209,7 @@ impl AvEdgeConfig {
             }
         }
         for (i, r) in self.allowed_peer_ranges.iter().enumerate() {
-            if let Err(reason) = parse_cidr(r) {
+            if let Err(reason) = parse_peer_range(r) {
                 errs.push(format!("av_edge.allowed_peer_ranges[{i}]"), reason);
             }
         }
@@ -199,6 +233,41 @@ impl AvEdgeConfig {
         }
         if self.unauthenticated_rate_per_sec == 0 {
             errs.push("av_edge.unauthenticated_rate_per_sec", "must be at least 1");
+        }
+        for (key, value, max) in [
+            (
+                "max_permissions_per_allocation",
+                self.max_permissions_per_allocation,
+                4096,
+            ),
+            (
+                "max_channels_per_allocation",
+                self.max_channels_per_allocation,
+                4096,
+            ),
+            ("max_peers_per_request", self.max_peers_per_request, 256),
+            (
+                "max_tcp_peer_connections_per_allocation",
+                self.max_tcp_peer_connections_per_allocation,
+                4096,
+            ),
+            ("tcp_max_connections", self.tcp_max_connections, 1 << 20),
+            (
+                "tcp_max_connections_per_source",
+                self.tcp_max_connections_per_source,
+                1 << 20,
+            ),
+            (
+                "tcp_first_request_timeout_secs",
+                self.tcp_first_request_timeout_secs,
+                300,
+            ),
+            ("tcp_auth_timeout_secs", self.tcp_auth_timeout_secs, 3600),
+            ("tcp_idle_timeout_secs", self.tcp_idle_timeout_secs, 86_400),
+        ] {
+            if !(1..=max).contains(&value) {
+                errs.push(format!("av_edge.{key}"), format!("must be 1 to {max}"));
+            }
         }
     }
 
@@ -254,6 +323,52 @@ impl AvEdgeConfig {
     }
 }
 
+/// An `allowed_peer_ranges` entry: a CIDR range and the peer ports it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRange {
+    pub addr: IpAddr,
+    pub len: u8,
+    pub ports: RangeInclusive<u16>,
+}
+
+/// Parses `addr/len`, `addr/len:port` or `addr/len:first-last` (for IPv6 too: the prefix
+/// length holds no colon, so `fd00::/8:5000-5999` is unambiguous).
+pub fn parse_peer_range(s: &str) -> Result<PeerRange, String> {
+    let (cidr, ports) = match s.split_once('/') {
+        Some((addr, rest)) => match rest.split_once(':') {
+            Some((len, ports)) => (&s[..addr.len() + 1 + len.len()], Some(ports)),
+            None => (s, None),
+        },
+        None => (s, None),
+    };
+    let (addr, len) = parse_cidr(cidr)?;
+    let ports = match ports {
+        None => 1..=u16::MAX,
+        Some(p) => parse_ports(p).map_err(|why| format!("\"{s}\": {why}"))?,
+    };
+    Ok(PeerRange { addr, len, ports })
+}
+
+fn parse_ports(p: &str) -> Result<RangeInclusive<u16>, String> {
+    let port = |t: &str| -> Result<u16, String> {
+        match t.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("\"{t}\" is not a port (1 to 65535)")),
+            Ok(n) => Ok(n),
+        }
+    };
+    let (first, last) = match p.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let only = port(p)?;
+            (only, only)
+        }
+    };
+    if first > last {
+        return Err(format!("the port range {first}-{last} is empty"));
+    }
+    Ok(first..=last)
+}
+
 /// Parses `addr/len`, checking the prefix length against the family.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     let (addr, len) = s
@@ -307,6 +422,59 @@ mod tests {
         assert!(text.contains("av_edge.relay_address_v6"), "{text}");
         c.av_edge.relay_address_v6 = "::1".parse().ok();
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn peer_ranges_may_carry_ports() {
+        use super::parse_peer_range;
+        let r = parse_peer_range("10.0.0.0/8:50000-59999").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.addr.to_string(), r.len), ("10.0.0.0".into(), 8));
+        assert_eq!(r.ports, 50000..=59999);
+        let r = parse_peer_range("fd00::/8:3478").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.len, r.ports), (8, 3478..=3478));
+        let r = parse_peer_range("192.168.0.0/16").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.ports, 1..=65535);
+        for bad in [
+            "10.0.0.0/8:",
+            "10.0.0.0/8:0",
+            "10.0.0.0/8:70000",
+            "10.0.0.0/8:6000-5000",
+            "10.0.0.0/8:a-b",
+            "10.0.0.0:80",
+        ] {
+            assert!(parse_peer_range(bad).is_err(), "{bad} accepted");
+        }
+        let mut c = Config::embedded_default();
+        c.av_edge.allowed_peer_ranges = vec!["10.0.0.0/8:50000-59999".into()];
+        assert!(c.validate().is_ok());
+        c.av_edge.allowed_peer_ranges = vec!["10.0.0.0/8:6000-5000".into()];
+        let text = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            text.contains("av_edge.allowed_peer_ranges[0]") && text.contains("empty"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn relay_limits_must_be_positive() {
+        let mut c = Config::embedded_default();
+        c.av_edge.max_permissions_per_allocation = 0;
+        c.av_edge.tcp_idle_timeout_secs = 0;
+        let text = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for key in [
+            "av_edge.max_permissions_per_allocation",
+            "av_edge.tcp_idle_timeout_secs",
+        ] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
     }
 
     #[test]
