@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::token::{self, Claims, ParticipantRole, VerifyError};
+use crate::token::{self, Claims, ParticipantRole, TokenLimits, VerifyError, MAC_LEN};
 
 /// Shortest secret accepted: HMAC-SHA256 gains nothing above 32 bytes and is weak far below.
 pub const MIN_SECRET_LEN: usize = 16;
@@ -159,7 +159,7 @@ impl KeyRing {
         gone
     }
 
-    /// Mints a token for one participant, valid for `lifetime_secs` from `now`.
+    /// Mints a token for one participant, issued at `now` and valid for `lifetime_secs`.
     pub fn mint(
         &self,
         conference_id: &str,
@@ -176,25 +176,38 @@ impl KeyRing {
         let claims = Claims {
             conference_id: conference_id.to_owned(),
             role,
+            issued_at: now,
             expires_at: now.saturating_add(lifetime_secs),
             key_id: current.id,
         };
         token::sign_text(&claims, &entry.secret).map_err(KeyRingError::Mint)
     }
 
-    /// Verifies a token for `conference_id` at `now`. The signature is checked before
-    /// expiry and conference, so an unsigned guess learns nothing but "bad signature".
-    pub fn verify(&self, text: &str, conference_id: &str, now: u64) -> Result<Claims, VerifyError> {
+    /// Verifies a token for `conference_id` at `now`, within `limits` whatever the token
+    /// claims. The signature is checked before age, expiry and conference, so an unsigned
+    /// guess learns nothing but "bad signature"; an unknown key id costs the same MAC work
+    /// as a known one, so timing does not tell them apart either.
+    pub fn verify(
+        &self,
+        text: &str,
+        conference_id: &str,
+        now: u64,
+        limits: &TokenLimits,
+    ) -> Result<Claims, VerifyError> {
         let parsed = token::parse(text)?;
         let id = parsed.claims.key_id;
-        let entry = self
+        let Some(entry) = self
             .entries
             .iter()
             .find(|e| e.record.id == id && e.record.live_at(now))
-            .ok_or(VerifyError::UnknownKey(id))?;
+        else {
+            let _ = token::mac_matches(&parsed.signed, &parsed.mac, &[0u8; MAC_LEN]);
+            return Err(VerifyError::UnknownKey(id));
+        };
         if !token::mac_matches(&parsed.signed, &parsed.mac, &entry.secret) {
             return Err(VerifyError::BadSignature);
         }
+        limits.check_age(&parsed.claims, now)?;
         if now > parsed.claims.expires_at {
             return Err(VerifyError::Expired {
                 expires_at: parsed.claims.expires_at,
@@ -236,6 +249,10 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_790_000_000;
+    const LIMITS: TokenLimits = TokenLimits {
+        max_lifetime_secs: 8 * 3_600,
+        max_clock_skew_secs: 30,
+    };
 
     fn ring() -> KeyRing {
         let mut r = KeyRing::default();
@@ -250,7 +267,7 @@ mod tests {
         let t = r
             .mint("conf-1", ParticipantRole::Presenter, 600, NOW)
             .unwrap();
-        let c = r.verify(&t, "conf-1", NOW + 10).unwrap();
+        let c = r.verify(&t, "conf-1", NOW + 10, &LIMITS).unwrap();
         assert_eq!(c.conference_id, "conf-1");
         assert_eq!(c.role, ParticipantRole::Presenter);
         assert_eq!(c.expires_at, NOW + 600);
@@ -261,9 +278,9 @@ mod tests {
     fn expiry_is_inclusive_then_refused() {
         let r = ring();
         let t = r.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
-        assert!(r.verify(&t, "c", NOW + 60).is_ok());
+        assert!(r.verify(&t, "c", NOW + 60, &LIMITS).is_ok());
         assert_eq!(
-            r.verify(&t, "c", NOW + 61),
+            r.verify(&t, "c", NOW + 61, &LIMITS),
             Err(VerifyError::Expired {
                 expires_at: NOW + 60,
                 now: NOW + 61
@@ -275,7 +292,10 @@ mod tests {
     fn wrong_conference_is_refused() {
         let r = ring();
         let t = r.mint("c-a", ParticipantRole::Attendee, 60, NOW).unwrap();
-        assert_eq!(r.verify(&t, "c-b", NOW), Err(VerifyError::WrongConference));
+        assert_eq!(
+            r.verify(&t, "c-b", NOW, &LIMITS),
+            Err(VerifyError::WrongConference)
+        );
     }
 
     #[test]
@@ -285,14 +305,17 @@ mod tests {
             .insert(SessionSecret::new(1, &[8u8; 32], NOW).unwrap())
             .unwrap();
         let t = other.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
-        assert_eq!(ring().verify(&t, "c", NOW), Err(VerifyError::BadSignature));
+        assert_eq!(
+            ring().verify(&t, "c", NOW, &LIMITS),
+            Err(VerifyError::BadSignature)
+        );
         let mut third = KeyRing::default();
         third
             .insert(SessionSecret::new(9, &[7u8; 32], NOW).unwrap())
             .unwrap();
         let t9 = third.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
         assert_eq!(
-            ring().verify(&t9, "c", NOW),
+            ring().verify(&t9, "c", NOW, &LIMITS),
             Err(VerifyError::UnknownKey(9))
         );
     }
@@ -307,8 +330,74 @@ mod tests {
         for i in 0..raw.len() * 8 {
             let mut m = raw.clone();
             m[i / 8] ^= 1 << (i % 8);
-            let res = r.verify(&URL_SAFE_NO_PAD.encode(&m), "conf", NOW);
+            let res = r.verify(&URL_SAFE_NO_PAD.encode(&m), "conf", NOW, &LIMITS);
             assert!(res.is_err(), "bit {i} flipped still verifies");
+        }
+    }
+
+    #[test]
+    fn a_token_older_than_the_maximum_lifetime_is_refused_whatever_its_expiry() {
+        let r = ring();
+        // Minted two days ago with a lifetime of a year: its own expiry is far away.
+        let old = r
+            .mint(
+                "c",
+                ParticipantRole::Attendee,
+                365 * 86_400,
+                NOW - 2 * 86_400,
+            )
+            .unwrap();
+        assert_eq!(
+            r.verify(&old, "c", NOW, &LIMITS),
+            Err(VerifyError::TooOld {
+                issued_at: NOW - 2 * 86_400,
+                max_lifetime: LIMITS.max_lifetime_secs,
+                now: NOW
+            })
+        );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let r = ring();
+        let future = r
+            .mint("c", ParticipantRole::Attendee, 600, NOW + 3_600)
+            .unwrap();
+        assert_eq!(
+            r.verify(&future, "c", NOW, &LIMITS),
+            Err(VerifyError::IssuedInFuture {
+                issued_at: NOW + 3_600,
+                now: NOW
+            })
+        );
+        // A server clock a few seconds ahead is tolerated.
+        let close = r
+            .mint("c", ParticipantRole::Attendee, 600, NOW + 20)
+            .unwrap();
+        assert!(r.verify(&close, "c", NOW, &LIMITS).is_ok());
+    }
+
+    #[test]
+    fn every_other_character_at_the_end_is_refused() {
+        // Conference ids of 1 to 3 bytes give every length modulo 3, so the last character
+        // carries 2, 4 or 0 unused bits.
+        let r = ring();
+        for conf in ["a", "ab", "abc"] {
+            let t = r.mint(conf, ParticipantRole::Attendee, 60, NOW).unwrap();
+            for pos in [t.len() - 1, t.len() - 2] {
+                for c in (0u8..=127).filter(|c| c.is_ascii_graphic()) {
+                    let mut m = t.clone().into_bytes();
+                    if m[pos] == c {
+                        continue;
+                    }
+                    m[pos] = c;
+                    let text = String::from_utf8(m).unwrap();
+                    assert!(
+                        r.verify(&text, conf, NOW, &LIMITS).is_err(),
+                        "{t} -> {text} still verifies"
+                    );
+                }
+            }
         }
     }
 
@@ -322,16 +411,16 @@ mod tests {
         let fresh = r
             .mint("c", ParticipantRole::Attendee, 3600, NOW + 100)
             .unwrap();
-        assert_eq!(r.verify(&fresh, "c", NOW + 101).unwrap().key_id, 2);
+        assert_eq!(r.verify(&fresh, "c", NOW + 101, &LIMITS).unwrap().key_id, 2);
         // Inside the overlap the old token still works; after it, its key is unknown.
-        assert!(r.verify(&old, "c", NOW + 400).is_ok());
+        assert!(r.verify(&old, "c", NOW + 400, &LIMITS).is_ok());
         assert_eq!(
-            r.verify(&old, "c", NOW + 401),
+            r.verify(&old, "c", NOW + 401, &LIMITS),
             Err(VerifyError::UnknownKey(1))
         );
         assert_eq!(r.prune(NOW + 401), vec![1]);
         assert_eq!(r.records().len(), 1);
-        assert!(r.verify(&fresh, "c", NOW + 402).is_ok());
+        assert!(r.verify(&fresh, "c", NOW + 402, &LIMITS).is_ok());
     }
 
     #[test]
@@ -384,7 +473,7 @@ mod tests {
         let back: Vec<SessionSecret> = serde_json::from_str(&json).unwrap();
         let r2 = KeyRing::from_records(back).unwrap();
         let t = r.mint("c", ParticipantRole::Attendee, 60, NOW).unwrap();
-        assert!(r2.verify(&t, "c", NOW).is_ok());
+        assert!(r2.verify(&t, "c", NOW, &LIMITS).is_ok());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! sans-IO: pure functions over byte slices and Unix timestamps, so every rule is tested
 //! without sockets.
 //!
-//! - [`token`]: the token itself (conference id, role, expiry, key id, HMAC-SHA256).
+//! - [`token`]: the token itself (conference id, role, issue and expiry times, key id,
+//!   HMAC-SHA256) and the age limits the edge puts on it.
 //! - [`keyring`]: shared secrets with ids, rotation with overlap, minting and verification.
 //! - [`wire`]: frames on the client leg and on the internal leg, and the close codes.
 
@@ -15,5 +16,5 @@ pub mod token;
 pub mod wire;
 
 pub use keyring::{KeyRing, KeyRingError, SessionSecret};
-pub use token::{Claims, ParticipantRole, VerifyError};
+pub use token::{Claims, ParticipantRole, TokenLimits, VerifyError};
 pub use wire::CloseCode;

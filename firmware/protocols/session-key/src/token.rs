@@ -3,29 +3,44 @@
 //! Binary layout (all integers big-endian):
 //!
 //! ```text
-//! version u8 (=1) | key_id u32 | expires_at u64 (Unix s) | role u8 | conf_len u8 | conference id | mac [32]
+//! version u8 (=2) | key_id u32 | issued_at u64 | expires_at u64 | role u8 | conf_len u8 | conference id | mac [32]
 //! ```
 //!
-//! The MAC is HMAC-SHA256 over every byte before it, with the secret named by `key_id`.
-//! The text form is the binary form in unpadded base64url, safe in URLs, JSON and headers.
+//! Times are Unix seconds. The MAC is HMAC-SHA256 over every byte before it, with the
+//! secret named by `key_id`. The text form is the binary form in unpadded base64url, safe
+//! in URLs, JSON and headers, and only its canonical spelling is accepted: one token has
+//! one text, so a log line or a replay cache never sees two spellings of the same token.
+//! Version 1 (without `issued_at`) is refused: its age cannot be bounded.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Format version written in the first byte.
-pub const TOKEN_VERSION: u8 = 1;
+pub const TOKEN_VERSION: u8 = 2;
 /// Length of the HMAC-SHA256 tag.
 pub const MAC_LEN: usize = 32;
 /// Longest conference id accepted, in bytes.
 pub const MAX_CONFERENCE_ID: usize = 128;
 /// Fixed part before the conference id.
-const HEADER_LEN: usize = 1 + 4 + 8 + 1 + 1;
+const HEADER_LEN: usize = 1 + 4 + 8 + 8 + 1 + 1;
 /// Longest token text: bounded so a first frame can be bounded.
 pub const MAX_TOKEN_TEXT: usize = (HEADER_LEN + MAX_CONFERENCE_ID + MAC_LEN).div_ceil(3) * 4;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// Unpadded base64url that refuses padding and nonzero unused bits in the last character
+/// (stated here rather than left to the crate's defaults).
+const TEXT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
 
 /// What a participant may do in the meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +91,8 @@ impl std::str::FromStr for ParticipantRole {
 pub struct Claims {
     pub conference_id: String,
     pub role: ParticipantRole,
+    /// Unix seconds when it was minted; the edge bounds a token's age from it.
+    pub issued_at: u64,
     /// Unix seconds after which the token is refused.
     pub expires_at: u64,
     pub key_id: u32,
@@ -88,12 +105,50 @@ pub enum VerifyError {
     Malformed(&'static str),
     #[error("session key expired at {expires_at} (now {now})")]
     Expired { expires_at: u64, now: u64 },
+    #[error("session key issued at {issued_at} is older than the maximum lifetime of {max_lifetime} s (now {now})")]
+    TooOld {
+        issued_at: u64,
+        max_lifetime: u64,
+        now: u64,
+    },
+    #[error("session key issued at {issued_at}, in the future (now {now})")]
+    IssuedInFuture { issued_at: u64, now: u64 },
     #[error("session key signed with unknown or retired key id {0}")]
     UnknownKey(u32),
     #[error("session key signature does not verify")]
     BadSignature,
     #[error("session key is for another conference")]
     WrongConference,
+}
+
+/// What the edge allows whatever a token claims: a token's claimed expiry is only ever
+/// shortened by these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// A token is refused once it is older than this, counted from its issue time.
+    pub max_lifetime_secs: u64,
+    /// How far ahead of the edge's clock an issue time may be (the conferencing servers'
+    /// clocks differ a little from the edge's).
+    pub max_clock_skew_secs: u64,
+}
+
+impl TokenLimits {
+    /// Refuses claims issued too far in the future or longer ago than the maximum
+    /// lifetime. A lifetime ends inclusively, like `expires_at`.
+    pub fn check_age(&self, claims: &Claims, now: u64) -> Result<(), VerifyError> {
+        let issued_at = claims.issued_at;
+        if issued_at > now.saturating_add(self.max_clock_skew_secs) {
+            return Err(VerifyError::IssuedInFuture { issued_at, now });
+        }
+        if now > issued_at.saturating_add(self.max_lifetime_secs) {
+            return Err(VerifyError::TooOld {
+                issued_at,
+                max_lifetime: self.max_lifetime_secs,
+                now,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks a conference id: 1 to 128 bytes of visible ASCII, so it prints safely in logs
@@ -117,6 +172,7 @@ pub(crate) fn signed_body(claims: &Claims) -> Result<Vec<u8>, &'static str> {
     let mut out = Vec::with_capacity(HEADER_LEN + claims.conference_id.len() + MAC_LEN);
     out.push(TOKEN_VERSION);
     out.extend_from_slice(&claims.key_id.to_be_bytes());
+    out.extend_from_slice(&claims.issued_at.to_be_bytes());
     out.extend_from_slice(&claims.expires_at.to_be_bytes());
     out.push(claims.role.to_byte());
     // check_conference_id bounds the length to 128, so it fits a byte.
@@ -138,9 +194,16 @@ pub fn parse(text: &str) -> Result<ParsedToken, VerifyError> {
     if text.len() > MAX_TOKEN_TEXT {
         return Err(VerifyError::Malformed("session key too long"));
     }
-    let raw = URL_SAFE_NO_PAD
+    let raw = TEXT
         .decode(text.as_bytes())
         .map_err(|_| VerifyError::Malformed("session key is not base64url"))?;
+    // The decoder already refuses every other spelling; the round trip keeps that true
+    // whatever a future version of the crate defaults to.
+    if TEXT.encode(&raw) != text {
+        return Err(VerifyError::Malformed(
+            "session key is not canonical base64url",
+        ));
+    }
     parse_binary(&raw)
 }
 
@@ -153,12 +216,16 @@ pub fn parse_binary(raw: &[u8]) -> Result<ParsedToken, VerifyError> {
         return Err(VerifyError::Malformed("unknown session key version"));
     }
     let key_id = u32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]);
-    let mut exp = [0u8; 8];
-    exp.copy_from_slice(&raw[5..13]);
-    let expires_at = u64::from_be_bytes(exp);
-    let role = ParticipantRole::from_byte(raw[13])
+    let time_at = |at: usize| {
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&raw[at..at + 8]);
+        u64::from_be_bytes(t)
+    };
+    let issued_at = time_at(5);
+    let expires_at = time_at(13);
+    let role = ParticipantRole::from_byte(raw[21])
         .ok_or(VerifyError::Malformed("unknown participant role"))?;
-    let conf_len = usize::from(raw[14]);
+    let conf_len = usize::from(raw[22]);
     if raw.len() != HEADER_LEN + conf_len + MAC_LEN {
         return Err(VerifyError::Malformed(
             "session key length does not match its conference id",
@@ -176,6 +243,7 @@ pub fn parse_binary(raw: &[u8]) -> Result<ParsedToken, VerifyError> {
         claims: Claims {
             conference_id,
             role,
+            issued_at,
             expires_at,
             key_id,
         },
@@ -195,7 +263,7 @@ pub(crate) fn sign_binary(claims: &Claims, secret: &[u8]) -> Result<Vec<u8>, &'s
 
 /// Signs claims with `secret` and returns the text form.
 pub(crate) fn sign_text(claims: &Claims, secret: &[u8]) -> Result<String, &'static str> {
-    Ok(URL_SAFE_NO_PAD.encode(sign_binary(claims, secret)?))
+    Ok(TEXT.encode(sign_binary(claims, secret)?))
 }
 
 /// Whether `mac` is the tag of `signed` under `secret`, compared in constant time.
@@ -213,10 +281,14 @@ pub(crate) fn mac_matches(signed: &[u8], mac: &[u8; MAC_LEN], secret: &[u8]) -> 
 mod tests {
     use super::*;
 
+    const URL_SAFE_ALPHABET: &str =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
     fn claims(conf: &str) -> Claims {
         Claims {
             conference_id: conf.into(),
             role: ParticipantRole::Attendee,
+            issued_at: 1_799_999_000,
             expires_at: 1_800_000_000,
             key_id: 7,
         }
@@ -283,19 +355,19 @@ mod tests {
     fn structural_faults_are_named() {
         let raw = sign_binary(&claims("c1"), b"k").unwrap();
         let mut v = raw.clone();
-        v[0] = 2;
+        v[0] = 3;
         assert_eq!(
             parse_binary(&v),
             Err(VerifyError::Malformed("unknown session key version"))
         );
         let mut r = raw.clone();
-        r[13] = 9;
+        r[21] = 9;
         assert_eq!(
             parse_binary(&r),
             Err(VerifyError::Malformed("unknown participant role"))
         );
         let mut s = raw.clone();
-        s[15] = b' ';
+        s[23] = b' ';
         assert!(matches!(parse_binary(&s), Err(VerifyError::Malformed(_))));
         assert!(matches!(
             parse("not*base64"),
@@ -305,6 +377,90 @@ mod tests {
             parse(&"A".repeat(MAX_TOKEN_TEXT + 1)),
             Err(VerifyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn age_is_bounded_from_the_issue_time_with_a_small_skew() {
+        let limits = TokenLimits {
+            max_lifetime_secs: 3_600,
+            max_clock_skew_secs: 30,
+        };
+        let mut c = claims("c");
+        c.issued_at = 1_000_000;
+        // Inside: from 30 s before the issue time to exactly one lifetime after it.
+        for now in [999_970, 1_000_000, 1_003_600] {
+            assert_eq!(limits.check_age(&c, now), Ok(()), "now {now}");
+        }
+        assert_eq!(
+            limits.check_age(&c, 999_969),
+            Err(VerifyError::IssuedInFuture {
+                issued_at: 1_000_000,
+                now: 999_969
+            })
+        );
+        assert_eq!(
+            limits.check_age(&c, 1_003_601),
+            Err(VerifyError::TooOld {
+                issued_at: 1_000_000,
+                max_lifetime: 3_600,
+                now: 1_003_601
+            })
+        );
+        // Extreme values saturate rather than wrap.
+        c.issued_at = u64::MAX;
+        assert!(limits.check_age(&c, 0).is_err());
+        let lax = TokenLimits {
+            max_lifetime_secs: u64::MAX,
+            max_clock_skew_secs: u64::MAX,
+        };
+        assert_eq!(lax.check_age(&c, u64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn only_the_canonical_text_decodes() {
+        // A lenient decoder finds the other spellings of the same bytes: the last
+        // character's unused bits set. 56 bytes leave 2 unused bits, 58 bytes leave 4.
+        let lenient = GeneralPurpose::new(
+            &URL_SAFE,
+            GeneralPurposeConfig::new()
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+                .with_decode_allow_trailing_bits(true),
+        );
+        for (conf, other_spellings) in [("c", 3), ("ccc", 15)] {
+            let raw = sign_binary(&claims(conf), b"k").unwrap();
+            let canonical = TEXT.encode(&raw);
+            assert_eq!(parse(&canonical).unwrap().claims, claims(conf));
+            let last = canonical.len() - 1;
+            let mut seen = 0;
+            for c in URL_SAFE_ALPHABET.bytes() {
+                let mut t = canonical.clone().into_bytes();
+                t[last] = c;
+                let t = String::from_utf8(t).unwrap();
+                if t == canonical || lenient.decode(&t).ok() != Some(raw.clone()) {
+                    continue;
+                }
+                seen += 1;
+                assert!(
+                    matches!(parse(&t), Err(VerifyError::Malformed(_))),
+                    "{t} decodes"
+                );
+            }
+            assert_eq!(seen, other_spellings, "{conf}");
+            // Padding and the standard alphabet are other spellings too.
+            assert!(parse(&format!("{canonical}=")).is_err());
+            let padded = base64::engine::general_purpose::URL_SAFE.encode(&raw);
+            assert!(parse(&padded).is_err());
+        }
+    }
+
+    #[test]
+    fn version_one_tokens_are_refused() {
+        let mut raw = sign_binary(&claims("c1"), b"k").unwrap();
+        raw[0] = 1;
+        assert_eq!(
+            parse_binary(&raw),
+            Err(VerifyError::Malformed("unknown session key version"))
+        );
     }
 
     #[test]

@@ -65,10 +65,15 @@ pub enum CloseCode {
     IdleTimeout = 14,
     NoAlpn = 15,
     Internal = 16,
+    /// What a client hears for any session key that parsed but was not admitted: the
+    /// codes 4 to 7 and 18 stay inside the edge (counters, debug logs).
+    KeyRefused = 17,
+    /// Issued longer ago than the edge's maximum token lifetime, or in the future.
+    KeyLifetime = 18,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 17] = [
+    pub const ALL: [CloseCode; 19] = [
         CloseCode::Normal,
         CloseCode::MalformedFrame,
         CloseCode::FrameTooLarge,
@@ -86,6 +91,8 @@ impl CloseCode {
         CloseCode::IdleTimeout,
         CloseCode::NoAlpn,
         CloseCode::Internal,
+        CloseCode::KeyRefused,
+        CloseCode::KeyLifetime,
     ];
 
     pub fn from_u8(b: u8) -> Option<CloseCode> {
@@ -121,6 +128,33 @@ impl CloseCode {
             CloseCode::IdleTimeout => "idle_timeout",
             CloseCode::NoAlpn => "no_alpn",
             CloseCode::Internal => "internal",
+            CloseCode::KeyRefused => "key_refused",
+            CloseCode::KeyLifetime => "key_lifetime",
+        }
+    }
+
+    /// The code a client outside is sent for this reason. Every refusal that depends on
+    /// the key ring (which key ids exist, which expired or retired, what they signed)
+    /// becomes `key_refused`, so probing tokens learns nothing about the ring; a
+    /// malformed key says nothing about the ring and keeps its own code.
+    pub fn for_client(self) -> CloseCode {
+        match self {
+            CloseCode::KeyExpired
+            | CloseCode::KeyUnknown
+            | CloseCode::KeyBadSignature
+            | CloseCode::WrongConference
+            | CloseCode::KeyLifetime => CloseCode::KeyRefused,
+            other => other,
+        }
+    }
+
+    /// The reason text a client is sent with [`Self::for_client`]: the internal reason
+    /// when the code is passed on unchanged, a fixed text when it was folded.
+    pub fn client_reason(self, reason: &str) -> &str {
+        if self.for_client() == self {
+            reason
+        } else {
+            "session key refused"
         }
     }
 
@@ -129,6 +163,9 @@ impl CloseCode {
         match e {
             crate::VerifyError::Malformed(_) => CloseCode::KeyMalformed,
             crate::VerifyError::Expired { .. } => CloseCode::KeyExpired,
+            crate::VerifyError::TooOld { .. } | crate::VerifyError::IssuedInFuture { .. } => {
+                CloseCode::KeyLifetime
+            }
             crate::VerifyError::UnknownKey(_) => CloseCode::KeyUnknown,
             crate::VerifyError::BadSignature => CloseCode::KeyBadSignature,
             crate::VerifyError::WrongConference => CloseCode::WrongConference,
@@ -505,6 +542,44 @@ mod tests {
     }
 
     #[test]
+    fn clients_hear_one_code_for_every_refusal_that_depends_on_the_ring() {
+        use crate::VerifyError;
+        let ring_dependent = [
+            VerifyError::Expired {
+                expires_at: 1,
+                now: 2,
+            },
+            VerifyError::UnknownKey(77),
+            VerifyError::BadSignature,
+            VerifyError::WrongConference,
+            VerifyError::TooOld {
+                issued_at: 1,
+                max_lifetime: 1,
+                now: 3,
+            },
+            VerifyError::IssuedInFuture {
+                issued_at: 9,
+                now: 1,
+            },
+        ];
+        for e in &ring_dependent {
+            let inside = CloseCode::for_verify_error(e);
+            assert_ne!(inside, CloseCode::KeyRefused, "{e}: counted by its reason");
+            assert_eq!(inside.for_client(), CloseCode::KeyRefused, "{e}");
+            let said = inside.client_reason(&e.to_string()).to_owned();
+            assert_eq!(said, "session key refused");
+            assert!(!said.contains("77"));
+        }
+        let malformed = CloseCode::for_verify_error(&VerifyError::Malformed("too short"));
+        assert_eq!(malformed.for_client(), CloseCode::KeyMalformed);
+        assert_eq!(malformed.client_reason("too short"), "too short");
+        for code in CloseCode::ALL {
+            assert_eq!(CloseCode::from_u8(code as u8), Some(code), "{code:?}");
+            assert_eq!(code.for_client().for_client(), code.for_client());
+        }
+    }
+
+    #[test]
     fn hello_round_trips_and_reports_bytes_used() {
         let mut buf = hello().encode().unwrap();
         let n = buf.len();
@@ -615,7 +690,7 @@ mod tests {
             assert_eq!(CloseCode::from_u8(c as u8), Some(c));
             assert_eq!(CloseCode::from_quic(u64::from(c.to_quic())), Some(c));
         }
-        assert_eq!(CloseCode::from_u8(17), None);
+        assert_eq!(CloseCode::from_u8(19), None);
         assert_eq!(CloseCode::from_quic(1 << 40), None);
     }
 

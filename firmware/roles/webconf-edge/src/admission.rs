@@ -22,7 +22,8 @@ pub(crate) struct Admitted {
     pub _conference_slot: SlotGuard<String>,
 }
 
-/// A refusal: the close code and the reason sent with it.
+/// A refusal: the close code and the reason, as counted and logged inside the edge; what a
+/// client is sent is [`CloseCode::for_client`] and [`CloseCode::client_reason`].
 pub(crate) type Refusal = (CloseCode, String);
 
 /// Reads the first frame from `client`, verifies the key, takes a conference slot, picks
@@ -36,10 +37,17 @@ pub(crate) async fn admit<R: AsyncRead + Unpin>(
 ) -> Result<Admitted, Refusal> {
     let (hello, leftover) = read_hello(client).await?;
     let keys = shared.keys.load();
-    let claims = keys
-        .verify(&hello.token, &hello.conference_id, unix_now())
-        .map_err(|e| (CloseCode::for_verify_error(&e), e.to_string()))?;
     let settings = shared.settings.load();
+    // The reason (key id, times) is for the debug log; the client is sent only
+    // `CloseCode::for_client` of the code.
+    let claims = keys
+        .verify(
+            &hello.token,
+            &hello.conference_id,
+            unix_now(),
+            &settings.token_limits,
+        )
+        .map_err(|e| (CloseCode::for_verify_error(&e), e.to_string()))?;
     let slot = shared
         .limits
         .by_conference

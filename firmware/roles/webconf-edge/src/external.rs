@@ -14,7 +14,8 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 
 use crate::admission::admit;
-use crate::limits::SlotGuard;
+use crate::limits::{GatePlace, SlotGuard};
+use crate::quic_admission::{first_step, Attempt, FirstStep};
 use crate::relay::{relay, RelayParams};
 use crate::shared::Shared;
 
@@ -173,7 +174,8 @@ async fn tls_session(shared: &Shared, handshaken: Handshaken) {
     drop(address_slot);
 }
 
-/// Sends a CLOSE frame with the reason, counts it, and shuts the stream down.
+/// Counts the refusal by its reason, sends a CLOSE frame with what a client may learn of
+/// it, and shuts the stream down.
 async fn refuse_stream<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     stream: &mut S,
@@ -183,33 +185,63 @@ async fn refuse_stream<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     shared.metrics.closed(code);
     tracing::debug!(target: "webconf_edge", %peer, code = %code, reason, "client refused");
+    let frame = wire::close_frame(code.for_client(), code.client_reason(reason));
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(&wire::close_frame(code, reason)).await;
+        let _ = stream.write_all(&frame).await;
         let _ = stream.flush().await;
         let _ = stream.shutdown().await;
     })
     .await;
 }
 
+/// Takes each QUIC attempt as it arrives: a Retry or a refusal costs no task and no state;
+/// an attempt that may begin its handshake takes a place under the handshake cap first.
 pub(crate) async fn quic_accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        if shared.clients.is_draining() {
-            // Refused at once with a clear CONNECTION_REFUSED rather than left to time out.
-            incoming.refuse();
-            continue;
+        let settings = shared.settings.load();
+        let attempt = Attempt {
+            draining: shared.clients.is_draining(),
+            address_validated: incoming.remote_address_validated(),
+            may_retry: incoming.may_retry(),
+        };
+        match first_step(attempt, settings.quic_retry) {
+            FirstStep::Refuse => incoming.refuse(),
+            FirstStep::Retry => match incoming.retry() {
+                Ok(()) => shared.metrics.quic_retries.inc(),
+                Err(e) => e.into_incoming().refuse(),
+            },
+            FirstStep::Handshake => {
+                let Some(place) = shared
+                    .limits
+                    .quic_handshakes
+                    .try_enter(settings.quic_max_handshakes)
+                else {
+                    shared.metrics.quic_handshake_refusals.inc();
+                    tracing::debug!(target: "webconf_edge", peer = %incoming.remote_address(),
+                        max = settings.quic_max_handshakes, "QUIC attempt refused: handshake cap reached");
+                    incoming.refuse();
+                    continue;
+                };
+                let s = shared.clone();
+                shared
+                    .clients
+                    .spawn(async move { quic_session(s, incoming, place).await });
+            }
         }
-        let s = shared.clone();
-        shared
-            .clients
-            .spawn(async move { quic_session(s, incoming).await });
     }
 }
 
+/// Closes with what a client may learn of `code` (see [`CloseCode::for_client`]).
 fn quic_close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
-    conn.close(quinn::VarInt::from_u32(code.to_quic()), reason.as_bytes());
+    conn.close(
+        quinn::VarInt::from_u32(code.for_client().to_quic()),
+        code.client_reason(reason).as_bytes(),
+    );
 }
 
-async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
+/// One QUIC client; `handshake` is its place under the handshake cap, given back once its
+/// first frame is judged.
+async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming, handshake: GatePlace) {
     let settings = shared.settings.load_full();
     let deadline = Instant::now() + settings.first_frame_timeout;
     let peer = incoming.remote_address();
@@ -293,6 +325,7 @@ async fn quic_session(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     };
+    drop(handshake);
     let accept = wire::accept_frame(admitted.claims.role);
     if io.write_all(&accept).await.is_err() || io.flush().await.is_err() {
         return;

@@ -91,7 +91,12 @@ pub fn rotate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_key::ParticipantRole;
+    use session_key::{ParticipantRole, TokenLimits};
+
+    const LIMITS: TokenLimits = TokenLimits {
+        max_lifetime_secs: 3_600,
+        max_clock_skew_secs: 30,
+    };
 
     #[test]
     fn first_start_creates_one_key_and_restarts_keep_it() {
@@ -104,7 +109,7 @@ mod tests {
         let t = a
             .mint("c", ParticipantRole::Attendee, 60, unix_now())
             .unwrap();
-        assert!(b.verify(&t, "c", unix_now()).is_ok());
+        assert!(b.verify(&t, "c", unix_now(), &LIMITS).is_ok());
     }
 
     #[test]
@@ -120,7 +125,7 @@ mod tests {
         assert_eq!(ring.records(), reloaded.records());
         assert_eq!(reloaded.current(unix_now()).map(|k| k.id), Some(2));
         assert!(
-            reloaded.verify(&old, "c", unix_now()).is_ok(),
+            reloaded.verify(&old, "c", unix_now(), &LIMITS).is_ok(),
             "old key verifies in the overlap"
         );
         // Without overlap the old key is gone at once.

@@ -9,7 +9,7 @@
 //!
 //! Modules: [`settings`] (live settings), [`keys`] (session-key ring in the store),
 //! `admission` (first frame), `relay` (bytes of one session), `external` (client
-//! listeners), `internal` (server listener and links), [`pool`] (routing), [`limits`],
+//! listeners), `quic_admission` (Retry or handshake for a QUIC attempt), `internal` (server listener and links), [`pool`] (routing), [`limits`],
 //! [`metrics`], [`bundle`] (demo connector bundle), `rotation` (key rotation and listing),
 //! `role` (start, status, apply, drain, admin queries `keys` and action `rotate`).
 
@@ -21,6 +21,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod pool;
+mod quic_admission;
 mod relay;
 mod role;
 mod rotation;

@@ -1,9 +1,13 @@
-//! Per-address and per-conference session counts, released by guards so no path can leak.
+//! Per-address and per-conference session counts, and the global count of QUIC
+//! connections not yet admitted; all released by guards so no path can leak.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use edged_metrics::Gauge;
 
 /// Counts per key; an entry disappears when its count returns to zero.
 #[derive(Debug)]
@@ -75,11 +79,56 @@ impl<K: Eq + Hash + Clone> Drop for SlotGuard<K> {
     }
 }
 
-/// Both tables of the role.
+/// One count with a ceiling over every client, mirrored into a gauge for the metrics.
+#[derive(Debug, Default)]
+pub struct Gate {
+    taken: AtomicU32,
+    gauge: Gauge,
+}
+
+impl Gate {
+    pub fn new(gauge: Gauge) -> Self {
+        Self {
+            taken: AtomicU32::new(0),
+            gauge,
+        }
+    }
+
+    /// Takes a place if fewer than `max` are taken.
+    pub fn try_enter(self: &Arc<Self>, max: u32) -> Option<GatePlace> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        self.gauge.inc();
+        Some(GatePlace(self.clone()))
+    }
+
+    /// Places taken now.
+    pub fn taken(&self) -> u32 {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+/// A place in a [`Gate`]; dropping it gives the place back.
+#[derive(Debug)]
+pub struct GatePlace(Arc<Gate>);
+
+impl Drop for GatePlace {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::AcqRel);
+        self.0.gauge.dec();
+    }
+}
+
+/// The tables and the gate of the role.
 #[derive(Debug, Default)]
 pub struct Limits {
     pub by_address: Arc<CountTable<IpAddr>>,
     pub by_conference: Arc<CountTable<String>>,
+    /// QUIC connections in their handshake or before their first frame is judged.
+    pub quic_handshakes: Arc<Gate>,
 }
 
 #[cfg(test)]
@@ -99,5 +148,25 @@ mod tests {
         assert!(t.is_empty(), "entries vanish at zero");
         assert!(t.try_take(3, 0).is_none());
         assert!(t.is_empty(), "a refused key leaves no entry");
+    }
+
+    #[test]
+    fn the_gate_holds_at_most_its_ceiling_and_counts_in_its_gauge() {
+        let gauge = Gauge::detached();
+        let gate = Arc::new(Gate::new(gauge.clone()));
+        let a = gate.try_enter(2).unwrap();
+        let b = gate.try_enter(2).unwrap();
+        assert!(gate.try_enter(2).is_none());
+        assert_eq!((gate.taken(), gauge.get()), (2, 2));
+        // A lower ceiling set live refuses until enough places are given back.
+        drop(a);
+        assert!(gate.try_enter(1).is_none());
+        drop(b);
+        let c = gate.try_enter(1).unwrap();
+        assert_eq!((gate.taken(), gauge.get()), (1, 1));
+        drop(c);
+        assert_eq!((gate.taken(), gauge.get()), (0, 0));
+        assert!(gate.try_enter(0).is_none());
+        assert_eq!(gate.taken(), 0, "a refusal takes nothing");
     }
 }

@@ -15,6 +15,12 @@ pub struct EdgeMetrics {
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     pub handshake_failed: Counter,
+    /// QUIC attempts answered with a stateless Retry.
+    pub quic_retries: Counter,
+    /// QUIC attempts refused because the handshake cap was reached.
+    pub quic_handshake_refusals: Counter,
+    /// QUIC connections in their handshake or before their first frame is judged.
+    pub quic_handshakes: Gauge,
     /// Closes by reason, refusals and ends alike.
     pub closes: Vec<(CloseCode, Counter)>,
 }
@@ -70,6 +76,21 @@ impl EdgeMetrics {
                 "Client TLS or QUIC handshakes that failed",
                 &[],
             ),
+            quic_retries: r.counter(
+                "edged_webconf_edge_quic_retries_total",
+                "QUIC connection attempts answered with a stateless Retry",
+                &[],
+            ),
+            quic_handshake_refusals: r.counter(
+                "edged_webconf_edge_quic_handshake_refusals_total",
+                "QUIC connection attempts refused at the cap on handshakes in progress",
+                &[],
+            ),
+            quic_handshakes: r.gauge(
+                "edged_webconf_edge_quic_handshakes",
+                "QUIC connections in their handshake or before their first frame is judged",
+                &[],
+            ),
             closes,
         }
     }
@@ -103,6 +124,15 @@ impl EdgeMetrics {
         m.insert("bytes_in".into(), self.bytes_in.get());
         m.insert("bytes_out".into(), self.bytes_out.get());
         m.insert("handshake_failed".into(), self.handshake_failed.get());
+        m.insert("quic_retries".into(), self.quic_retries.get());
+        m.insert(
+            "quic_handshake_refusals".into(),
+            self.quic_handshake_refusals.get(),
+        );
+        m.insert(
+            "quic_handshakes".into(),
+            self.quic_handshakes.get().max(0) as u64,
+        );
         for (code, c) in &self.closes {
             let v = c.get();
             if v > 0 {

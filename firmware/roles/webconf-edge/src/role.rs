@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::bundle::{self, BundleEndpoints};
 use crate::keys;
-use crate::limits::Limits;
+use crate::limits::{Gate, Limits};
 use crate::metrics::EdgeMetrics;
 use crate::pool::Pool;
 use crate::settings::Settings;
@@ -117,14 +117,18 @@ fn external_transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
+/// The QUIC server side of the external port; `max_incoming` bounds the attempts queued
+/// before the accept loop takes them (quinn refuses beyond it; its default is 65,536).
 fn quic_server(
     tls: Arc<rustls::ServerConfig>,
     transport: Arc<quinn::TransportConfig>,
+    max_incoming: u32,
 ) -> Result<quinn::ServerConfig, RoleError> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| RoleError::Other(format!("QUIC TLS configuration: {e}")))?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     sc.transport_config(transport);
+    sc.max_incoming(usize::try_from(max_incoming).unwrap_or(usize::MAX));
     Ok(sc)
 }
 
@@ -134,12 +138,16 @@ struct TlsConfigs {
     internal: TlsAcceptor,
 }
 
-fn tls_configs(tls: &TlsMaterial, cert: &str) -> Result<TlsConfigs, RoleError> {
+fn tls_configs(
+    tls: &TlsMaterial,
+    cert: &str,
+    quic_max_incoming: u32,
+) -> Result<TlsConfigs, RoleError> {
     let client_tls = tls.server_config(cert, ClientAuth::None, &[ALPN_CLIENT])?;
     let internal_tls = tls.server_config(cert, ClientAuth::Internal, &[ALPN_INTERNAL])?;
     Ok(TlsConfigs {
         acceptor: TlsAcceptor::from(client_tls.clone()),
-        ext_quic: quic_server(client_tls, external_transport())?,
+        ext_quic: quic_server(client_tls, external_transport(), quic_max_incoming)?,
         internal: TlsAcceptor::from(internal_tls),
     })
 }
@@ -201,7 +209,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let ext_cfg = socket(&ctx.config, EXTERNAL_KEY, Protocol::Tcp)?;
     let int_cfg = socket(&ctx.config, INTERNAL_KEY, Protocol::Tcp)?;
     let ring = keys::load_or_create(&ctx.store).map_err(|e| RoleError::Other(e.to_string()))?;
-    let configs = tls_configs(&ctx.tls, &cfg.certificate)?;
+    let configs = tls_configs(&ctx.tls, &cfg.certificate, cfg.quic_max_incoming)?;
 
     let (tcp, udp_ext) = bind_external(ext_cfg)?;
     let external_addr = tcp
@@ -244,14 +252,19 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         })?;
     }
 
+    let metrics = EdgeMetrics::new(&ctx.metrics);
+    let limits = Limits {
+        quic_handshakes: Arc::new(Gate::new(metrics.quic_handshakes.clone())),
+        ..Limits::default()
+    };
     let shared = Arc::new(Shared {
         settings: ArcSwap::from_pointee(Settings::from_config(cfg)),
         keys: ArcSwap::from_pointee(ring),
         keys_changed: tokio::sync::watch::Sender::new(()),
         tls_acceptor: ArcSwap::from_pointee(configs.acceptor),
         internal_acceptor: ArcSwap::from_pointee(configs.internal),
-        metrics: EdgeMetrics::new(&ctx.metrics),
-        limits: Limits::default(),
+        metrics,
+        limits,
         pool: Pool::default(),
         clients: Lifecycle::new(),
         links: Lifecycle::new(),
@@ -531,19 +544,29 @@ impl Role for WebconfEdge {
             .extend(Settings::from_config(&old.config.webconf_edge).changes(&new_settings));
         self.shared.settings.store(Arc::new(new_settings));
         // A renewed certificate: new handshakes use it, established sessions keep theirs.
-        if old.tls_changed(
+        let cert_changed = old.tls_changed(
             new,
             |c| c.webconf_edge.certificate.as_str(),
             &[Anchors::Internal],
-        ) {
-            match tls_configs(tls, &config.webconf_edge.certificate) {
+        );
+        // quinn's queue bound lives in its server configuration: a new one for new attempts.
+        let incoming_changed =
+            old.config.webconf_edge.quic_max_incoming != config.webconf_edge.quic_max_incoming;
+        if cert_changed || incoming_changed {
+            match tls_configs(
+                tls,
+                &config.webconf_edge.certificate,
+                config.webconf_edge.quic_max_incoming,
+            ) {
                 Ok(c) => {
-                    self.shared.tls_acceptor.store(Arc::new(c.acceptor));
                     self.ext_quic.set_server_config(Some(c.ext_quic));
-                    self.shared.internal_acceptor.store(Arc::new(c.internal));
-                    report
-                        .applied
-                        .push("webconf_edge.certificate: in use for new handshakes".into());
+                    if cert_changed {
+                        self.shared.tls_acceptor.store(Arc::new(c.acceptor));
+                        self.shared.internal_acceptor.store(Arc::new(c.internal));
+                        report
+                            .applied
+                            .push("webconf_edge.certificate: in use for new handshakes".into());
+                    }
                 }
                 Err(e) => report.restart_required.push(format!(
                     "webconf_edge.certificate: not applied ({e}); the previous certificate stays in use"

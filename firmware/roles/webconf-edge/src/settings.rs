@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use edged_config::roles::webconf_edge::WebconfEdgeConfig;
+use session_key::TokenLimits;
 
 /// Limits and timeouts read on every new session; swapped whole on reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,14 @@ pub struct Settings {
     pub max_sessions_per_conference: u32,
     /// Bytes per second each way per session; none means no cap.
     pub session_bytes_per_sec: Option<u64>,
+    /// Age limits on session keys, whatever they claim.
+    pub token_limits: TokenLimits,
+    /// Stateless Retry for QUIC clients whose address is not validated yet.
+    pub quic_retry: bool,
+    /// QUIC connections not yet admitted, over all clients.
+    pub quic_max_handshakes: u32,
+    /// Queued QUIC connection attempts (quinn's `max_incoming`).
+    pub quic_max_incoming: u32,
     /// Scheduled key rotation period; none: on demand only.
     pub key_rotation: Option<Duration>,
     /// How long older keys keep verifying after a rotation.
@@ -28,6 +37,13 @@ impl Settings {
             max_sessions_per_conference: c.max_sessions_per_conference,
             session_bytes_per_sec: (c.session_bandwidth_kbps > 0)
                 .then(|| u64::from(c.session_bandwidth_kbps) * 1000 / 8),
+            token_limits: TokenLimits {
+                max_lifetime_secs: c.max_token_lifetime_secs,
+                max_clock_skew_secs: c.token_clock_skew_secs,
+            },
+            quic_retry: c.quic_retry,
+            quic_max_handshakes: c.quic_max_handshakes,
+            quic_max_incoming: c.quic_max_incoming,
             key_rotation: (c.key_rotation_hours > 0)
                 .then(|| Duration::from_secs(u64::from(c.key_rotation_hours) * 3600)),
             key_overlap: Duration::from_secs(u64::from(c.key_overlap_minutes) * 60),
@@ -66,6 +82,31 @@ impl Settings {
             "session_bandwidth_kbps",
             format!("{:?}", self.session_bytes_per_sec),
             format!("{:?}", new.session_bytes_per_sec),
+        );
+        note(
+            "max_token_lifetime_secs",
+            self.token_limits.max_lifetime_secs.to_string(),
+            new.token_limits.max_lifetime_secs.to_string(),
+        );
+        note(
+            "token_clock_skew_secs",
+            self.token_limits.max_clock_skew_secs.to_string(),
+            new.token_limits.max_clock_skew_secs.to_string(),
+        );
+        note(
+            "quic_retry",
+            self.quic_retry.to_string(),
+            new.quic_retry.to_string(),
+        );
+        note(
+            "quic_max_handshakes",
+            self.quic_max_handshakes.to_string(),
+            new.quic_max_handshakes.to_string(),
+        );
+        note(
+            "quic_max_incoming",
+            self.quic_max_incoming.to_string(),
+            new.quic_max_incoming.to_string(),
         );
         note(
             "key_rotation_hours",

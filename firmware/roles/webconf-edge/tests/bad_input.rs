@@ -372,5 +372,221 @@ async fn apply_changes_limits_live_and_reports_port_moves() {
     assert_eq!(b.external, t.ext());
     let ring = session_key::KeyRing::from_records(b.keys).unwrap();
     let now = webconf_edge::keys::unix_now();
-    assert!(ring.verify(&t.token("m"), "m", now).is_ok());
+    let limits = session_key::TokenLimits {
+        max_lifetime_secs: 3_600,
+        max_clock_skew_secs: 0,
+    };
+    assert!(ring.verify(&t.token("m"), "m", now, &limits).is_ok());
+}
+
+/// A counter from the role's status (zero until it exists).
+fn counter(t: &common::TestEdge, name: &str) -> u64 {
+    t.edge.status().counters.get(name).copied().unwrap_or(0)
+}
+
+/// A QUIC endpoint of its own that speaks the client ALPN but sends nothing by itself.
+fn raw_quic(t: &common::TestEdge) -> quinn::Endpoint {
+    let tls = webconf_connector::pem::client_config(&t.ca_pem, None, &[wire::ALPN_CLIENT]).unwrap();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    ep
+}
+
+#[tokio::test]
+async fn a_quic_client_proves_its_address_with_a_retry_first() {
+    let t = start(|_| {}).await;
+    let (_c, _) = t.echo_connector(&[]).await;
+    let client = t.client();
+    for n in 1..=2 {
+        let mut s = client
+            .connect_quic(t.ext(), "m", &t.token("m"))
+            .await
+            .unwrap();
+        s.send(b"hi").await.unwrap();
+        assert_eq!(s.recv_exact(2).await.unwrap(), b"hi");
+        assert_eq!(s.close().await.unwrap(), CloseCode::Normal);
+        // Every new connection: the edge hands out no address-validation tokens to skip it.
+        assert_eq!(counter(&t, "quic_retries"), n, "connection {n}");
+    }
+    t.assert_no_leak().await;
+
+    // Switched off, the handshake starts on the first Initial.
+    let t = start(|c| c.webconf_edge.quic_retry = false).await;
+    let (_c, _) = t.echo_connector(&[]).await;
+    let s = t
+        .client()
+        .connect_quic(t.ext(), "m", &t.token("m"))
+        .await
+        .unwrap();
+    assert_eq!(s.close().await.unwrap(), CloseCode::Normal);
+    assert_eq!(counter(&t, "quic_retries"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_handshakes_beyond_the_cap_are_refused_while_sessions_run() {
+    let t = start(|c| {
+        c.webconf_edge.quic_max_handshakes = 2;
+        // The holders below stay unadmitted for the whole test.
+        c.webconf_edge.first_frame_timeout_ms = 30_000;
+    })
+    .await;
+    let (_c, _) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let mut running = client
+        .connect_quic(t.ext(), "m", &t.token("m"))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter(&t, "quic_handshakes"),
+        0,
+        "an admitted session holds no place"
+    );
+
+    // Two connections that finish the handshake and never send their first frame.
+    let ep = raw_quic(&t);
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        holders.push(ep.connect(t.ext(), "localhost").unwrap().await.unwrap());
+    }
+    assert!(
+        common::wait_until(Duration::from_secs(5), || counter(&t, "quic_handshakes")
+            == 2)
+        .await,
+        "holders not counted: {}",
+        counter(&t, "quic_handshakes")
+    );
+    let err = ep
+        .connect(t.ext(), "localhost")
+        .unwrap()
+        .await
+        .expect_err("a third handshake is refused");
+    match &err {
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            assert_eq!(
+                c.error_code,
+                quinn::TransportErrorCode::CONNECTION_REFUSED,
+                "{err}"
+            )
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert_eq!(counter(&t, "quic_handshake_refusals"), 1);
+    // The refused attempt went through Retry first, like every new attempt.
+    assert!(counter(&t, "quic_retries") >= 4);
+
+    // The running session is untouched, over QUIC and beside it over TLS.
+    running.send(b"still here").await.unwrap();
+    assert_eq!(running.recv_exact(10).await.unwrap(), b"still here");
+    let mut tls = client
+        .connect_tls(t.ext(), "m", &t.token("m"))
+        .await
+        .unwrap();
+    tls.send(b"tls").await.unwrap();
+    assert_eq!(tls.recv_exact(3).await.unwrap(), b"tls");
+
+    // A holder that leaves gives its place back, and a new client gets in.
+    holders.pop().unwrap().close(0u32.into(), b"bye");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || counter(&t, "quic_handshakes")
+            == 1)
+        .await,
+        "place not given back"
+    );
+    let mut late = client
+        .connect_quic(t.ext(), "m", &t.token("m"))
+        .await
+        .unwrap();
+    late.send(b"in").await.unwrap();
+    assert_eq!(late.recv_exact(2).await.unwrap(), b"in");
+    for s in [running, tls, late] {
+        assert_eq!(s.close().await.unwrap(), CloseCode::Normal);
+    }
+    drop(holders);
+    ep.close(0u32.into(), b"");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || counter(&t, "quic_handshakes")
+            == 0)
+        .await,
+        "places leaked"
+    );
+    t.assert_no_leak().await;
+}
+
+/// Sends `bytes` one at a time, `gap` apart, until the peer stops taking them; returns
+/// how many were written.
+async fn trickle<W: tokio::io::AsyncWrite + Unpin>(mut w: W, bytes: &[u8], gap: Duration) -> usize {
+    for (i, b) in bytes.iter().enumerate() {
+        if w.write_all(&[*b]).await.is_err() || w.flush().await.is_err() {
+            return i;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    bytes.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_frame_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
+    // Every byte arrives well inside the 500 ms deadline of the one before it, and the
+    // whole HELLO would take about 10 s: only a deadline for the whole frame cuts it.
+    let t = start(|c| c.webconf_edge.first_frame_timeout_ms = 500).await;
+    let (_c, sessions) = t.echo_connector(&[]).await;
+    let hello = wire::Hello {
+        conference_id: "m".into(),
+        token: t.token("m"),
+    }
+    .encode()
+    .unwrap();
+    let gap = Duration::from_millis(100);
+
+    // TLS
+    let started = Instant::now();
+    let s = raw_tls(&t, true).await;
+    let (mut read, write) = tokio::io::split(s);
+    let writer = tokio::spawn({
+        let hello = hello.clone();
+        async move { trickle(write, &hello, gap).await }
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(8), read.read_to_end(&mut got))
+        .await
+        .expect("the edge closes the connection")
+        .ok();
+    let took = started.elapsed();
+    let (f, _) = wire::decode(&got, MAX_PAYLOAD)
+        .unwrap()
+        .expect("a CLOSE frame");
+    assert_eq!(f.kind, wire::CLOSE);
+    assert_eq!(wire::parse_close(f.payload).0, CloseCode::FirstFrameTimeout);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    writer.abort();
+
+    // QUIC: the same trickle on the first stream.
+    let ep = raw_quic(&t);
+    let conn = ep.connect(t.ext(), "localhost").unwrap().await.unwrap();
+    let started = Instant::now();
+    let (send, _recv) = conn.open_bi().await.unwrap();
+    let writer = tokio::spawn({
+        let hello = hello.clone();
+        async move { trickle(send, &hello, gap).await }
+    });
+    let reason = tokio::time::timeout(Duration::from_secs(8), conn.closed())
+        .await
+        .expect("the edge closes the connection");
+    let took = started.elapsed();
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(c) => assert_eq!(
+            CloseCode::from_quic(c.error_code.into_inner()),
+            Some(CloseCode::FirstFrameTimeout)
+        ),
+        other => panic!("unexpected close {other}"),
+    }
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let sent = writer.await.unwrap();
+    assert!(
+        sent < hello.len(),
+        "the whole HELLO went out ({sent} bytes)"
+    );
+    assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 0);
+    t.assert_no_leak().await;
 }

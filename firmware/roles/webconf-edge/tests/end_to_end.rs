@@ -91,31 +91,58 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
     let forged = forger
         .mint("m1", ParticipantRole::Presenter, 600, now)
         .unwrap();
+    // What the client hears, and the reason the edge counts.
     let cases = [
         (
             "garbage",
             "!!not-a-key!!".to_string(),
             CloseCode::KeyMalformed,
+            CloseCode::KeyMalformed,
         ),
-        ("expired", expired, CloseCode::KeyExpired),
-        ("wrong conference", wrong_conf, CloseCode::WrongConference),
-        ("unknown key", unknown, CloseCode::KeyUnknown),
-        ("forged", forged, CloseCode::KeyBadSignature),
+        (
+            "expired",
+            expired,
+            CloseCode::KeyRefused,
+            CloseCode::KeyExpired,
+        ),
+        (
+            "wrong conference",
+            wrong_conf,
+            CloseCode::KeyRefused,
+            CloseCode::WrongConference,
+        ),
+        (
+            "unknown key",
+            unknown,
+            CloseCode::KeyRefused,
+            CloseCode::KeyUnknown,
+        ),
+        (
+            "forged",
+            forged,
+            CloseCode::KeyRefused,
+            CloseCode::KeyBadSignature,
+        ),
     ];
-    for (what, token, want) in &cases {
+    for (what, token, heard, counted) in &cases {
         for quic in [false, true] {
             let r = connect(&client, t.ext(), quic, "m1", token).await;
             let err = r
                 .err()
                 .unwrap_or_else(|| panic!("{what} (quic={quic}) was admitted"));
-            assert_eq!(err.close_code(), Some(*want), "{what} quic={quic}: {err}");
+            assert_eq!(err.close_code(), Some(*heard), "{what} quic={quic}: {err}");
             assert_eq!(
-                t.edge.close_count(*want),
+                t.edge.close_count(*counted),
                 if quic { 2 } else { 1 },
                 "{what} counted"
             );
         }
     }
+    assert_eq!(
+        t.edge.close_count(CloseCode::KeyRefused),
+        0,
+        "only reasons are counted"
+    );
     assert_eq!(
         sessions.load(Ordering::SeqCst),
         0,
@@ -129,6 +156,80 @@ async fn invalid_expired_unknown_and_wrong_conference_keys_forward_nothing() {
     s.send(b"ok").await.unwrap();
     assert_eq!(s.recv_exact(2).await.unwrap(), b"ok");
     assert_eq!(sessions.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn refusals_never_tell_key_ids_apart_and_token_age_is_bounded() {
+    let t = start(|_| {}).await;
+    let (_c, sessions) = t.echo_connector(&[]).await;
+    let client = t.client();
+    let now = webconf_edge::keys::unix_now();
+    let ring = t.edge.key_ring();
+    let id = ring.current(now).unwrap().id;
+    let stranger =
+        KeyRing::from_records([SessionSecret::new(77, &[3u8; 32], now).unwrap()]).unwrap();
+    let forger = KeyRing::from_records([SessionSecret::new(id, &[4u8; 32], now).unwrap()]).unwrap();
+    let mint = |r: &KeyRing, lifetime: u64, at: u64| {
+        r.mint("m1", ParticipantRole::Attendee, lifetime, at)
+            .unwrap()
+    };
+    let cases = [
+        ("unknown key id", mint(&stranger, 600, now)),
+        ("existing key id, wrong secret", mint(&forger, 600, now)),
+        ("expired", mint(&ring, 10, now - 100)),
+        // Genuine, and its own expiry a year away, but minted two days ago: older than
+        // the edge's maximum lifetime (8 h by default).
+        (
+            "older than the maximum lifetime",
+            mint(&ring, 365 * 86_400, now - 2 * 86_400),
+        ),
+        ("issued an hour ahead", mint(&ring, 600, now + 3_600)),
+    ];
+    for quic in [false, true] {
+        let mut heard = Vec::new();
+        for (what, token) in &cases {
+            let err = connect(&client, t.ext(), quic, "m1", token)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{what} (quic={quic}) was admitted"));
+            let text = err.to_string();
+            assert!(
+                !text.contains("77") && !text.contains("key id"),
+                "{what} (quic={quic}) names a key id: {text}"
+            );
+            heard.push((what, err.close_code(), text));
+        }
+        for h in &heard[1..] {
+            assert_eq!(
+                (h.1, &h.2),
+                (heard[0].1, &heard[0].2),
+                "{} and {} are told apart (quic={quic})",
+                h.0,
+                heard[0].0
+            );
+        }
+    }
+    assert_eq!(
+        sessions.load(Ordering::SeqCst),
+        0,
+        "no refused session reached the server"
+    );
+    // Inside the edge every reason is counted apart (TLS and QUIC each).
+    for (reason, n) in [
+        (CloseCode::KeyUnknown, 2),
+        (CloseCode::KeyBadSignature, 2),
+        (CloseCode::KeyExpired, 2),
+        (CloseCode::KeyLifetime, 4),
+    ] {
+        assert_eq!(t.edge.close_count(reason), n, "{reason}");
+    }
+    // A token within every limit is still admitted.
+    let mut s = client
+        .connect_quic(t.ext(), "m1", &t.token("m1"))
+        .await
+        .unwrap();
+    s.send(b"ok").await.unwrap();
+    assert_eq!(s.recv_exact(2).await.unwrap(), b"ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

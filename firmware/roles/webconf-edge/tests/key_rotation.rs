@@ -85,11 +85,13 @@ async fn rotate_action_keeps_the_old_key_for_the_overlap_then_refuses_it() {
         common::wait_until(Duration::from_secs(6), || unix_now() > retire_at).await,
         "clock did not pass the retirement"
     );
+    // The client hears only "refused"; the edge counts the reason.
     assert_eq!(
         try_session(&client, &t, &old).await,
-        Err(CloseCode::KeyUnknown),
+        Err(CloseCode::KeyRefused),
         "old key after the overlap"
     );
+    assert_eq!(t.edge.close_count(CloseCode::KeyUnknown), 1);
     assert_eq!(
         try_session(&client, &t, &new).await,
         Ok(()),

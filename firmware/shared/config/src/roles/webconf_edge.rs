@@ -30,6 +30,20 @@ pub struct WebconfEdgeConfig {
     pub max_sessions_per_conference: u32,
     /// Per-session bandwidth cap in kbit/s each way (0: no cap).
     pub session_bandwidth_kbps: u32,
+    /// A session key older than this (from the issue time it carries) is refused, whatever
+    /// expiry it claims.
+    pub max_token_lifetime_secs: u64,
+    /// How far ahead of the edge's clock a session key's issue time may be.
+    pub token_clock_skew_secs: u64,
+    /// Answer a QUIC Initial from an address not yet validated with a stateless Retry, so a
+    /// spoofed source costs the edge one small packet and no state.
+    pub quic_retry: bool,
+    /// QUIC connection attempts queued before the role looks at them; beyond it quinn
+    /// refuses at once.
+    pub quic_max_incoming: u32,
+    /// QUIC connections in their handshake or before their first frame is judged, over all
+    /// clients; beyond it new attempts are refused.
+    pub quic_max_handshakes: u32,
     /// Scheduled session-key rotation, in hours (0: rotate only on demand, with
     /// `edgectl role webconf_edge rotate-keys`). Leave 0 when conferencing servers get the key
     /// ring out of band and cannot follow a schedule.
@@ -58,6 +72,11 @@ impl Default for WebconfEdgeConfig {
             max_sessions_per_address: 64,
             max_sessions_per_conference: 1000,
             session_bandwidth_kbps: 0,
+            max_token_lifetime_secs: 28_800,
+            token_clock_skew_secs: 30,
+            quic_retry: true,
+            quic_max_incoming: 1024,
+            quic_max_handshakes: 512,
             key_rotation_hours: 0,
             key_overlap_minutes: 60,
             connector_bundle_dir: None,
@@ -97,6 +116,26 @@ impl WebconfEdgeConfig {
                 "webconf_edge.idle_timeout_secs",
                 "must be from 1 to 86400 s",
             );
+        }
+        if !(60..=604_800).contains(&self.max_token_lifetime_secs) {
+            errs.push(
+                "webconf_edge.max_token_lifetime_secs",
+                "must be from 60 to 604800 s",
+            );
+        }
+        if self.token_clock_skew_secs > 600 {
+            errs.push(
+                "webconf_edge.token_clock_skew_secs",
+                "must be from 0 to 600 s",
+            );
+        }
+        for (key, value) in [
+            ("webconf_edge.quic_max_incoming", self.quic_max_incoming),
+            ("webconf_edge.quic_max_handshakes", self.quic_max_handshakes),
+        ] {
+            if !(1..=65_536).contains(&value) {
+                errs.push(key, "must be from 1 to 65536");
+            }
         }
         if self.key_rotation_hours > 8_760 {
             errs.push(
@@ -183,6 +222,32 @@ mod tests {
         assert_eq!(c.webconf_edge.key_overlap_minutes, 60);
         assert!(errors_with(|_| {}).is_empty());
         assert!(errors_with(|c| c.webconf_edge.key_rotation_hours = 24).is_empty());
+    }
+
+    #[test]
+    fn token_and_quic_limits_have_safe_defaults_and_named_errors() {
+        let c = Config::embedded_default();
+        assert_eq!(c.webconf_edge.max_token_lifetime_secs, 28_800);
+        assert!(c.webconf_edge.quic_retry);
+        assert!(c.webconf_edge.quic_max_incoming < 65_536);
+        for (key, adjust) in [
+            (
+                "webconf_edge.max_token_lifetime_secs",
+                (|c: &mut Config| c.webconf_edge.max_token_lifetime_secs = 10) as fn(&mut Config),
+            ),
+            ("webconf_edge.token_clock_skew_secs", |c: &mut Config| {
+                c.webconf_edge.token_clock_skew_secs = 3_600
+            }),
+            ("webconf_edge.quic_max_incoming", |c: &mut Config| {
+                c.webconf_edge.quic_max_incoming = 0
+            }),
+            ("webconf_edge.quic_max_handshakes", |c: &mut Config| {
+                c.webconf_edge.quic_max_handshakes = 100_000
+            }),
+        ] {
+            let e = errors_with(adjust);
+            assert!(e.iter().any(|m| m.contains(key)), "{key}: {e:?}");
+        }
     }
 
     #[test]
