@@ -548,7 +548,7 @@ impl Shared {
         for (cancel, downstream) in swept.cancels {
             // RFC 3261 16.8: the branch is cancelled; its 487 is relayed like any answer.
             self.counters.timer_c_cancels.inc();
-            tracing::info!(target: "access_edge", peer = %downstream.peer, "Timer C fired: ringing branch cancelled");
+            tracing::debug!(target: "access_edge", peer = %downstream.peer, "Timer C fired: ringing branch cancelled");
             downstream.send(cancel);
         }
         for hop in swept.dead_hops {
