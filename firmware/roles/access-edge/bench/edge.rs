@@ -34,6 +34,9 @@ async fn main() -> Result<(), String> {
     ae.connection_rate_per_ip = 1_000_000;
     ae.handshake_rate_per_ip = 1_000_000;
     ae.max_connections_per_ip = 1_000_000;
+    ae.max_connections = 1_000_000;
+    // sipp runs every call of a scenario over one connection.
+    ae.remote_user_requests_per_sec = 1_000_000;
     ae.idle_timeout_secs = 3600;
     ae.health_check_interval_secs = 3600;
     let ctx = RoleContext::for_test_on(&store, config);

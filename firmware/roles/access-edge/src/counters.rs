@@ -23,6 +23,11 @@ pub struct Counters {
     pub loops: Counter,
     pub timer_c_cancels: Counter,
     pub concealed: Counter,
+    pub rate_limited: Counter,
+    pub forged_flow_tokens: Counter,
+    pub output_dropped: Counter,
+    pub write_timeouts: Counter,
+    pub message_timeouts: Counter,
 }
 
 impl Counters {
@@ -74,12 +79,32 @@ impl Counters {
                 "concealed_answers",
                 "Director answers to outsiders replaced by the uniform 480",
             ),
+            rate_limited: c(
+                "rate_limited",
+                "Remote users' requests over their connection's rate, refused",
+            ),
+            forged_flow_tokens: c(
+                "forged_flow_tokens",
+                "Requests refused for a flow token this edge did not write",
+            ),
+            output_dropped: c(
+                "output_dropped",
+                "Messages dropped over a connection's output budget",
+            ),
+            write_timeouts: c(
+                "write_timeouts",
+                "Connections closed because the peer stopped reading",
+            ),
+            message_timeouts: c(
+                "message_timeouts",
+                "Connections closed for a message not complete within its deadline",
+            ),
         }
     }
 
     /// Each counter under the name `status()` shows; Prometheus exports it as
     /// `edged_access_edge_<name>_total`.
-    fn named(&self) -> [(&'static str, &Counter); 19] {
+    fn named(&self) -> [(&'static str, &Counter); 24] {
         [
             ("requests", &self.requests),
             ("responses_relayed", &self.responses),
@@ -100,6 +125,11 @@ impl Counters {
             ("loops", &self.loops),
             ("timer_c_cancels", &self.timer_c_cancels),
             ("concealed_answers", &self.concealed),
+            ("rate_limited", &self.rate_limited),
+            ("forged_flow_tokens", &self.forged_flow_tokens),
+            ("output_dropped", &self.output_dropped),
+            ("write_timeouts", &self.write_timeouts),
+            ("message_timeouts", &self.message_timeouts),
         ]
     }
 
@@ -123,7 +153,7 @@ mod tests {
             c.add(i as u64 + 1);
         }
         let snapshot = counters.snapshot();
-        assert_eq!(snapshot.len(), 19);
+        assert_eq!(snapshot.len(), 24);
         for (i, (name, value)) in snapshot.into_iter().enumerate() {
             assert_eq!(value, i as u64 + 1, "{name}");
             let exported = registry.sum(&format!("edged_access_edge_{name}_total"));

@@ -23,9 +23,12 @@
 pub mod conceal;
 pub mod conn;
 pub mod counters;
+pub mod deadline;
+pub mod domain_store;
 pub mod guard;
 pub mod listener;
 pub mod next_hop;
+pub mod output;
 pub mod partner;
 pub mod plan;
 pub mod policy;
@@ -92,6 +95,9 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> 
                 .restore(domain, stored, now);
         }
     }
+
+    // Stored domains over the bound are removed now, not at the first change.
+    shared.persist_domains(&ctx.store);
 
     let mut bound = Vec::new();
     let mut infos = Vec::new();

@@ -34,6 +34,7 @@ pub struct EdgeListener {
 pub struct GuardSlot {
     shared: Arc<Shared>,
     ip: IpAddr,
+    external: bool,
 }
 
 impl Drop for GuardSlot {
@@ -42,7 +43,7 @@ impl Drop for GuardSlot {
             .guard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .connection_closed(self.ip);
+            .connection_closed(self.ip, self.external);
     }
 }
 
@@ -52,6 +53,7 @@ impl Handler for EdgeListener {
 
     fn admit(&self, peer: SocketAddr) -> Option<GuardSlot> {
         let ip = peer.ip();
+        let external = self.origin.is_external();
         let admitted = {
             let now = self.shared.now_ms();
             let mut guard = self
@@ -59,20 +61,21 @@ impl Handler for EdgeListener {
                 .guard
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            guard.connection_opened(ip, now).and_then(|()| {
+            guard.connection_opened(ip, now, external).and_then(|()| {
                 guard
                     .handshake_started(ip, now)
-                    .inspect_err(|_| guard.connection_closed(ip))
+                    .inspect_err(|_| guard.connection_closed(ip, external))
             })
         };
         match admitted {
             Ok(()) => Some(GuardSlot {
                 shared: self.shared.clone(),
                 ip,
+                external,
             }),
             Err(why) => {
                 self.shared.counters.connections_refused.inc();
-                tracing::info!(target: "access_edge", %peer, reason = ?why, "connection refused by per-address limit");
+                tracing::debug!(target: "access_edge", %peer, reason = ?why, "connection refused by per-address limit");
                 None
             }
         }
@@ -85,20 +88,27 @@ impl Handler for EdgeListener {
             Ok(s) => Some((s, incoming.peer, slot)),
             Err(e) => {
                 self.shared.counters.handshake_failures.inc();
-                tracing::info!(target: "access_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
+                tracing::debug!(target: "access_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
                 None
             }
         }
     }
 
     async fn serve(&self, (stream, peer, slot): Self::Opened) {
-        let names = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|c| certificate_names(c))
-            .unwrap_or_default();
+        let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+        let cert = conn::PeerCert {
+            names: chain
+                .first()
+                .map(|c| certificate_names(c))
+                .unwrap_or_default(),
+            // Kept for the outbound verifier: only partners' connections may carry our
+            // traffic to their domain.
+            chain: if self.origin == Origin::Federation {
+                chain.iter().map(|c| c.clone().into_owned()).collect()
+            } else {
+                Vec::new()
+            },
+        };
         // The proxy runs the connection on its own tasks; this one holds the listener's
         // place and the guard's until it ends.
         let (ended, wait) = tokio::sync::oneshot::channel::<()>();
@@ -107,7 +117,7 @@ impl Handler for EdgeListener {
             stream,
             peer,
             self.origin,
-            names,
+            cert,
             None,
             Some(Box::new(move || {
                 let _ = ended.send(());
@@ -123,11 +133,11 @@ impl Handler for EdgeListener {
 
     fn timed_out(&self, peer: SocketAddr) {
         self.shared.counters.handshake_failures.inc();
-        tracing::info!(target: "access_edge", %peer, "TLS handshake timed out");
+        tracing::debug!(target: "access_edge", %peer, "TLS handshake timed out");
     }
 
     fn refused(&self, peer: SocketAddr, why: Refusal) {
         self.shared.counters.connections_refused.inc();
-        tracing::info!(target: "access_edge", %peer, reason = %why, "connection refused by the listener's cap");
+        tracing::debug!(target: "access_edge", %peer, reason = %why, "connection refused by the listener's cap");
     }
 }

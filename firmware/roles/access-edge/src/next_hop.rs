@@ -118,7 +118,7 @@ pub async fn open(shared: &Arc<Shared>, hop: &str) -> Result<Arc<ConnHandle>, St
         stream,
         peer,
         Origin::ToNextHop,
-        Vec::new(),
+        conn::PeerCert::default(),
         None,
         None,
     );

@@ -1,8 +1,13 @@
 //! Connections to federated partners: the allow-listed edge, or DNS SRV discovery
-//! (`_sipfederationtls._tcp.<domain>`, then A/AAAA of the target).
+//! (`_sipfederationtls._tcp.<domain>`, then A/AAAA of the target). A connection the partner
+//! opened to us carries our traffic to its domain only once its certificate passes the same
+//! verifier as a connection we open.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
 use hickory_resolver::TokioAsyncResolver;
@@ -39,12 +44,17 @@ pub fn allowed_edge(domain: &str, edge: &str, default_port: u16) -> Option<Candi
     Some(Candidate { host, port, names })
 }
 
+/// Whether an SRV target host lies inside `domain`, and so speaks for it.
+pub fn inside_domain(target: &str, domain: &str) -> bool {
+    target.ends_with(&format!(".{domain}")) || target == domain
+}
+
 /// An SRV target is trusted to speak for `domain` only when it lies inside the domain;
 /// otherwise the certificate must name the domain itself.
 pub fn srv_candidate(domain: &str, target: &str, port: u16) -> Candidate {
     let target = target.trim_end_matches('.').to_ascii_lowercase();
     let mut names = vec![domain.to_owned()];
-    if target.ends_with(&format!(".{domain}")) || target == domain {
+    if inside_domain(&target, domain) {
         names.push(target.clone());
     }
     Candidate {
@@ -66,6 +76,84 @@ fn resolver(servers: &[SocketAddr]) -> TokioAsyncResolver {
         cfg.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
     }
     TokioAsyncResolver::tokio(cfg, ResolverOpts::default())
+}
+
+/// How long an SRV answer (or its absence) vouches for a domain's hosts.
+const SRV_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Domains whose SRV answers are remembered; beyond, the oldest half is forgotten.
+const SRV_CACHE_ENTRIES: usize = 1024;
+
+/// Recent SRV targets inside each partner domain, so a partner's requests (or an
+/// outsider's) do not each cost a DNS lookup. Bounded in size and age.
+#[derive(Debug, Default)]
+pub struct SrvCache {
+    entries: HashMap<String, (Instant, Vec<String>)>,
+}
+
+impl SrvCache {
+    pub fn get(&self, domain: &str, now: Instant) -> Option<Vec<String>> {
+        self.entries
+            .get(domain)
+            .filter(|(at, _)| now.duration_since(*at) < SRV_CACHE_TTL)
+            .map(|(_, hosts)| hosts.clone())
+    }
+
+    pub fn put(&mut self, domain: &str, hosts: Vec<String>, now: Instant) {
+        if self.entries.len() >= SRV_CACHE_ENTRIES {
+            self.entries
+                .retain(|_, (at, _)| now.duration_since(*at) < SRV_CACHE_TTL / 2);
+            if self.entries.len() >= SRV_CACHE_ENTRIES {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(domain.to_owned(), (now, hosts));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The targets of `_sipfederationtls._tcp.<domain>` that lie inside the domain (empty when
+/// there are none, or DNS does not answer in time).
+pub async fn srv_hosts(shared: &Shared, domain: &str) -> Vec<String> {
+    if let Some(hosts) = shared.srv_cache().get(domain, Instant::now()) {
+        return hosts;
+    }
+    let s = shared.settings();
+    let r = resolver(&s.dns_servers);
+    let lookup = r.srv_lookup(format!("_sipfederationtls._tcp.{domain}."));
+    let hosts = match tokio::time::timeout(s.handshake_timeout, lookup).await {
+        Ok(Ok(srv)) => srv
+            .iter()
+            .map(|r| {
+                r.target()
+                    .to_utf8()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase()
+            })
+            .filter(|t| inside_domain(t, domain))
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::debug!(target: "access_edge", domain, error = %e, "SRV lookup for a partner's identity failed");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    shared
+        .srv_cache()
+        .put(domain, hosts.clone(), Instant::now());
+    hosts
+}
+
+/// A pooled connection that may carry traffic to its domain without another check: one we
+/// opened, or an inbound one that already passed the outbound verifier.
+pub fn reusable_as_is(c: &ConnHandle) -> bool {
+    c.origin == Origin::ToPartner || c.outbound_verified.load(Ordering::Relaxed)
 }
 
 async fn candidates(shared: &Shared, domain: &str) -> Result<Vec<Candidate>, String> {
@@ -123,12 +211,28 @@ async fn addresses(shared: &Shared, host: &str, port: u16) -> Vec<SocketAddr> {
 pub async fn connection(shared: &Arc<Shared>, domain: &str) -> Result<Arc<ConnHandle>, String> {
     let gate = shared.connect_lock(&domain_key(domain));
     let _one_at_a_time = gate.lock().await;
-    if let Some(c) = shared.pooled(&domain_key(domain)) {
-        return Ok(c);
+    let pooled = shared.pooled(&domain_key(domain));
+    if let Some(c) = pooled.as_ref().filter(|c| reusable_as_is(c)) {
+        return Ok(c.clone());
     }
     let timeout = shared.settings().handshake_timeout;
+    let candidates = candidates(shared, domain).await;
+    if let Some(c) = pooled {
+        // The partner connected to us: its certificate must pass what our own connection
+        // to the domain would require (the domain's own name always counts), or it gets
+        // nothing of ours.
+        let mut names = vec![domain.to_owned()];
+        if let Ok(cands) = &candidates {
+            names.extend(cands.iter().flat_map(|c| c.names.iter().cloned()));
+        }
+        if shared.edge_tls().verifies_as_partner(&c.chain, &names) {
+            c.outbound_verified.store(true, Ordering::Relaxed);
+            return Ok(c);
+        }
+        tracing::debug!(target: "access_edge", domain, peer = %c.peer, "inbound partner connection fails the outbound check; connecting");
+    }
     let mut errors = Vec::new();
-    for cand in candidates(shared, domain).await? {
+    for cand in candidates? {
         let tls = shared
             .edge_tls()
             .to_partner(&cand.names)
@@ -162,7 +266,10 @@ pub async fn connection(shared: &Arc<Shared>, domain: &str) -> Result<Arc<ConnHa
                         stream,
                         addr,
                         Origin::ToPartner,
-                        names,
+                        conn::PeerCert {
+                            names,
+                            chain: Vec::new(),
+                        },
                         Some(domain.to_owned()),
                         None,
                     );
@@ -201,7 +308,25 @@ mod tests {
     }
 
     #[test]
+    fn the_srv_cache_forgets_old_answers_and_stays_bounded() {
+        let t0 = Instant::now();
+        let mut c = SrvCache::default();
+        c.put("partner.test", vec!["sip.partner.test".into()], t0);
+        assert_eq!(
+            c.get("partner.test", t0 + Duration::from_secs(1)),
+            Some(vec!["sip.partner.test".to_string()])
+        );
+        assert_eq!(c.get("partner.test", t0 + SRV_CACHE_TTL), None);
+        for i in 0..3 * SRV_CACHE_ENTRIES {
+            c.put(&format!("d{i}.test"), Vec::new(), t0);
+        }
+        assert!(c.len() <= SRV_CACHE_ENTRIES);
+    }
+
+    #[test]
     fn srv_target_outside_the_domain_does_not_vouch_for_it() {
+        assert!(inside_domain("sip.partner.test", "partner.test"));
+        assert!(!inside_domain("sip.evilpartner.test", "partner.test"));
         assert_eq!(
             srv_candidate("partner.test", "sip.partner.test.", 5061)
                 .names

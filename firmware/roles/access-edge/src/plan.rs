@@ -14,8 +14,8 @@ use sip_core::{EditError, MessageEditor, Request, Response, Via};
 use crate::conn::{ConnId, Origin};
 use crate::policy::{Admission, PartnerKind};
 use crate::route::{
-    derive_branch, own_route, pop_own_routes, uri_address, uri_domain, uri_host, FlowToken,
-    BRANCH_PREFIX,
+    derive_branch, own_route, pop_own_routes, uri_address, uri_domain, uri_host, FlowKey,
+    FlowToken, RouteToken, BRANCH_PREFIX,
 };
 use crate::settings::{OwnAddrs, Settings};
 use crate::tls_peer::name_matches;
@@ -42,6 +42,9 @@ pub struct Inbound<'a> {
     pub names: &'a [String],
     /// The partner domain this connection already speaks for.
     pub domain: Option<String>,
+    /// Hosts vouched to speak for the domain the request claims, found by the I/O layer:
+    /// the partner's configured edge FQDN and its SRV targets inside the domain.
+    pub vouched: &'a [String],
 }
 
 /// What [`plan`] knows of this edge.
@@ -54,12 +57,16 @@ pub struct Setup<'a> {
     pub own: Option<OwnAddrs>,
     /// Keys our branches, so no peer can forge or predict one.
     pub secret: &'a [u8],
+    /// Authenticates the flow tokens of our Record-Route and Path entries.
+    pub flow_key: &'a FlowKey,
 }
 
 /// The stateful questions [`plan`] asks, each at most once and in this order: the I/O layer
 /// answers them from the transaction table and the federation policy (whose counting is
 /// part of the answer).
 pub trait Gate {
+    /// Whether a remote user's connection is within its request rate (takes a token).
+    fn request_allowed(&mut self) -> bool;
     /// Whether this is the ACK of an INVITE we already answered with a final non-2xx.
     fn ack_absorbed(&mut self, branch: &str) -> bool;
     /// A request from the partner `from_domain` to the internal `target` (user@host).
@@ -144,6 +151,10 @@ pub enum Refusal {
     Federation(&'static str),
     /// 403 to a request from inside for a partner the policy refuses.
     PartnerRefused,
+    /// 503: a remote user's connection is over its request rate.
+    RateLimited,
+    /// 403: one of our Route entries carries a flow token we did not write.
+    ForgedFlowToken,
 }
 
 /// A request to forward.
@@ -252,6 +263,11 @@ fn decide(
     if s.scanners.is_scanner(req.user_agent()) {
         return Action::Drop(Silence::Scanner);
     }
+    if from.origin == Origin::RemoteUser && !gate.request_allowed() {
+        let mut answer = Answer::new(503, "Service Unavailable").refusing(Refusal::RateLimited);
+        answer.extra.push(("Retry-After", "1".to_owned()));
+        return Action::Answer(answer);
+    }
     if let Err(reject) = sip_core::validate_for_proxy(req) {
         let mut answer = Answer::new(reject.status, reject.reason);
         if !reject.unsupported.is_empty() {
@@ -288,8 +304,22 @@ fn decide(
     };
 
     // Routing.
-    let (popped, token, rest_routes) =
-        pop_own_routes(req.header("Route"), setup.listeners, &s.fqdn);
+    let (popped, token, rest_routes) = pop_own_routes(
+        req.header("Route"),
+        setup.listeners,
+        &s.fqdn,
+        setup.flow_key,
+    );
+    let token = match token {
+        RouteToken::Forged => {
+            // Never routed: a token we did not write could name anyone's connection.
+            return Action::Answer(
+                Answer::new(403, "Forbidden").refusing(Refusal::ForgedFlowToken),
+            );
+        }
+        RouteToken::Valid(t) => Some(t),
+        RouteToken::Absent => None,
+    };
     let target = match route(req, from.origin, token, s) {
         Ok(t) => t,
         Err(answer) => return Action::Answer(answer),
@@ -316,6 +346,7 @@ fn decide(
         Hop {
             own,
             fqdn: &s.fqdn,
+            flow_key: setup.flow_key,
             branch: &branch,
             popped,
             rest_routes: &rest_routes,
@@ -360,7 +391,12 @@ fn admit_partner(
     let Some(from_domain) = req.from().and_then(|f| uri_domain(&f.uri)) else {
         return Err(Answer::federation("no From domain"));
     };
-    match partner_identity(from.domain.as_deref(), from.names, &from_domain) {
+    match partner_identity(
+        from.domain.as_deref(),
+        from.names,
+        &from_domain,
+        from.vouched,
+    ) {
         PartnerIdentity::Known => {}
         PartnerIdentity::Proven => *bind_domain = Some(from_domain.clone()),
         PartnerIdentity::OtherDomain => {
@@ -429,31 +465,38 @@ pub enum PartnerIdentity {
     Proven,
     /// The connection speaks for another domain.
     OtherDomain,
-    /// The certificate names neither the domain nor a host in it.
+    /// The certificate names neither the domain nor a host vouched for it.
     NotCovered,
 }
 
-/// Whether a partner connection may send a request From `from_domain`. A certificate covers
-/// a domain when one of its names matches it (wildcards included) or is a host inside it.
+/// Whether a partner connection may send a request From `from_domain`: see
+/// [`certificate_covers`].
 pub fn partner_identity(
     bound: Option<&str>,
     names: &[String],
     from_domain: &str,
+    vouched: &[String],
 ) -> PartnerIdentity {
     match bound {
         Some(d) if d == from_domain => PartnerIdentity::Known,
         Some(_) => PartnerIdentity::OtherDomain,
         None => {
-            let covered = names
-                .iter()
-                .any(|n| name_matches(n, from_domain) || n.ends_with(&format!(".{from_domain}")));
-            if covered {
+            if certificate_covers(names, from_domain, vouched) {
                 PartnerIdentity::Proven
             } else {
                 PartnerIdentity::NotCovered
             }
         }
     }
+}
+
+/// A certificate speaks for `domain` when one of its names is the domain itself, or matches
+/// a host vouched for it (the partner's configured edge, an SRV target inside the domain).
+/// A name merely under the domain proves nothing: any host of the partner's may hold one.
+pub fn certificate_covers(names: &[String], domain: &str, vouched: &[String]) -> bool {
+    names
+        .iter()
+        .any(|n| name_matches(n, domain) || vouched.iter().any(|h| name_matches(n, h)))
 }
 
 /// Where a request goes: from outside always to the Director pool; from inside to the flow
@@ -487,6 +530,7 @@ fn route(
 struct Hop<'a> {
     own: OwnAddrs,
     fqdn: &'a str,
+    flow_key: &'a FlowKey,
     branch: &'a str,
     popped: usize,
     rest_routes: &'a [&'a str],
@@ -542,8 +586,9 @@ fn edits(
         (_, Some(d)) => FlowToken::Domain(d.to_owned()),
         _ => FlowToken::Connection(from.id),
     };
-    let inner = own_route(&ext_token, &host_of(&int_addr), int_addr.port());
-    let outer = own_route(&ext_token, &host_of(&ext_addr), ext_addr.port());
+    let sealed = ext_token.seal(hop.flow_key);
+    let inner = own_route(&sealed, &host_of(&int_addr), int_addr.port());
+    let outer = own_route(&sealed, &host_of(&ext_addr), ext_addr.port());
     let record_route = if in_dialog || method == "REGISTER" || method == "ACK" {
         Vec::new()
     } else if going_inside {

@@ -5,6 +5,11 @@
 //! lower rate once their failure ratio is suspicious, and a watch list once they contact too
 //! many distinct internal addresses). Time comes in as milliseconds from the caller so the
 //! whole module is tested without clocks.
+//!
+//! State is kept only for domains that are configured, that an operator acted on, or that
+//! the policy federates with; of those found by discovery at most `max_tracked_domains`,
+//! the least recently seen forgotten first. A partner naming endless domains cannot grow
+//! the table, nor the store it is persisted to.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -74,22 +79,30 @@ pub struct StoredDomain {
 
 /// A token bucket in milli-tokens so refill needs no floating point.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     milli_tokens: u64,
     last_ms: u64,
+    /// Seconds of the rate the bucket holds when full.
+    burst_secs: u32,
 }
 
 impl Bucket {
     fn full(rate: u32, now_ms: u64) -> Self {
+        Self::with_burst(rate, 1, now_ms)
+    }
+
+    /// A full bucket holding `burst_secs` seconds' worth of `rate`.
+    pub fn with_burst(rate: u32, burst_secs: u32, now_ms: u64) -> Self {
         Bucket {
-            milli_tokens: u64::from(rate) * 1000,
+            milli_tokens: u64::from(rate) * 1000 * u64::from(burst_secs),
             last_ms: now_ms,
+            burst_secs,
         }
     }
 
-    /// Takes one token at `rate` per second (burst `rate`); false when empty.
-    fn take(&mut self, rate: u32, now_ms: u64) -> bool {
-        let cap = u64::from(rate) * 1000;
+    /// Takes one token at `rate` per second; false when empty.
+    pub fn take(&mut self, rate: u32, now_ms: u64) -> bool {
+        let cap = u64::from(rate) * 1000 * u64::from(self.burst_secs);
         let elapsed = now_ms.saturating_sub(self.last_ms);
         self.last_ms = now_ms.max(self.last_ms);
         self.milli_tokens = (self.milli_tokens + elapsed * u64::from(rate)).min(cap);
@@ -110,6 +123,8 @@ struct DomainState {
     internal_addresses: HashSet<String>,
     bucket: Bucket,
     dirty: bool,
+    /// When the domain was last asked about, for forgetting the least recently seen.
+    last_ms: u64,
 }
 
 /// The federation policy and its per-domain state.
@@ -117,6 +132,9 @@ struct DomainState {
 pub struct FederationPolicy {
     config: FederationConfig,
     domains: BTreeMap<String, DomainState>,
+    /// Domains forgotten since the last [`FederationPolicy::take_dirty`], to remove from
+    /// the store.
+    forgotten: Vec<String>,
 }
 
 fn key(domain: &str) -> String {
@@ -132,6 +150,7 @@ impl FederationPolicy {
         FederationPolicy {
             config,
             domains: BTreeMap::new(),
+            forgotten: Vec::new(),
         }
     }
 
@@ -144,19 +163,70 @@ impl FederationPolicy {
         &self.config
     }
 
-    /// Restores a domain's persisted state (at start).
+    /// Restores a domain's persisted state (at start); one over the bound is forgotten.
     pub fn restore(&mut self, domain: &str, stored: StoredDomain, now_ms: u64) {
         let rate = self.config.discovered_rate_per_sec;
+        let d = key(domain);
+        let sticky = self.is_sticky(&d, &stored);
+        if !sticky && !self.make_room(&d) {
+            self.forgotten.push(d);
+            return;
+        }
         self.domains.insert(
-            key(domain),
+            d,
             DomainState {
                 stored,
                 answered: 0,
                 internal_addresses: HashSet::new(),
                 bucket: Bucket::full(rate, now_ms),
                 dirty: false,
+                last_ms: now_ms,
             },
         );
+    }
+
+    /// Kept whatever the bound: configured domains, and those whose stored state is an
+    /// operator's decision or a watch-list entry (forgetting it would lift the watch).
+    fn is_sticky(&self, d: &str, stored: &StoredDomain) -> bool {
+        stored.promoted
+            || stored.operator_blocked
+            || stored.watched
+            || listed(&self.config.block, d)
+            || listed(&self.config.public_providers, d)
+            || self.config.allow.iter().any(|p| key(&p.domain) == d)
+    }
+
+    /// Whether a new, not sticky domain `d` fits, forgetting the least recently seen
+    /// other one when the table is full.
+    fn make_room(&mut self, d: &str) -> bool {
+        if self.domains.contains_key(d) {
+            return true;
+        }
+        let max = self.config.max_tracked_domains as usize;
+        let evictable: Vec<(&String, u64)> = self
+            .domains
+            .iter()
+            .filter(|(name, st)| !self.is_sticky(name, &st.stored))
+            .map(|(name, st)| (name, st.last_ms))
+            .collect();
+        if evictable.len() < max {
+            return true;
+        }
+        let Some(oldest) = evictable
+            .iter()
+            .min_by_key(|(_, last)| *last)
+            .map(|(name, _)| (*name).clone())
+        else {
+            return false;
+        };
+        self.domains.remove(&oldest);
+        self.forgotten.push(oldest);
+        true
+    }
+
+    /// Domains whose state is kept.
+    pub fn tracked(&self) -> usize {
+        self.domains.len()
     }
 
     /// How the domain is federated, ignoring rates: None when it is not.
@@ -192,15 +262,21 @@ impl FederationPolicy {
 
     fn state(&mut self, domain: &str, now_ms: u64) -> &mut DomainState {
         let rate = self.config.discovered_rate_per_sec;
-        self.domains
-            .entry(key(domain))
-            .or_insert_with(|| DomainState {
-                stored: StoredDomain::default(),
-                answered: 0,
-                internal_addresses: HashSet::new(),
-                bucket: Bucket::full(rate, now_ms),
-                dirty: true,
-            })
+        let d = key(domain);
+        if !self.is_sticky(&d, &StoredDomain::default()) {
+            // A new domain always fits: at worst the least recently seen one goes.
+            let _ = self.make_room(&d);
+        }
+        let st = self.domains.entry(d).or_insert_with(|| DomainState {
+            stored: StoredDomain::default(),
+            answered: 0,
+            internal_addresses: HashSet::new(),
+            bucket: Bucket::full(rate, now_ms),
+            dirty: true,
+            last_ms: now_ms,
+        });
+        st.last_ms = st.last_ms.max(now_ms);
+        st
     }
 
     fn is_suspicious(&self, s: &DomainState) -> bool {
@@ -234,6 +310,10 @@ impl FederationPolicy {
         let discovered_rate = self.config.discovered_rate_per_sec;
         let suspicious_rate = self.config.suspicious_rate_per_sec;
         let on_block_list = listed(&self.config.block, &key(domain));
+        if kind.is_none() && !on_block_list && !self.domains.contains_key(&key(domain)) {
+            // Neither configured nor federated: nothing of it is kept.
+            return Admission::NotFederated;
+        }
         let st = self.state(domain, now_ms);
         st.dirty = true;
         st.stored.last_seen_unix = unix;
@@ -279,7 +359,11 @@ impl FederationPolicy {
     /// Records the final status answered to a request from `domain`: failures (other than
     /// authentication challenges) feed the suspicious ratio.
     pub fn record_outcome(&mut self, domain: &str, status: u16, now_ms: u64) {
-        let st = self.state(domain, now_ms);
+        // Only a domain still tracked: an answer never brings a forgotten one back.
+        let Some(st) = self.domains.get_mut(&key(domain)) else {
+            return;
+        };
+        st.last_ms = st.last_ms.max(now_ms);
         st.answered += 1;
         if status >= 400 && status != 401 && status != 407 {
             st.stored.failures += 1;
@@ -305,6 +389,11 @@ impl FederationPolicy {
         st.stored.promoted = false;
         st.dirty = true;
         st.stored.clone()
+    }
+
+    /// Domains forgotten since the last call, to remove from the store.
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// Domains changed since the last call, with the state to persist.
@@ -487,6 +576,41 @@ mod tests {
             p.admit_inbound("harvest.test", "u99@us", 0, 1),
             Admission::Admit(PartnerKind::AllowListed)
         );
+    }
+
+    #[test]
+    fn a_partner_naming_endless_domains_leaves_the_table_bounded() {
+        let mut c = config();
+        c.max_tracked_domains = 100;
+        let mut p = FederationPolicy::new(c);
+        p.block("operator.test", 0);
+        for i in 0..10_000u64 {
+            let _ = p.admit_inbound(&format!("d{i}.claimed.test"), "a@us", i, 1);
+            p.record_outcome(&format!("d{i}.claimed.test"), 404, i);
+        }
+        // The bound, plus the operator's decision, which is never forgotten.
+        assert_eq!(p.tracked(), 101);
+        assert!(p.figures().iter().any(|f| f.domain == "operator.test"));
+        // The most recent are kept.
+        assert!(p.figures().iter().any(|f| f.domain == "d9999.claimed.test"));
+        assert_eq!(p.take_forgotten().len(), 10_000 - 100);
+        // Not federated at all (discovery off): nothing is kept.
+        let mut off = config();
+        off.discovery = false;
+        let mut q = FederationPolicy::new(off);
+        for i in 0..1000u64 {
+            let _ = q.admit_inbound(&format!("d{i}.claimed.test"), "a@us", i, 1);
+        }
+        assert_eq!(q.tracked(), 0);
+        // A store full of old claims is cut to the bound at start.
+        let mut c = config();
+        c.max_tracked_domains = 10;
+        let mut r = FederationPolicy::new(c);
+        for i in 0..50 {
+            r.restore(&format!("d{i}.claimed.test"), StoredDomain::default(), i);
+        }
+        assert_eq!(r.tracked(), 10);
+        assert_eq!(r.take_forgotten().len(), 40);
     }
 
     #[test]

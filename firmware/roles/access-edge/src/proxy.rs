@@ -13,12 +13,13 @@ use edged_metrics::Registry;
 use sip_core::{build_response, parse_with, Limits, Message, Request, Response, ResponseSpec};
 
 use crate::conceal;
-use crate::conn::{ConnHandle, ConnId, ConnSettings};
+use crate::conn::{ConnHandle, ConnId, ConnSettings, Origin};
 use crate::guard::AddressGuard;
 use crate::plan::{self, Action, Answer, Gate, Inbound, Refusal, ResponseKey, Setup, Silence};
 use crate::policy::{Admission, FederationPolicy};
 use crate::registry::{domain_key, ConnRegistry};
 use crate::reply::{looks_like_response, loose_response};
+use crate::route::{uri_domain, FlowKey};
 use crate::timers::TimerLimits;
 use crate::tls_peer::EdgeTls;
 use crate::transactions::{AnswerFrom, CancelMatch, ClientTxn, Delivery, ResponseMatch, TxnTable};
@@ -56,14 +57,23 @@ pub struct Shared {
     /// One connection attempt per peer at a time, so a burst of requests shares it.
     connect_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     secret: [u8; 16],
+    flow_key: FlowKey,
+    /// Hosts the SRV records of partner domains name, for a short while.
+    srv_hosts: Mutex<partner::SrvCache>,
 }
 
 /// The [`Gate`] of the running proxy: each question takes its lock only while it is asked.
 struct LiveGate<'a> {
     shared: &'a Shared,
+    conn: &'a ConnHandle,
 }
 
 impl Gate for LiveGate<'_> {
+    fn request_allowed(&mut self) -> bool {
+        let rate = self.shared.settings().request_rate;
+        lock(&self.conn.requests).take(rate, self.shared.now_ms())
+    }
+
     fn ack_absorbed(&mut self, branch: &str) -> bool {
         lock(&self.shared.txns).ack_absorbed(branch)
     }
@@ -100,6 +110,8 @@ impl Shared {
             in_flight: AtomicUsize::new(0),
             connect_locks: Mutex::new(std::collections::HashMap::new()),
             secret: rand::random(),
+            flow_key: FlowKey::random(),
+            srv_hosts: Mutex::new(partner::SrvCache::default()),
         }
     }
 
@@ -122,6 +134,10 @@ impl Shared {
         ConnSettings {
             limits: s.limits,
             idle: s.idle,
+            message_timeout: s.message_timeout,
+            write_timeout: s.write_timeout,
+            output_budget: s.output_budget,
+            request_rate: s.request_rate,
         }
     }
 
@@ -175,14 +191,20 @@ impl Shared {
             .map_or(0, |d| d.as_secs())
     }
 
-    /// Entry point for every complete message read from a connection.
-    pub fn on_message(self: &Arc<Self>, conn: &Arc<ConnHandle>, bytes: Vec<u8>) {
+    pub fn srv_cache(&self) -> std::sync::MutexGuard<'_, partner::SrvCache> {
+        lock(&self.srv_hosts)
+    }
+
+    /// Entry point for every complete message read from a connection. Waits only for the
+    /// DNS that proves a partner's first request (its SRV targets).
+    pub async fn on_message(self: &Arc<Self>, conn: &Arc<ConnHandle>, bytes: Vec<u8>) {
         let settings = self.settings();
         tracing::trace!(target: "access_edge", peer = %conn.peer, origin = ?conn.origin, bytes = bytes.len(), "message received");
+        let vouched = self.vouched_hosts(conn, &bytes, &settings).await;
         match parse_with(&bytes, &settings.limits) {
             Ok(Message::Request(req)) => {
                 self.counters.requests.inc();
-                self.on_request(conn, &req, &bytes, &settings);
+                self.on_request(conn, &req, &bytes, &settings, &vouched);
             }
             Ok(Message::Response(resp)) => self.on_response(conn, &resp),
             Err(e) => {
@@ -192,12 +214,45 @@ impl Shared {
                     return;
                 }
                 self.counters.malformed_requests.inc();
-                tracing::info!(target: "access_edge", peer = %conn.peer, error = %e, "malformed request refused");
+                tracing::debug!(target: "access_edge", peer = %conn.peer, error = %e, "malformed request refused");
+                if conn.origin == Origin::RemoteUser
+                    && !(LiveGate { shared: self, conn }).request_allowed()
+                {
+                    // Over its rate: not even the 400 is written.
+                    self.counters.rate_limited.inc();
+                    return;
+                }
                 if let Some(out) = loose_response(&bytes, e.status(), e.reason()) {
                     conn.send(out);
                 }
             }
         }
+    }
+
+    /// Hosts vouched to speak for the domain a partner's first request claims (the
+    /// configured edge, SRV targets inside the domain): looked up only when the certificate
+    /// does not name the domain itself.
+    async fn vouched_hosts(&self, conn: &ConnHandle, bytes: &[u8], s: &Settings) -> Vec<String> {
+        if conn.origin != Origin::Federation || conn.domain().is_some() {
+            return Vec::new();
+        }
+        let domain = match parse_with(bytes, &s.limits) {
+            Ok(Message::Request(req)) => req.from().and_then(|f| uri_domain(&f.uri)),
+            _ => None,
+        };
+        let Some(domain) = domain else {
+            return Vec::new();
+        };
+        let edge = lock(&self.policy).allowed_edge(&domain).map(str::to_owned);
+        let mut hosts: Vec<String> = edge
+            .and_then(|e| partner::allowed_edge(&domain, &e, s.partner_port))
+            .map(|c| c.names.into_iter().skip(1).collect())
+            .unwrap_or_default();
+        if plan::certificate_covers(&conn.names, &domain, &hosts) {
+            return hosts;
+        }
+        hosts.extend(partner::srv_hosts(self, &domain).await);
+        hosts
     }
 
     fn reply(
@@ -226,6 +281,7 @@ impl Shared {
         req: &Request<'_>,
         bytes: &[u8],
         s: &Settings,
+        vouched: &[String],
     ) {
         let listeners = self
             .listeners
@@ -240,14 +296,16 @@ impl Shared {
             names: &conn.names,
             // Only a federation connection speaks for a domain.
             domain: conn.origin.is_federation().then(|| conn.domain()).flatten(),
+            vouched,
         };
         let setup = Setup {
             settings: s,
             listeners: &listeners,
             own,
             secret: &self.secret,
+            flow_key: &self.flow_key,
         };
-        let plan = plan::plan(req, &from, &mut LiveGate { shared: self }, &setup);
+        let plan = plan::plan(req, &from, &mut LiveGate { shared: self, conn }, &setup);
         if let Some(d) = &plan.bind_domain {
             conn.set_domain(d);
             self.pool_put(&domain_key(d), conn.id);
@@ -255,7 +313,7 @@ impl Shared {
         let forward = match plan.action {
             Action::Drop(Silence::Scanner) => {
                 self.counters.scanners.inc();
-                tracing::info!(target: "access_edge", peer = %conn.peer, "scanner request dropped");
+                tracing::debug!(target: "access_edge", peer = %conn.peer, "scanner request dropped");
                 return;
             }
             Action::Drop(Silence::AbsorbedAck | Silence::NotListening) => return,
@@ -299,9 +357,17 @@ impl Shared {
             Some(Refusal::Throttled) => self.counters.throttled.inc(),
             Some(Refusal::Federation(why)) => {
                 self.counters.federation_refused.inc();
-                tracing::info!(target: "access_edge", peer = %conn.peer, reason = why, "federated request refused");
+                tracing::debug!(target: "access_edge", peer = %conn.peer, reason = why, "federated request refused");
             }
             Some(Refusal::PartnerRefused) => self.counters.federation_refused.inc(),
+            Some(Refusal::RateLimited) => {
+                self.counters.rate_limited.inc();
+                tracing::debug!(target: "access_edge", peer = %conn.peer, "request over the connection's rate refused");
+            }
+            Some(Refusal::ForgedFlowToken) => {
+                self.counters.forged_flow_tokens.inc();
+                tracing::debug!(target: "access_edge", peer = %conn.peer, "request with a forged flow token refused");
+            }
             None => {}
         }
         let extra: Vec<(&str, &str)> = answer
@@ -394,7 +460,12 @@ impl Shared {
     pub fn dispatch(self: &Arc<Self>, target: Target, out: Vec<u8>, branch: Option<String>) {
         let direct = match &target {
             Target::Connection(id) => Some(self.conn(*id)),
-            Target::Partner(d) => self.pooled(&domain_key(d)).map(Some),
+            // An inbound partner connection carries our traffic only once it passed the
+            // outbound verifier (checked on the way that connects).
+            Target::Partner(d) => self
+                .pooled(&domain_key(d))
+                .filter(|c| partner::reusable_as_is(c))
+                .map(Some),
             Target::NextHopPool => next_hop::connected(self).map(Some),
         };
         match direct {
@@ -419,7 +490,7 @@ impl Shared {
                             tracing::trace!(target: "access_edge", peer = %c.peer, sent, "request forwarded");
                         }
                         Err(why) => {
-                            tracing::warn!(target: "access_edge", error = %why, "no route for request");
+                            tracing::debug!(target: "access_edge", error = %why, "no route for request");
                             if matches!(target, Target::NextHopPool) {
                                 shared.counters.no_next_hop.inc();
                             }
@@ -477,7 +548,7 @@ impl Shared {
         for (cancel, downstream) in swept.cancels {
             // RFC 3261 16.8: the branch is cancelled; its 487 is relayed like any answer.
             self.counters.timer_c_cancels.inc();
-            tracing::info!(target: "access_edge", peer = %downstream.peer, "Timer C fired: ringing branch cancelled");
+            tracing::debug!(target: "access_edge", peer = %downstream.peer, "Timer C fired: ringing branch cancelled");
             downstream.send(cancel);
         }
         for hop in swept.dead_hops {
@@ -492,16 +563,7 @@ impl Shared {
 
     /// Persists changed per-domain figures.
     pub fn persist_domains(&self, store: &edged_store::Store) {
-        let dirty = lock(&self.policy).take_dirty();
-        if dirty.is_empty() {
-            return;
-        }
-        let result = store.write(|tx| {
-            for (d, st) in &dirty {
-                tx.put_json("access_edge", &format!("domain.{d}"), st)?;
-            }
-            Ok(())
-        });
+        let result = crate::domain_store::persist(&mut lock(&self.policy), store);
         if let Err(e) = result {
             tracing::warn!(target: "access_edge", error = %e, "cannot persist federation figures");
         }

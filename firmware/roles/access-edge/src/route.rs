@@ -4,10 +4,13 @@
 //! The edge record-routes with a token in the user part naming the external party (a remote
 //! user's connection or a partner domain). Requests from inside that come back through the
 //! edge carry it in their Route header, which is how they reach a remote user behind NAT
-//! without ever connecting to an address a message names.
+//! without ever connecting to an address a message names. Each token carries a MAC under a
+//! key drawn at start, so no peer can forge or alter one to reach another party; a token
+//! from before a restart no longer routes.
 
 use std::net::SocketAddr;
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use sip_core::{Host, NameAddr, Uri};
 
@@ -23,27 +26,107 @@ pub enum FlowToken {
     Domain(String),
 }
 
+/// Bytes of HMAC-SHA256 kept in a token: 96 bits, written as 24 hex digits.
+const MAC_BYTES: usize = 12;
+
+/// The key of the flow tokens' MAC (HMAC-SHA256), random for each start.
+#[derive(Clone)]
+pub struct FlowKey([u8; 32]);
+
+impl std::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlowKey(..)")
+    }
+}
+
+impl FlowKey {
+    pub fn random() -> Self {
+        FlowKey(rand::random())
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        FlowKey(bytes)
+    }
+
+    fn mac(&self, body: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(body.as_bytes());
+        mac
+    }
+}
+
+/// What one of our Route entries says about where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteToken {
+    /// None of our entries carries a token.
+    Absent,
+    Valid(FlowToken),
+    /// A token-shaped user part whose MAC does not verify: never routed.
+    Forged,
+}
+
 impl FlowToken {
-    pub fn encode(&self) -> String {
+    fn body(&self) -> String {
         match self {
             FlowToken::Connection(id) => format!("ae.c.{id}"),
             FlowToken::Domain(d) => format!("ae.d.{d}"),
         }
     }
 
-    pub fn decode(user: &str) -> Option<FlowToken> {
-        if let Some(id) = user.strip_prefix("ae.c.") {
+    /// The token as written in a URI user part: its body and its MAC.
+    pub fn seal(&self, key: &FlowKey) -> String {
+        let body = self.body();
+        let tag = key.mac(&body).finalize().into_bytes();
+        let mut out = body;
+        out.push('.');
+        for b in &tag[..MAC_BYTES] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// Reads a URI user part: None when it is not shaped like one of our tokens.
+    pub fn open(user: &str, key: &FlowKey) -> Option<RouteToken> {
+        if !user.starts_with("ae.") {
+            return None;
+        }
+        let Some((body, tag)) = user.rsplit_once('.') else {
+            return Some(RouteToken::Forged);
+        };
+        let Some(tag) = hex_bytes(tag).filter(|t| t.len() == MAC_BYTES) else {
+            return Some(RouteToken::Forged);
+        };
+        if key.mac(body).verify_truncated_left(&tag).is_err() {
+            return Some(RouteToken::Forged);
+        }
+        Some(Self::parse_body(body).map_or(RouteToken::Forged, RouteToken::Valid))
+    }
+
+    fn parse_body(body: &str) -> Option<FlowToken> {
+        if let Some(id) = body.strip_prefix("ae.c.") {
             return id.parse().ok().map(FlowToken::Connection);
         }
-        let d = user.strip_prefix("ae.d.")?;
+        let d = body.strip_prefix("ae.d.")?;
         edged_config::roles::access_edge::is_domain(d)
             .then(|| FlowToken::Domain(d.to_ascii_lowercase()))
     }
 }
 
-/// Our Record-Route / Path value for a listener address.
-pub fn own_route(token: &FlowToken, host: &str, port: u16) -> String {
-    format!("<sip:{}@{host}:{port};transport=tls;lr>", token.encode())
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Our Record-Route / Path value for a listener address, with a [sealed](FlowToken::seal)
+/// token.
+pub fn own_route(sealed: &str, host: &str, port: u16) -> String {
+    format!("<sip:{sealed}@{host}:{port};transport=tls;lr>")
 }
 
 /// `host` as written in a URI: IPv6 addresses in brackets.
@@ -73,14 +156,16 @@ pub fn is_own_uri(uri: &Uri<'_>, listeners: &[SocketAddr], fqdn: &str) -> bool {
 }
 
 /// Splits the Route values of a request into the leading ones that are ours (with the flow
-/// token found in them, if any) and the rest, kept verbatim.
+/// token found in them, if any) and the rest, kept verbatim. One forged token among ours
+/// makes the whole request [`RouteToken::Forged`].
 pub fn pop_own_routes<'a>(
     routes: impl Iterator<Item = &'a str>,
     listeners: &[SocketAddr],
     fqdn: &str,
-) -> (usize, Option<FlowToken>, Vec<&'a str>) {
+    key: &FlowKey,
+) -> (usize, RouteToken, Vec<&'a str>) {
     let mut popped = 0;
-    let mut token = None;
+    let mut token = RouteToken::Absent;
     let mut rest = Vec::new();
     for value in routes {
         if rest.is_empty() {
@@ -91,9 +176,11 @@ pub fn pop_own_routes<'a>(
                         .uri
                         .as_sip()
                         .and_then(|s| s.user)
-                        .and_then(FlowToken::decode)
+                        .and_then(|u| FlowToken::open(u, key))
                     {
-                        token = Some(t);
+                        if token != RouteToken::Forged {
+                            token = t;
+                        }
                     }
                     continue;
                 }
@@ -157,36 +244,71 @@ mod tests {
         ]
     }
 
+    fn key() -> FlowKey {
+        FlowKey::from_bytes([7; 32])
+    }
+
     #[test]
     fn tokens_round_trip_and_reject_garbage() {
         for t in [
             FlowToken::Connection(42),
             FlowToken::Domain("partner.test".into()),
         ] {
-            assert_eq!(FlowToken::decode(&t.encode()), Some(t));
+            assert_eq!(
+                FlowToken::open(&t.seal(&key()), &key()),
+                Some(RouteToken::Valid(t))
+            );
         }
-        assert_eq!(FlowToken::decode("ae.c.x"), None);
-        assert_eq!(FlowToken::decode("ae.d.bad domain"), None);
-        assert_eq!(FlowToken::decode("alice"), None);
+        assert_eq!(FlowToken::open("alice", &key()), None);
+        assert_eq!(FlowToken::open("ae.c.x", &key()), Some(RouteToken::Forged));
+    }
+
+    #[test]
+    fn a_forged_or_altered_token_does_not_verify() {
+        let sealed = FlowToken::Connection(42).seal(&key());
+        // Without a MAC, as tokens were once written.
+        assert_eq!(FlowToken::open("ae.c.42", &key()), Some(RouteToken::Forged));
+        // Another connection's id under this token's MAC.
+        let (_, tag) = sealed
+            .rsplit_once('.')
+            .unwrap_or_else(|| panic!("{sealed}"));
+        let moved = format!("ae.c.43.{tag}");
+        assert_eq!(FlowToken::open(&moved, &key()), Some(RouteToken::Forged));
+        // One digit of the MAC changed.
+        let mut flipped = sealed.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap_or_default();
+        assert_eq!(FlowToken::open(&flipped, &key()), Some(RouteToken::Forged));
+        // Another start's key.
+        let other = FlowKey::from_bytes([8; 32]);
+        assert_eq!(FlowToken::open(&sealed, &other), Some(RouteToken::Forged));
+        // A forged entry among valid ones forges the request.
+        let good = own_route(&sealed, "127.0.0.2", 10061);
+        let bad = own_route("ae.c.43", "127.0.0.1", 10443);
+        let values = [good.as_str(), bad.as_str()];
+        let (_, token, _) = pop_own_routes(values.into_iter(), &listeners(), "", &key());
+        assert_eq!(token, RouteToken::Forged);
     }
 
     #[test]
     fn own_routes_are_popped_with_their_token() {
-        let r1 = own_route(&FlowToken::Connection(7), "127.0.0.2", 10061);
-        let r2 = own_route(&FlowToken::Connection(7), "127.0.0.1", 10443);
+        let sealed = FlowToken::Connection(7).seal(&key());
+        let r1 = own_route(&sealed, "127.0.0.2", 10061);
+        let r2 = own_route(&sealed, "127.0.0.1", 10443);
         let values = [r1.as_str(), r2.as_str(), "<sip:dir.corp.test;lr>"];
-        let (popped, token, rest) = pop_own_routes(values.into_iter(), &listeners(), "");
+        let (popped, token, rest) = pop_own_routes(values.into_iter(), &listeners(), "", &key());
         assert_eq!(popped, 2);
-        assert_eq!(token, Some(FlowToken::Connection(7)));
+        assert_eq!(token, RouteToken::Valid(FlowToken::Connection(7)));
         assert_eq!(rest, vec!["<sip:dir.corp.test;lr>"]);
         // A foreign route first: nothing of ours is popped after it.
         let values = ["<sip:dir.corp.test;lr>", r1.as_str()];
-        let (popped, _, rest) = pop_own_routes(values.into_iter(), &listeners(), "");
+        let (popped, _, rest) = pop_own_routes(values.into_iter(), &listeners(), "", &key());
         assert_eq!((popped, rest.len()), (0, 2));
         // By FQDN.
         let values = ["<sip:edge.corp.test:10443;lr>"];
         assert_eq!(
-            pop_own_routes(values.into_iter(), &listeners(), "edge.corp.test").0,
+            pop_own_routes(values.into_iter(), &listeners(), "edge.corp.test", &key()).0,
             1
         );
     }

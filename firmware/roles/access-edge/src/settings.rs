@@ -26,6 +26,14 @@ pub struct Settings {
     pub scanners: ScannerFilter,
     pub dns_servers: Vec<SocketAddr>,
     pub partner_port: u16,
+    /// Time a whole message has from its first byte.
+    pub message_timeout: Duration,
+    /// Time one message may take to write to a peer before it counts as gone.
+    pub write_timeout: Duration,
+    /// Bytes queued for one peer at most.
+    pub output_budget: usize,
+    /// Requests per second of one remote user's connection.
+    pub request_rate: u32,
 }
 
 impl Settings {
@@ -51,6 +59,10 @@ impl Settings {
             scanners: ScannerFilter::new(&c.scanner_user_agents),
             dns_servers: c.federation.dns_servers.clone(),
             partner_port: c.federation.partner_port,
+            message_timeout: Duration::from_secs(c.message_timeout_secs),
+            write_timeout: Duration::from_secs(c.write_timeout_secs),
+            output_budget: c.max_queued_bytes_per_connection,
+            request_rate: c.remote_user_requests_per_sec,
         }
     }
 
@@ -59,6 +71,7 @@ impl Settings {
             connection_rate: c.connection_rate_per_ip,
             handshake_rate: c.handshake_rate_per_ip,
             max_connections: c.max_connections_per_ip,
+            max_external: c.max_connections,
         }
     }
 }

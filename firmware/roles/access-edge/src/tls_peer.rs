@@ -237,6 +237,30 @@ impl EdgeTls {
         })
     }
 
+    /// Whether a partner's certificate chain (end entity first) passes the verifier of our
+    /// own connections to it, for one of `names`.
+    pub fn verifies_as_partner(&self, chain: &[CertificateDer<'static>], names: &[String]) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let Ok(inner) =
+            WebPkiServerVerifier::builder_with_provider(self.federation_roots.clone(), provider())
+                .build()
+        else {
+            return false;
+        };
+        let names: Vec<ServerName<'static>> = names
+            .iter()
+            .filter_map(|n| ServerName::try_from(n.clone()).ok())
+            .collect();
+        let Some(any) = names.first().cloned() else {
+            return false;
+        };
+        PartnerServerVerifier { inner, names }
+            .verify_server_cert(end_entity, intermediates, &any, &[], UnixTime::now())
+            .is_ok()
+    }
+
     /// A client config for a partner edge accepting a certificate for any of `names`.
     pub fn to_partner(&self, names: &[String]) -> Result<Arc<ClientConfig>, edged_tls::TlsError> {
         let inner =

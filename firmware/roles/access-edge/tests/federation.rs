@@ -397,3 +397,75 @@ async fn remote_users_still_get_the_directors_own_answer() {
     assert_eq!(status_of(&alice.recv().await), 404);
     assert_eq!(edge.status().counters["concealed_answers"], 0);
 }
+
+/// A partner's connection as a client with its own certificate (issued by `issuer`'s CA,
+/// which the edge trusts for federation), to the edge's federation listener.
+async fn partner_client(
+    issuer: &Site,
+    edge_site: &Site,
+    edge: &AccessEdge,
+    sans: &[&str],
+) -> SipPeer {
+    let cfg = edge_site.client_config_issued_by(issuer, "partner", sans);
+    connect(cfg, listener(edge, "federation"), "127.0.0.1").await
+}
+
+#[tokio::test]
+async fn a_certificate_for_a_subdomain_does_not_speak_for_the_partner_domain() {
+    let ((a_site, a_dir), (mut b_site, b_dir)) = two_companies().await;
+    let a = a_site.start().await;
+    // b allow-lists a.test at a's real edge (an address: only the domain name vouches).
+    b_site.config.access_edge.federation.allow = vec![AllowedPartner {
+        domain: "a.test".into(),
+        edge: Some(listener(&a, "federation").to_string()),
+    }];
+    b_site.config.access_edge.federation.discovery = false;
+    let b = b_site.start().await;
+
+    // Anyone holding a certificate for a host under a.test claims to be a.test.
+    let mut evil = partner_client(&a_site, &b_site, &b, &["evil.a.test"]).await;
+    evil.send(&message("mallory@a.test", "bob@b.test", "z9hG4bKevil1"))
+        .await;
+    let r = evil.recv().await;
+    assert_eq!(status_of(&r), 403, "{r}");
+
+    // b's users writing to a.test reach a's own edge, never the impostor's connection.
+    let mut b_director = director_client(&b_site, &b).await;
+    b_director
+        .send(&message("bob@b.test", "alice@a.test", "z9hG4bKtoa"))
+        .await;
+    let mut a_in = a_dir.accept().await;
+    let m = next_request(&mut a_in).await;
+    assert!(m.starts_with("MESSAGE sip:alice@a.test"), "{m}");
+    a_in.send(&respond(&m, 200, "OK", "")).await;
+    assert_eq!(status_of(&b_director.recv().await), 200);
+    let leaked = evil.recv_within(Duration::from_millis(300)).await;
+    assert!(leaked.is_none(), "the impostor received: {leaked:?}");
+    let _ = (&b_dir, &a);
+}
+
+#[tokio::test]
+async fn a_discovered_partner_is_vouched_for_by_its_srv_target_only() {
+    let ((a_site, _a_dir), (mut b_site, b_dir)) = two_companies().await;
+    let a = a_site.start().await;
+    // a.test publishes _sipfederationtls._tcp.a.test -> sip.a.test (this host).
+    let dns = dns_server("a.test", listener(&a, "federation").port()).await;
+    b_site.config.access_edge.federation.dns_servers = vec![dns];
+    let b = b_site.start().await;
+
+    let mut evil = partner_client(&a_site, &b_site, &b, &["evil.a.test"]).await;
+    evil.send(&message("mallory@a.test", "bob@b.test", "z9hG4bKevil2"))
+        .await;
+    let r = evil.recv().await;
+    assert_eq!(status_of(&r), 403, "{r}");
+
+    // The host the domain's SRV record names speaks for it.
+    let mut edge = partner_client(&a_site, &b_site, &b, &["sip.a.test"]).await;
+    edge.send(&message("alice@a.test", "bob@b.test", "z9hG4bKsrv1"))
+        .await;
+    let mut b_in = b_dir.accept().await;
+    let m = next_request(&mut b_in).await;
+    assert!(m.starts_with("MESSAGE sip:bob@b.test"), "{m}");
+    b_in.send(&respond(&m, 200, "OK", "")).await;
+    assert_eq!(status_of(&edge.recv().await), 200);
+}

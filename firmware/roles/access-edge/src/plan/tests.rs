@@ -9,6 +9,14 @@ use super::*;
 use crate::policy::FederationPolicy;
 
 const SECRET: &[u8] = b"0123456789abcdef";
+
+fn flow_key() -> FlowKey {
+    FlowKey::from_bytes([3; 32])
+}
+
+fn seal(token: &FlowToken) -> String {
+    token.seal(&flow_key())
+}
 const REMOTE_USERS: &str = "127.0.0.1:10443";
 const FEDERATION: &str = "127.0.0.1:10061";
 const INTERNAL: &str = "127.0.0.2:15061";
@@ -53,6 +61,7 @@ struct TestGate {
     policy: FederationPolicy,
     absorbed: HashSet<String>,
     asked: Vec<String>,
+    rate_left: u32,
 }
 
 impl TestGate {
@@ -61,11 +70,20 @@ impl TestGate {
             policy: FederationPolicy::new(config),
             absorbed: HashSet::new(),
             asked: Vec::new(),
+            rate_left: u32::MAX,
         }
     }
 }
 
 impl Gate for TestGate {
+    fn request_allowed(&mut self) -> bool {
+        self.asked.push("rate".into());
+        self.rate_left.checked_sub(1).is_some_and(|left| {
+            self.rate_left = left;
+            true
+        })
+    }
+
     fn ack_absorbed(&mut self, branch: &str) -> bool {
         self.asked.push("ack".into());
         self.absorbed.contains(branch)
@@ -91,6 +109,7 @@ fn remote_user() -> Inbound<'static> {
         origin: Origin::RemoteUser,
         names: NO_NAMES,
         domain: None,
+        vouched: NO_NAMES,
     }
 }
 
@@ -101,6 +120,7 @@ fn director() -> Inbound<'static> {
         origin: Origin::Internal,
         names: NO_NAMES,
         domain: None,
+        vouched: NO_NAMES,
     }
 }
 
@@ -111,6 +131,7 @@ fn partner_conn<'a>(names: &'a [String], domain: Option<&str>) -> Inbound<'a> {
         origin: Origin::Federation,
         names,
         domain: domain.map(str::to_owned),
+        vouched: NO_NAMES,
     }
 }
 
@@ -161,11 +182,13 @@ fn parsed(bytes: &[u8]) -> Request<'_> {
 
 fn run_with(bytes: &[u8], from: &Inbound<'_>, gate: &mut TestGate, s: &Settings) -> Plan {
     let listeners = listeners();
+    let key = flow_key();
     let setup = Setup {
         settings: s,
         listeners: &listeners,
         own: Some(own()),
         secret: SECRET,
+        flow_key: &key,
     };
     plan(&parsed(bytes), from, gate, &setup)
 }
@@ -198,7 +221,7 @@ fn text(message: &[u8]) -> String {
 }
 
 fn partner_names() -> Vec<String> {
-    vec!["sip.partner.test".into()]
+    vec!["sip.partner.test".into(), "partner.test".into()]
 }
 
 // --- Refusals before any routing ---------------------------------------------------------
@@ -322,11 +345,13 @@ fn nothing_is_forwarded_before_the_listeners_are_bound() {
     let bytes = invite("");
     let listeners = listeners();
     let s = settings();
+    let key = flow_key();
     let setup = Setup {
         settings: &s,
         listeners: &listeners,
         own: None,
         secret: SECRET,
+        flow_key: &key,
     };
     let p = plan(
         &parsed(&bytes),
@@ -477,7 +502,7 @@ fn a_remote_user_goes_to_the_director_pool_without_any_policy_check() {
     let mut gate = TestGate::new(federation());
     let f = forward(run(&invite(""), &remote_user(), &mut gate));
     assert_eq!(f.target, Target::NextHopPool);
-    assert!(gate.asked.is_empty(), "{:?}", gate.asked);
+    assert_eq!(gate.asked, vec!["rate".to_owned()], "only its request rate");
 }
 
 #[test]
@@ -542,8 +567,8 @@ fn a_dialog_from_a_remote_user_is_record_routed_twice_with_its_connection_token(
         &mut TestGate::new(federation()),
     ));
     let token = FlowToken::Connection(5);
-    let inner = own_route(&token, "127.0.0.2", 15061);
-    let outer = own_route(&token, "127.0.0.1", 10443);
+    let inner = own_route(&seal(&token), "127.0.0.2", 15061);
+    let outer = own_route(&seal(&token), "127.0.0.1", 10443);
     // Going inside, the first entry faces the Director.
     assert_eq!(values(&f.message, "Record-Route"), vec![inner, outer]);
     assert_eq!(values(&f.message, "Path"), Vec::<String>::new());
@@ -583,7 +608,11 @@ fn a_remote_users_register_gets_a_path_instead_of_record_route() {
     assert!(values(&f.message, "Record-Route").is_empty());
     assert_eq!(
         values(&f.message, "Path"),
-        vec![own_route(&FlowToken::Connection(5), "127.0.0.2", 15061)]
+        vec![own_route(
+            &seal(&FlowToken::Connection(5)),
+            "127.0.0.2",
+            15061
+        )]
     );
 }
 
@@ -628,8 +657,8 @@ fn with_an_fqdn_our_entries_name_it_instead_of_addresses() {
     assert_eq!(
         f.edits.record_route,
         vec![
-            own_route(&FlowToken::Connection(5), "edge.corp.test", 15061),
-            own_route(&FlowToken::Connection(5), "edge.corp.test", 10443),
+            own_route(&seal(&FlowToken::Connection(5)), "edge.corp.test", 15061),
+            own_route(&seal(&FlowToken::Connection(5)), "edge.corp.test", 10443),
         ]
     );
     assert!(f
@@ -659,7 +688,7 @@ fn a_remote_users_route_to_somewhere_else_still_goes_to_the_director() {
 #[test]
 fn the_director_reaches_a_remote_user_by_the_flow_token_of_our_route() {
     let token = FlowToken::Connection(42);
-    let ours = own_route(&token, "127.0.0.2", 15061);
+    let ours = own_route(&seal(&token), "127.0.0.2", 15061);
     let bytes = request(
         "BYE",
         "sip:alice@192.0.2.10:5061",
@@ -686,7 +715,7 @@ fn the_director_reaches_a_remote_user_by_the_flow_token_of_our_route() {
 #[test]
 fn the_director_reaches_a_partner_by_a_domain_token() {
     let ours = own_route(
-        &FlowToken::Domain("partner.test".into()),
+        &seal(&FlowToken::Domain("partner.test".into())),
         "127.0.0.2",
         15061,
     );
@@ -718,8 +747,8 @@ fn without_a_token_the_director_reaches_the_domain_of_the_request_uri() {
     assert_eq!(
         f.edits.record_route,
         vec![
-            own_route(&token, "127.0.0.1", 10061),
-            own_route(&token, "127.0.0.2", 15061)
+            own_route(&seal(&token), "127.0.0.1", 10061),
+            own_route(&seal(&token), "127.0.0.2", 15061)
         ]
     );
     assert_eq!(values(&f.message, "Record-Route"), f.edits.record_route);
@@ -821,8 +850,8 @@ fn a_partner_proving_its_domain_is_bound_and_goes_to_the_director() {
     assert_eq!(
         f.edits.record_route,
         vec![
-            own_route(&token, "127.0.0.2", 15061),
-            own_route(&token, "127.0.0.1", 10061)
+            own_route(&seal(&token), "127.0.0.2", 15061),
+            own_route(&seal(&token), "127.0.0.1", 10061)
         ]
     );
 }
@@ -898,7 +927,7 @@ fn a_partner_request_without_a_from_domain_is_403() {
 
 #[test]
 fn a_blocked_partner_is_refused_after_it_proved_its_domain() {
-    let names = vec!["sip.evil.test".to_owned()];
+    let names = vec!["sip.evil.test".to_owned(), "evil.test".to_owned()];
     let p = run(
         &from_partner("MESSAGE", "evil.test", ""),
         &partner_conn(&names, None),
@@ -914,7 +943,7 @@ fn a_blocked_partner_is_refused_after_it_proved_its_domain() {
 
 #[test]
 fn without_discovery_an_unlisted_partner_is_not_federated() {
-    let names = vec!["sip.other.test".to_owned()];
+    let names = vec!["sip.other.test".to_owned(), "other.test".to_owned()];
     let mut gate = TestGate::new(FederationConfig {
         discovery: false,
         ..federation()
@@ -929,7 +958,7 @@ fn without_discovery_an_unlisted_partner_is_not_federated() {
 
 #[test]
 fn a_discovered_partner_over_its_rate_is_told_to_retry() {
-    let names = vec!["sip.other.test".to_owned()];
+    let names = vec!["sip.other.test".to_owned(), "other.test".to_owned()];
     let mut gate = TestGate::new(FederationConfig {
         discovered_rate_per_sec: 2,
         ..federation()
@@ -959,7 +988,7 @@ fn a_discovered_partner_over_its_rate_is_told_to_retry() {
 
 #[test]
 fn a_public_provider_is_marked_as_public_cloud() {
-    let names = vec!["sip.im.public.test".to_owned()];
+    let names = vec!["sip.im.public.test".to_owned(), "im.public.test".to_owned()];
     let f = forward(run(
         &from_partner("MESSAGE", "im.public.test", ""),
         &partner_conn(&names, None),
@@ -997,36 +1026,106 @@ fn a_request_on_our_connection_to_a_partner_is_checked_like_an_inbound_one() {
 #[test]
 fn partner_identity_follows_the_certificate_names() {
     let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let none: &[String] = &[];
     use PartnerIdentity::*;
     assert_eq!(
-        partner_identity(Some("partner.test"), &[], "partner.test"),
+        partner_identity(Some("partner.test"), &[], "partner.test", none),
         Known
     );
     assert_eq!(
-        partner_identity(Some("partner.test"), &[], "other.test"),
+        partner_identity(Some("partner.test"), &[], "other.test", none),
         OtherDomain
     );
     assert_eq!(
-        partner_identity(None, &names(&["partner.test"]), "partner.test"),
+        partner_identity(None, &names(&["partner.test"]), "partner.test", none),
         Proven
     );
     assert_eq!(
-        partner_identity(None, &names(&["sip.partner.test"]), "partner.test"),
+        partner_identity(None, &names(&["*.partner.test"]), "sip.partner.test", none),
         Proven
     );
     assert_eq!(
-        partner_identity(None, &names(&["*.partner.test"]), "sip.partner.test"),
-        Proven
-    );
-    assert_eq!(
-        partner_identity(None, &names(&["evilpartner.test"]), "partner.test"),
+        partner_identity(None, &names(&["evilpartner.test"]), "partner.test", none),
         NotCovered
     );
     assert_eq!(
-        partner_identity(None, &names(&["partner.test"]), "sip.partner.test"),
+        partner_identity(None, &names(&["partner.test"]), "sip.partner.test", none),
         NotCovered
     );
-    assert_eq!(partner_identity(None, &[], "partner.test"), NotCovered);
+    assert_eq!(
+        partner_identity(None, &[], "partner.test", none),
+        NotCovered
+    );
+}
+
+#[test]
+fn a_host_under_the_domain_speaks_for_it_only_when_vouched_for() {
+    let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let evil = names(&["evil.partner.test"]);
+    let edge = names(&["sip.partner.test"]);
+    // Nothing vouched: a subdomain's certificate proves nothing about the domain.
+    assert!(!certificate_covers(&evil, "partner.test", &[]));
+    assert!(!certificate_covers(&edge, "partner.test", &[]));
+    // The configured edge or SRV target vouches for its own host, and only for it.
+    let vouched = names(&["sip.partner.test"]);
+    assert!(certificate_covers(&edge, "partner.test", &vouched));
+    assert!(!certificate_covers(&evil, "partner.test", &vouched));
+    assert!(certificate_covers(
+        &names(&["*.partner.test"]),
+        "partner.test",
+        &vouched
+    ));
+    // The plan refuses the impostor, binds the vouched edge.
+    let mut gate = TestGate::new(federation());
+    let bytes = from_partner("MESSAGE", "partner.test", "");
+    let impostor = Inbound {
+        vouched: &vouched,
+        ..partner_conn(&evil, None)
+    };
+    let p = run(&bytes, &impostor, &mut gate);
+    assert_eq!(p.bind_domain, None);
+    assert_eq!(answer(p).status, 403);
+    let vouched_edge = Inbound {
+        vouched: &vouched,
+        ..partner_conn(&edge, None)
+    };
+    let p = run(&bytes, &vouched_edge, &mut gate);
+    assert_eq!(p.bind_domain.as_deref(), Some("partner.test"));
+}
+
+#[test]
+fn a_remote_user_over_its_request_rate_gets_503_with_retry_after() {
+    let mut gate = TestGate::new(federation());
+    gate.rate_left = 1;
+    let bytes = invite("");
+    assert!(matches!(
+        run(&bytes, &remote_user(), &mut gate).action,
+        Action::Forward(_)
+    ));
+    let a = answer(run(&bytes, &remote_user(), &mut gate));
+    assert_eq!((a.status, a.refusal), (503, Some(Refusal::RateLimited)));
+    assert!(a.extra.contains(&("Retry-After", "1".to_owned())));
+    // Only remote users are held to it.
+    gate.asked.clear();
+    let _ = run(&bytes, &director(), &mut gate);
+    assert!(!gate.asked.contains(&"rate".to_owned()), "{:?}", gate.asked);
+}
+
+#[test]
+fn a_forged_flow_token_is_refused_and_never_routed() {
+    let mut gate = TestGate::new(federation());
+    for user in ["ae.c.5", "ae.c.5.000000000000000000000000"] {
+        let route = format!("Route: <sip:{user}@127.0.0.2:15061;transport=tls;lr>\r\n");
+        let bytes = request(
+            "BYE",
+            "sip:alice@192.0.2.10",
+            "<sip:bob@corp.test>",
+            "<sip:alice@corp.test>;tag=t1",
+            &route,
+        );
+        let a = answer(run(&bytes, &director(), &mut gate));
+        assert_eq!((a.status, a.refusal), (403, Some(Refusal::ForgedFlowToken)));
+    }
 }
 
 // --- Answers -----------------------------------------------------------------------------

@@ -271,6 +271,23 @@ impl Site {
         })
     }
 
+    /// A TLS client config trusting this site's CA, with a client certificate for `sans`
+    /// issued by `issuer`'s CA (a partner's certificate, seen from this site).
+    pub fn client_config_issued_by(
+        &self,
+        issuer: &Site,
+        cn: &str,
+        sans: &[&str],
+    ) -> Arc<ClientConfig> {
+        let (chain, key) = issuer.issued(cn, sans);
+        Arc::new(
+            ClientConfig::builder()
+                .with_root_certificates(self.roots())
+                .with_client_auth_cert(chain, key)
+                .unwrap_or_else(|e| panic!("client cert: {e}")),
+        )
+    }
+
     /// A Director: a mutual-TLS server with a certificate from this site's CA, on 127.0.0.2.
     pub async fn director(&self) -> Director {
         let (chain, key) = self.issued("director", &["127.0.0.2"]);

@@ -56,8 +56,22 @@ pub struct AccessEdgeConfig {
     pub connection_rate_per_ip: u32,
     /// TLS handshakes per second one remote address may start (burst of the same size).
     pub handshake_rate_per_ip: u32,
-    /// Open connections one remote address may hold.
+    /// Open connections one remote address (IPv6: one /64) may hold.
     pub max_connections_per_ip: u32,
+    /// Open connections from outside across the remote-user and federation listeners (the
+    /// Director pool's listener is not counted).
+    pub max_connections: u32,
+    /// Seconds a SIP message has, from its first byte, to arrive whole; a slower one closes
+    /// the connection (slowloris).
+    pub message_timeout_secs: u64,
+    /// Seconds one message may take to write to a peer; a peer that stops reading for
+    /// longer is closed.
+    pub write_timeout_secs: u64,
+    /// Bytes queued for one peer at most; messages beyond are dropped.
+    pub max_queued_bytes_per_connection: usize,
+    /// Requests per second one remote user's connection may send (bursts of 5 seconds'
+    /// worth); beyond, 503 with Retry-After.
+    pub remote_user_requests_per_sec: u32,
     /// User-Agent substrings (case-insensitive) of SIP scanners; their requests are dropped.
     pub scanner_user_agents: Vec<String>,
     pub federation: FederationConfig,
@@ -107,6 +121,11 @@ impl Default for AccessEdgeConfig {
             connection_rate_per_ip: 20,
             handshake_rate_per_ip: 20,
             max_connections_per_ip: 200,
+            max_connections: 20_000,
+            message_timeout_secs: 20,
+            write_timeout_secs: 10,
+            max_queued_bytes_per_connection: 1024 * 1024,
+            remote_user_requests_per_sec: 20,
             scanner_user_agents: default_scanner_user_agents(),
             federation: FederationConfig::default(),
         }
@@ -137,6 +156,9 @@ pub struct FederationConfig {
     pub partner_port: u16,
     /// DNS servers for partner discovery (`ip:port`); empty uses the system resolver.
     pub dns_servers: Vec<SocketAddr>,
+    /// Partner domains whose figures are kept and persisted, besides the configured ones
+    /// and those an operator acted on; the least recently seen is forgotten first.
+    pub max_tracked_domains: u32,
 }
 
 impl Default for FederationConfig {
@@ -153,6 +175,7 @@ impl Default for FederationConfig {
             suspicious_min_requests: 20,
             partner_port: 5061,
             dns_servers: Vec::new(),
+            max_tracked_domains: 1000,
         }
     }
 }
@@ -285,6 +308,17 @@ impl AccessEdgeConfig {
                 "max_connections_per_ip",
                 u64::from(self.max_connections_per_ip),
             ),
+            ("max_connections", u64::from(self.max_connections)),
+            ("message_timeout_secs", self.message_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+            (
+                "remote_user_requests_per_sec",
+                u64::from(self.remote_user_requests_per_sec),
+            ),
+            (
+                "federation.max_tracked_domains",
+                u64::from(f.max_tracked_domains),
+            ),
         ] {
             if v == 0 {
                 errs.push(format!("access_edge.{key}"), "must be at least 1");
@@ -294,6 +328,12 @@ impl AccessEdgeConfig {
             errs.push(
                 "access_edge.max_message_bytes",
                 "must be from 1024 to 1048576",
+            );
+        }
+        if self.max_queued_bytes_per_connection < 2 * self.max_message_bytes {
+            errs.push(
+                "access_edge.max_queued_bytes_per_connection",
+                "must hold at least two messages of max_message_bytes",
             );
         }
     }
