@@ -134,14 +134,16 @@ impl Store {
                 })?;
             }
         }
-        file_mode::secure_store_file(path).map_err(|e| StoreError::Open {
+        let file = file_mode::open_store_file(path).map_err(|e| StoreError::Open {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        let db = Database::create(path).map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let db = redb::Builder::new()
+            .create_file(file)
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
         let store = Store {
             db: Arc::new(db),
             path: path.to_owned(),

@@ -160,3 +160,38 @@ fn existing_world_readable_store_file_is_tightened() {
     assert_eq!(mode_of(&path), 0o600);
     assert_eq!(store.get("t", "k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn a_symlink_at_the_store_path_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, b"").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = dir.path().join("edged.redb");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b"",
+        "the target was initialised"
+    );
+    assert_eq!(mode_of(&target), 0o644, "the target's mode was changed");
+}
+
+#[test]
+fn a_store_file_with_another_hard_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("someone-elses");
+    std::fs::write(&other, b"").unwrap();
+    let path = dir.path().join("edged.redb");
+    std::fs::hard_link(&other, &path).unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("hard link"), "{err}");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        b"",
+        "the other file was initialised"
+    );
+}
