@@ -3,12 +3,12 @@
 //! it. The unencrypted parts of the export (schema version, configuration) are bound to the
 //! sealed part as associated data, so neither can be swapped without the passphrase.
 
+use aes_gcm::aead::rand_core::RngCore as _;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use aes_gcm::aead::rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -176,7 +176,10 @@ mod tests {
 
     #[test]
     fn short_passphrases_and_costly_parameters_are_refused() {
-        assert_eq!(seal(b"x", "short", b"").unwrap_err(), SealError::ShortPassphrase);
+        assert_eq!(
+            seal(b"x", "short", b"").unwrap_err(),
+            SealError::ShortPassphrase
+        );
         let mut sealed = seal(b"x", PASS, b"").unwrap();
         sealed.memory_kib = 4 * 1024 * 1024;
         assert_eq!(open(&sealed, PASS, b""), Err(SealError::Parameters));
