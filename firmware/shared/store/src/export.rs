@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::sealed::{self, Sealed};
-use crate::{AuditRecord, Store, StoreError, CONFIG, KEY_ACTIVE, STATE};
+use crate::{AuditRecord, StateCheck, Store, StoreError, CONFIG, KEY_ACTIVE, STATE};
 
 /// The exported form.
 #[derive(Serialize, Deserialize)]
@@ -93,7 +93,7 @@ fn checked_state(
     doc: &Exported,
     sealed: &Sealed,
     passphrase: Option<&str>,
-    check_state: &dyn Fn(&str, &str, &[u8]) -> Result<(), String>,
+    check_state: &StateCheck,
 ) -> Result<Vec<Value>, StoreError> {
     let pass = passphrase.ok_or_else(|| {
         StoreError::Import("the export holds sealed secrets: its passphrase is needed".into())
@@ -132,7 +132,7 @@ pub(crate) fn import(
     text: &str,
     passphrase: Option<&str>,
     check_config: impl FnOnce(&str) -> Result<(), String>,
-    check_state: &dyn Fn(&str, &str, &[u8]) -> Result<(), String>,
+    check_state: &StateCheck,
     audit: AuditRecord,
 ) -> Result<u64, StoreError> {
     let doc: Exported =

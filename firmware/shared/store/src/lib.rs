@@ -70,6 +70,10 @@ db_err!(
     redb::CommitError
 );
 
+/// Checks one state value an import would write: `(namespace, key, value)`, an error
+/// saying what is wrong with it.
+pub type StateCheck = dyn Fn(&str, &str, &[u8]) -> Result<(), String>;
+
 /// The configuration document as stored, with the generation that counts its commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredConfig {
@@ -295,7 +299,7 @@ impl Store {
         text: &str,
         passphrase: Option<&str>,
         check_config: impl FnOnce(&str) -> Result<(), String>,
-        check_state: &dyn Fn(&str, &str, &[u8]) -> Result<(), String>,
+        check_state: &StateCheck,
         audit: AuditRecord,
     ) -> Result<u64, StoreError> {
         export::import(self, text, passphrase, check_config, check_state, audit)
