@@ -5,7 +5,9 @@
 #    $(BR2_EXTERNAL_EDGE_PATH) exists, and referenced scripts are executable;
 #  - every symbol a defconfig sets or unsets is defined by the tree or is a known Buildroot
 #    symbol (br2-symbols.txt);
-#  - symbols a Config.in selects or depends on are known too.
+#  - symbols a Config.in selects or depends on are known too;
+#  - busybox is not setuid: a post-fakeroot script strips the bit, the fragments switch
+#    CONFIG_FEATURE_SUID off, and no board overlay holds a setuid or setgid file.
 # Exit 0 when clean, 1 with one line per problem.
 set -uo pipefail
 tree=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +65,41 @@ while IFS= read -r mk; do
     done < <(grep -o '\$(BR2_EXTERNAL_EDGE_PATH)/[^ );"]*' "$mk" | grep -v '/vendor$' | expand)
     grep -q '\$(eval \$(cargo-package))' "$mk" || problem "$(basename "$mk"): not a cargo-package"
 done < <(find "$tree/package" -name '*.mk')
+
+# No setuid busybox. Buildroot's busybox package installs /bin/busybox 4755 root through its
+# permission table, after post-build scripts run; only a post-fakeroot script runs later. So
+# every defconfig names one, and it must strip the bit: tried here on a fake target. The
+# busybox fragments must switch CONFIG_FEATURE_SUID off (Buildroot's default has it on).
+for d in $defconfigs; do
+    name=$(basename "$d")
+    scripts=$(sed -n 's/^BR2_ROOTFS_POST_FAKEROOT_SCRIPT="\(.*\)"$/\1/p' "$d" | expand)
+    if [ -z "$scripts" ]; then
+        problem "$name: no BR2_ROOTFS_POST_FAKEROOT_SCRIPT: busybox stays setuid root"
+    else
+        fake=$(mktemp -d)
+        mkdir -p "$fake/bin" "$fake/usr/bin"
+        : >"$fake/bin/busybox" && chmod 4755 "$fake/bin/busybox"
+        : >"$fake/usr/bin/passwd" && chmod 6755 "$fake/usr/bin/passwd"
+        args=$(sed -n 's/^BR2_ROOTFS_POST_SCRIPT_ARGS="\(.*\)"$/\1/p' "$d" | expand)
+        for s in $scripts; do
+            [ -x "$s" ] && "$s" "$fake" $args >/dev/null 2>&1
+        done
+        left=$(cd "$fake" && find . -type f -perm /6000)
+        [ -z "$left" ] || problem "$name: the post-fakeroot script leaves setuid/setgid files:" $left
+        rm -rf "$fake"
+    fi
+    fragments=$(sed -n 's/^BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES="\(.*\)"$/\1/p' "$d" | expand)
+    [ -n "$fragments" ] || problem "$name: no busybox fragment switching CONFIG_FEATURE_SUID off"
+    for f in $fragments; do
+        [ -f "$f" ] || continue
+        grep -q '^CONFIG_FEATURE_SUID=y' "$f" && problem "$name: $(basename "$f") enables CONFIG_FEATURE_SUID"
+        grep -qx '# CONFIG_FEATURE_SUID is not set' "$f" ||
+            problem "$name: $(basename "$f") does not switch CONFIG_FEATURE_SUID off"
+    done
+done
+while read -r f; do
+    problem "setuid/setgid file in a board overlay: ${f#"$tree/../"}"
+done < <(find "$tree/../board" -type f -perm /6000)
 
 # The board files the Buildroot path shares with the Debian path.
 for f in board/common/grub.cfg board/common/grub-embed.cfg board/common/rootfs-overlay/etc/rauc/system.conf \

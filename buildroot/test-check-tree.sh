@@ -39,9 +39,17 @@ expect_failure "malformed defconfig line" "malformed" \
     "echo 'this is not kconfig' >>buildroot/configs/edge_pc_x86_64_defconfig"
 expect_failure "missing shared board file" "missing shared board file" \
     "rm board/common/grub.cfg"
+expect_failure "busybox left setuid (no post-fakeroot script)" "busybox stays setuid root" \
+    "sed -i '/^BR2_ROOTFS_POST_FAKEROOT_SCRIPT=/d' buildroot/configs/edge_qemu_x86_64_defconfig"
+expect_failure "post-fakeroot script that keeps the setuid bit" "leaves setuid/setgid files:.*bin/busybox" \
+    "printf '#!/bin/sh\nchmod u-s \"\$1/usr/bin/passwd\"\n' >board/common/post-fakeroot.sh"
+expect_failure "busybox fragment enabling FEATURE_SUID" "enables CONFIG_FEATURE_SUID" \
+    "sed -i 's/^# CONFIG_FEATURE_SUID is not set$/CONFIG_FEATURE_SUID=y/' board/common/busybox.fragment"
+expect_failure "setuid file in an overlay" "setuid/setgid file in a board overlay: board/common/rootfs-overlay/usr/sbin/edge-health" \
+    "chmod u+s board/common/rootfs-overlay/usr/sbin/edge-health"
 
 if [ "$failures" -gt 0 ]; then
     echo "test-check-tree: $failures failure(s)"
     exit 1
 fi
-echo "test-check-tree: OK (1 clean tree, 7 broken trees caught)"
+echo "test-check-tree: OK (1 clean tree, 11 broken trees caught)"

@@ -22,7 +22,7 @@ def test_provisioning_applied_once_and_store_is_source_of_truth(booted):
     hops = booted.run_check("edgectl config get access_edge.next_hops")
     assert "10.20.0.20:5061" in " ".join(hops)
     # The admin password hash was provisioned; the password itself never is.
-    assert booted.run_check("cat /data/edged/admin.hash")[-1].startswith("$6$")
+    assert booted.run_check("cat /data/admin.hash")[-1].startswith("$6$")
 
 
 def test_ports_configured_from_provisioning(booted, rig):

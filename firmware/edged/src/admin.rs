@@ -30,14 +30,20 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::{ChangeError, Daemon};
+use crate::handover::{BoundSocket, Dir, Origin};
 
 type Shared = Arc<Daemon>;
 
-/// Binds the socket, refusing to steal it from another running edged.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+/// Binds the socket, refusing to steal it from another running edged. Its directory is
+/// created (0750) when missing; the socket and the directory it is in come back for the
+/// hand-over to the service account (see [`crate::handover`]), which leaves an existing
+/// directory alone.
+pub fn bind(path: &Path) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = Dir::create(parent, 0o750, Origin::Shared)?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(anyhow!(
@@ -53,7 +59,14 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     // Owner and group only: the admin API is root-equivalent for the appliance.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting permissions of {}", path.display()))?;
-    Ok(listener)
+    let bound = match (dir, path.file_name()) {
+        (Some(dir), Some(name)) => Some(BoundSocket {
+            dir,
+            name: name.to_owned(),
+        }),
+        _ => None,
+    };
+    Ok((listener, bound))
 }
 
 pub fn router(daemon: Shared) -> Router {

@@ -16,8 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
+use crate::handover::Dir;
 use crate::logging::LogControl;
-use crate::{admin, logging, metrics_http, privileges, roles};
+use crate::{admin, handover, logging, metrics_http, privileges, roles};
 
 pub enum RunError {
     /// The configuration is invalid: one problem per line, each naming its key.
@@ -127,7 +128,7 @@ pub fn run(args: Args) -> Result<(), RunError> {
         return Ok(());
     }
     edged_tls::install_crypto_provider();
-    crate::data_dir::prepare(&args.data_dir)?;
+    let data_dir = crate::data_dir::prepare(&args.data_dir)?;
     let store = Store::open(&store_path(&args.data_dir)).context("opening the store")?;
     if args.check {
         initial_config(&args, &store, false)?;
@@ -141,11 +142,12 @@ pub fn run(args: Args) -> Result<(), RunError> {
         .thread_name("edged-control")
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(args, store, config, generation, log))
+    runtime.block_on(serve(args, data_dir, store, config, generation, log))
 }
 
 async fn serve(
     args: Args,
+    data_dir: Option<Dir>,
     store: Store,
     config: Config,
     generation: u64,
@@ -173,7 +175,7 @@ async fn serve(
     };
     let roles = roles::start_all(&ctx).await.map_err(|e| anyhow!("{e}"))?;
 
-    let admin_listener = admin::bind(&args.admin_socket)?;
+    let (admin_listener, admin_socket) = admin::bind(&args.admin_socket)?;
     let metrics_listener = if config.metrics.enabled {
         let addr = std::net::SocketAddr::new(config.network.internal.address, config.metrics.port);
         Some(
@@ -186,17 +188,18 @@ async fn serve(
     };
 
     // Every socket is bound: root is no longer needed.
-    let socket_dir = args.admin_socket.parent().map(Path::to_path_buf);
-    let mut owned: Vec<&Path> = vec![args.data_dir.as_path()];
-    if let Some(d) = &socket_dir {
-        owned.push(d.as_path());
-    }
-    match privileges::drop_root(&config.appliance.user, &owned)? {
-        Some(d) => {
-            tracing::info!(target: "edged", user = %d.user, uid = d.uid, caps = d.effective_caps, "dropped root privileges")
+    match privileges::service_account(&config.appliance.user)? {
+        Some(account) => {
+            handover::hand_over_all(&account, data_dir.as_ref(), admin_socket.as_ref())?;
+            let keep = privileges::Keep {
+                locked_memory: config.av_edge.enabled && config.av_edge.relay_lock_memory,
+            };
+            let d = privileges::drop_to(&account, keep)?;
+            tracing::info!(target: "edged", user = %d.user, uid = d.uid, caps = d.effective_caps, "dropped root privileges");
         }
         None => tracing::debug!(target: "edged", "not running as root; nothing to drop"),
     }
+    drop((data_dir, admin_socket));
 
     let daemon = Arc::new(Daemon {
         store,

@@ -2,12 +2,22 @@
 //!
 //! The listeners below 1024 (443 on three roles) need root, or CAP_NET_BIND_SERVICE, only
 //! to bind. Everything after that runs as an unprivileged account with no capabilities and
-//! `no_new_privs`, so a compromised role cannot regain them.
-
-use std::path::Path;
+//! `no_new_privs` (set first thing in `main`), so a compromised role cannot regain them.
+//! What the account needs to own is handed over beforehand by [`crate::handover`], which
+//! never recurses and never follows a link.
 
 use anyhow::{anyhow, Context as _};
-use nix::unistd::{chown, setgid, setgroups, setuid, Gid, Uid, User};
+use nix::sys::mman::{mlockall, MlockAllFlags};
+use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+use nix::unistd::{setgid, setgroups, setuid, Gid, Uid, User};
+
+/// The service account edged switches to.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+}
 
 /// The account edged ended up running as.
 #[derive(Debug, Clone)]
@@ -17,10 +27,19 @@ pub struct Dropped {
     pub effective_caps: u64,
 }
 
-/// Switches to `user` (or `nobody` when that account does not exist on a development
-/// machine) when running as root; does nothing otherwise. `owned` paths are handed to the
-/// account first so it can keep writing its store.
-pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>> {
+/// What must survive the drop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// The relay locked all present and future memory (`av_edge.relay_lock_memory`): without
+    /// CAP_IPC_LOCK every later mapping (a thread stack, a heap arena) counts against
+    /// RLIMIT_MEMLOCK, so the limit goes to infinity first or edged aborts on its next
+    /// allocation that needs new memory.
+    pub locked_memory: bool,
+}
+
+/// The account to switch to: `user`, or `nobody` when that account does not exist on a
+/// development machine. `None` when not running as root (nothing to drop).
+pub fn service_account(user: &str) -> anyhow::Result<Option<Account>> {
     if !Uid::effective().is_root() {
         return Ok(None);
     }
@@ -34,15 +53,24 @@ pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>>
             ("nobody".to_owned(), fallback)
         }
     };
-    for p in owned {
-        chown_tree(p, account.uid, account.gid)
-            .with_context(|| format!("handing {} to {name}", p.display()))?;
+    Ok(Some(Account {
+        name,
+        uid: account.uid,
+        gid: account.gid,
+    }))
+}
+
+/// Switches to `account` for good.
+pub fn drop_to(account: &Account, keep: Keep) -> anyhow::Result<Dropped> {
+    if keep.locked_memory {
+        keep_memory_locked()?;
     }
     setgroups(&[account.gid]).context("setgroups")?;
     setgid(account.gid).context("setgid")?;
     // glibc and musl apply setuid to every thread of the process, so the runtime's worker
     // threads change identity too.
     setuid(account.uid).context("setuid")?;
+    // Already set in main for every thread; repeated so this function holds on its own.
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     if Uid::effective().is_root() || setuid(Uid::from_raw(0)).is_ok() {
         return Err(anyhow!(
@@ -55,23 +83,27 @@ pub fn drop_root(user: &str, owned: &[&Path]) -> anyhow::Result<Option<Dropped>>
             "capabilities remain after dropping privileges: {caps:#x}"
         ));
     }
-    Ok(Some(Dropped {
-        user: name,
+    Ok(Dropped {
+        user: account.name.clone(),
         uid: account.uid.as_raw(),
         effective_caps: caps,
-    }))
+    })
 }
 
-fn chown_tree(p: &Path, uid: Uid, gid: Gid) -> nix::Result<()> {
-    chown(p, Some(uid), Some(gid))?;
-    if p.is_dir() {
-        if let Ok(entries) = std::fs::read_dir(p) {
-            for e in entries.flatten() {
-                chown_tree(&e.path(), uid, gid)?;
-            }
+/// Lets memory locked with `MCL_FUTURE` stay usable without CAP_IPC_LOCK: RLIMIT_MEMLOCK
+/// goes to infinity. Where even root may not raise a hard limit (no CAP_SYS_RESOURCE, as in
+/// some containers), what is locked now stays locked (the relay threads and the buffers
+/// they allocated at start) and later mappings are not locked (`mlockall(MCL_CURRENT)`
+/// without `MCL_FUTURE`), rather than failing every one of them.
+fn keep_memory_locked() -> anyhow::Result<()> {
+    match setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            mlockall(MlockAllFlags::MCL_CURRENT).context("locking the present memory only")?;
+            tracing::warn!(target: "edged", "cannot raise RLIMIT_MEMLOCK ({e}): memory locked until now stays locked, later memory is not");
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// CapEff of this process, from /proc.

@@ -71,7 +71,7 @@ fn prepare_store(data_dir: &Path) -> Trust {
         .expect("key")
         .expect("a key");
     Trust {
-        ca_pem: issued.ca_pem,
+        ca_pem: issued.ca_pem.clone(),
         client_chain,
         client_key,
     }

@@ -269,8 +269,8 @@ fn a_reload_reports_a_renewed_certificate_file_and_nothing_for_the_same_one() {
             &["edge.localhost".into(), "127.0.37.1".into()],
         )
         .unwrap();
-        std::fs::write(&cert_file, issued.chain_pem).unwrap();
-        std::fs::write(&key_file, issued.key_pem).unwrap();
+        std::fs::write(&cert_file, &issued.chain_pem).unwrap();
+        std::fs::write(&key_file, &issued.key_pem).unwrap();
     };
     renew();
     let mut config = edged_config::Config::from_toml(&config_for(37)).unwrap();

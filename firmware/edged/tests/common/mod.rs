@@ -51,7 +51,12 @@ pub struct Edged {
 impl Edged {
     /// Starts edged on `dir` (store and admin socket inside), with `config` if given.
     pub fn start(dir: &Path, config: Option<&Path>) -> Edged {
-        let socket = dir.join("admin.sock");
+        Edged::start_with_socket(dir, &dir.join("admin.sock"), config)
+    }
+
+    /// Starts edged on `dir` with its admin socket at `socket`.
+    pub fn start_with_socket(dir: &Path, socket: &Path, config: Option<&Path>) -> Edged {
+        let socket = socket.to_owned();
         let mut cmd = Command::new(EDGED);
         cmd.arg("--data-dir")
             .arg(dir)

@@ -7,6 +7,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize as _;
 
 /// Secrets shorter than this are refused: HMAC-SHA1 keys below the hash block size buy no
 /// speed, and short shared secrets are the usual weakness of TURN REST deployments.
@@ -50,6 +51,12 @@ impl std::fmt::Debug for RelayKey {
             .field("created", &self.created)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RelayKey {
+    fn drop(&mut self) {
+        self.secret.zeroize();
     }
 }
 
@@ -101,12 +108,29 @@ pub fn password(secret: &[u8], username: &str) -> String {
 }
 
 /// A minted credential, as handed to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     pub username: String,
     pub password: String,
     pub expires_at: u64,
     pub key_id: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password is the relay's key for this username: never in logs.
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("expires_at", &self.expires_at)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Credential {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
 }
 
 /// The current key (mints) and older keys (verify until their overlap ends).
@@ -139,9 +163,9 @@ impl TryFrom<KeyRingFields> for KeyRing {
 }
 
 impl KeyRing {
-    pub fn new(current: RelayKey, overlap: u64) -> Result<Self, KeyError> {
+    pub fn new(mut current: RelayKey, overlap: u64) -> Result<Self, KeyError> {
         if current.retired_at.is_some() {
-            return Err(KeyError::CurrentRetired(current.id));
+            return Err(KeyError::CurrentRetired(std::mem::take(&mut current.id)));
         }
         Ok(KeyRing {
             current,
@@ -152,7 +176,7 @@ impl KeyRing {
 
     fn insert_previous(&mut self, key: RelayKey) -> Result<(), KeyError> {
         if self.keys().any(|k| k.id == key.id) {
-            return Err(KeyError::DuplicateId(key.id));
+            return Err(KeyError::DuplicateId(key.id.clone()));
         }
         self.previous.push(key);
         Ok(())
@@ -162,10 +186,10 @@ impl KeyRing {
     /// verifying for the overlap window.
     pub fn rotate(&mut self, next: RelayKey, now: u64) -> Result<(), KeyError> {
         if next.retired_at.is_some() {
-            return Err(KeyError::CurrentRetired(next.id));
+            return Err(KeyError::CurrentRetired(next.id.clone()));
         }
         if self.keys().any(|k| k.id == next.id) {
-            return Err(KeyError::DuplicateId(next.id));
+            return Err(KeyError::DuplicateId(next.id.clone()));
         }
         let mut old = std::mem::replace(&mut self.current, next);
         old.retired_at = Some(now);

@@ -5,14 +5,16 @@
 //! good for the overlap and nobody is cut off mid-meeting by a key change.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize as _;
 
 use crate::token::{self, Claims, ParticipantRole, TokenLimits, VerifyError, MAC_LEN};
 
 /// Shortest secret accepted: HMAC-SHA256 gains nothing above 32 bytes and is weak far below.
 pub const MIN_SECRET_LEN: usize = 16;
 
-/// One shared secret, in the form the store and key files keep it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One shared secret, in the form the store and key files keep it. Its `Debug` leaves the
+/// secret out and it is cleared from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSecret {
     pub id: u32,
     /// The secret as lowercase hex.
@@ -22,6 +24,22 @@ pub struct SessionSecret {
     /// Unix seconds after which tokens signed with it are refused; none while current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_at: Option<u64>,
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSecret")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("retire_at", &self.retire_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SessionSecret {
+    fn drop(&mut self) {
+        self.secret_hex.zeroize();
+    }
 }
 
 impl SessionSecret {
@@ -67,10 +85,22 @@ pub enum KeyRingError {
 }
 
 /// A decoded secret kept beside its record so verification does no hex work.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Entry {
     record: SessionSecret,
     secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.record.fmt(f)
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
 }
 
 /// The set of secrets shared between the edge and the conferencing servers.

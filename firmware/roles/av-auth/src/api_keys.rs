@@ -95,6 +95,7 @@ impl ApiKeys {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let text = format!("{name}.{}", URL_SAFE_NO_PAD.encode(secret));
+        zeroize::Zeroize::zeroize(&mut secret);
         let salt = SaltString::generate(&mut OsRng);
         let hash = Argon2::default()
             .hash_password(text.as_bytes(), &salt)

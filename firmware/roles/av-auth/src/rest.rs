@@ -215,9 +215,9 @@ async fn turn_credentials(
         )
         .await;
     match issued {
-        Ok(issued) => Json(TurnCredentials {
-            username: issued.credential.username,
-            password: issued.credential.password,
+        Ok(mut issued) => Json(TurnCredentials {
+            username: std::mem::take(&mut issued.credential.username),
+            password: std::mem::take(&mut issued.credential.password),
             ttl: issued.lifetime_secs,
             uris: relays(&config).iter().flat_map(|r| r.turn_uris()).collect(),
         })

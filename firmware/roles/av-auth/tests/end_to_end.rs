@@ -191,7 +191,11 @@ async fn issued_credentials_work_at_the_relay_and_bad_ones_do_not() {
             grant.username.replace("alice", "mallory"),
             grant.password.clone(),
         ),
-        ("expired", expired.username, expired.password),
+        (
+            "expired",
+            expired.username.clone(),
+            expired.password.clone(),
+        ),
     ] {
         let (label, (summary, text)) = run(label, user, password).await;
         let recv = summary.map_or(0, |(_, r)| r);

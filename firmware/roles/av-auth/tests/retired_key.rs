@@ -222,7 +222,11 @@ async fn expired_and_tampered_credentials_get_401_at_the_relay() {
             format!("{later}:{identity}"),
             password.clone(),
         ),
-        ("expired", expired.username, expired.password),
+        (
+            "expired",
+            expired.username.clone(),
+            expired.password.clone(),
+        ),
     ];
     for (what, u, p) in cases {
         refused_401(allocate(relay, &u, &p).await, what);

@@ -49,12 +49,34 @@ pub struct Auth {
     pub kind: CredentialKind,
 }
 
-/// A long-term user's stored keys (RFC 8489: MD5 and SHA-256 of `user:realm:password`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Drop for Auth {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+/// A long-term user's stored keys (RFC 8489: MD5 and SHA-256 of `user:realm:password`):
+/// as good as the password, so `Debug` leaves them out and they are cleared when dropped.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserKeys {
     pub realm: String,
     pub md5: Vec<u8>,
     pub sha256: Vec<u8>,
+}
+
+impl std::fmt::Debug for UserKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserKeys")
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for UserKeys {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.md5);
+        zeroize::Zeroize::zeroize(&mut self.sha256);
+    }
 }
 
 /// Where usernames' keys come from.
@@ -147,17 +169,18 @@ pub fn keys_for(
         };
         return Ok((keys, kind));
     }
-    let user = source
+    let mut user = source
         .user(username)
         .map_err(|e| LookupError::Source(e.to_string()))?
         .ok_or(LookupError::UnknownUser)?;
     if user.realm != realm {
-        return Err(LookupError::OtherRealm(user.realm));
+        return Err(LookupError::OtherRealm(std::mem::take(&mut user.realm)));
     }
+    // Taken, not copied: the dropped `user` clears what is left.
     let key = if algorithm == PASSWORD_ALGORITHM_SHA256 {
-        user.sha256
+        std::mem::take(&mut user.sha256)
     } else {
-        user.md5
+        std::mem::take(&mut user.md5)
     };
     Ok((vec![key], CredentialKind::LongTerm))
 }
@@ -382,7 +405,7 @@ mod tests {
         let c = ring
             .mint("carol@example.test", ttl, NOW - 50)
             .unwrap_or_else(|e| panic!("{e}"));
-        (c.username, c.password)
+        (c.username.clone(), c.password.clone())
     }
 
     fn unauthorized(r: Result<Auth, Refusal>) -> Unauthorized {
@@ -525,7 +548,7 @@ mod tests {
         // "old" was retired at NOW - 100 with a 600 s overlap: accepted until NOW + 500.
         let (user, password) = minted(&relay_key("old", 1), 3600);
         let within = check(&Request::new(&user, &password).encode(), NOW);
-        assert_eq!(within.map(|a| a.username).ok(), Some(user.clone()));
+        assert_eq!(within.map(|a| a.username.clone()).ok(), Some(user.clone()));
         let mut late = Request::new(&user, &password);
         late.nonce = nonces().mint(NOW + 500, client()).as_str().to_string();
         assert!(matches!(
@@ -546,5 +569,19 @@ mod tests {
             unauthorized(r),
             Unauthorized::Lookup(LookupError::UnknownUser)
         ));
+    }
+
+    #[test]
+    fn user_keys_debug_hides_the_keys() {
+        let keys = UserKeys {
+            realm: REALM.into(),
+            md5: vec![0xC4; 16],
+            sha256: vec![0xD9; 32],
+        };
+        let debug = format!("{keys:?} {keys:#?}");
+        for form in ["196, 196", "c4c4", "217, 217", "d9d9"] {
+            assert!(!debug.contains(form), "Debug shows a key ({form}): {debug}");
+        }
+        assert!(debug.contains(REALM), "{debug}");
     }
 }

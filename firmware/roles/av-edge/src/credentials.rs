@@ -11,6 +11,7 @@ use relay_credentials::stored::{self, Loaded, STORE_KEY, STORE_NAMESPACE};
 use relay_credentials::KeyRing;
 use serde::{Deserialize, Serialize};
 use stun_core::{long_term_key_md5, long_term_key_sha256};
+use zeroize::Zeroize as _;
 
 use crate::auth::{KeySource, UserKeys};
 
@@ -20,14 +21,34 @@ pub const USER_NAMESPACE: &str = "av_edge";
 const RING_REFRESH: Duration = Duration::from_secs(stored::RELAY_REFRESH_SECS);
 
 /// A long-term user as stored: the two RFC 8489 keys (hex), never the password, except
-/// for the loopback demo user whose password is shown to the operator.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// for the loopback demo user whose password is shown to the operator. The keys are as good
+/// as the password: `Debug` leaves them out and they are cleared from memory when dropped.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct UserRecord {
     pub realm: String,
     pub key_md5: String,
     pub key_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demo_password: Option<String>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("realm", &self.realm)
+            .field("demo", &self.demo_password.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for UserRecord {
+    fn drop(&mut self) {
+        self.key_md5.zeroize();
+        self.key_sha256.zeroize();
+        if let Some(p) = self.demo_password.as_mut() {
+            p.zeroize();
+        }
+    }
 }
 
 impl UserRecord {
@@ -163,9 +184,9 @@ impl Credentials {
     /// Makes sure the demo user exists; returns its password.
     pub fn ensure_demo_user(&self, realm: &str) -> Result<String, StoreError> {
         let key = "user:demo";
-        if let Some(record) = self.store.get_json::<UserRecord>(USER_NAMESPACE, key)? {
+        if let Some(mut record) = self.store.get_json::<UserRecord>(USER_NAMESPACE, key)? {
             if record.realm == realm {
-                if let Some(p) = record.demo_password {
+                if let Some(p) = record.demo_password.take() {
                     return Ok(p);
                 }
             }
@@ -202,7 +223,7 @@ impl KeySource for Credentials {
             });
         };
         Ok(Some(UserKeys {
-            realm: record.realm,
+            realm: record.realm.clone(),
             md5,
             sha256,
         }))
@@ -248,5 +269,20 @@ mod tests {
                 "round {round}: starters saw different rings"
             );
         }
+    }
+
+    #[test]
+    fn user_record_debug_hides_keys_and_demo_password() {
+        let mut record = UserRecord::new("alice", "edge.example", "correct horse");
+        record.demo_password = Some("shown-once-9f2k".into());
+        let debug = format!("{record:?} {record:#?}");
+        for secret in [
+            record.key_md5.as_str(),
+            record.key_sha256.as_str(),
+            "shown-once-9f2k",
+        ] {
+            assert!(!debug.contains(secret), "Debug shows {secret}: {debug}");
+        }
+        assert!(debug.contains("edge.example"), "{debug}");
     }
 }

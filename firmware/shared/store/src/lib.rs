@@ -15,6 +15,7 @@
 mod export;
 mod file_mode;
 mod migrate;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use edged_admin_api::AuditEntry;
 pub use migrate::STORE_SCHEMA_VERSION;
+pub use sealed::MIN_PASSPHRASE_LEN;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const CONFIG: TableDefinition<&str, &str> = TableDefinition::new("config");
@@ -67,6 +69,10 @@ db_err!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// Checks one state value an import would write: `(namespace, key, value)`, an error
+/// saying what is wrong with it.
+pub type StateCheck = dyn Fn(&str, &str, &[u8]) -> Result<(), String>;
 
 /// The configuration document as stored, with the generation that counts its commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,14 +140,16 @@ impl Store {
                 })?;
             }
         }
-        file_mode::secure_store_file(path).map_err(|e| StoreError::Open {
+        let file = file_mode::open_store_file(path).map_err(|e| StoreError::Open {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        let db = Database::create(path).map_err(|e| StoreError::Open {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let db = redb::Builder::new()
+            .create_file(file)
+            .map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
         let store = Store {
             db: Arc::new(db),
             path: path.to_owned(),
@@ -273,21 +281,28 @@ impl Store {
         self.audit_log(last.saturating_sub(limit as u64), limit)
     }
 
-    /// Writes the whole store (config, state, audit log) as one TOML document: a backup
-    /// an admin can read, and [`Store::import_toml`] can restore.
-    pub fn export_toml(&self) -> Result<String, StoreError> {
-        export::export(self)
+    /// Writes the store as one TOML document [`Store::import_toml`] can restore: the
+    /// configuration always; the state (keys, key rings, users: the secrets) only with a
+    /// `passphrase` (at least [`MIN_PASSPHRASE_LEN`] characters), sealed with it (argon2id,
+    /// AES-256-GCM). The audit log stays on the appliance.
+    pub fn export_toml(&self, passphrase: Option<&str>) -> Result<String, StoreError> {
+        export::export(self, passphrase)
     }
 
-    /// Replaces config and state with an exported document, in one transaction, after
-    /// `check_config` accepted its configuration. The audit log is kept and gains an entry.
+    /// Restores an exported document in one transaction, after `check_config` accepted its
+    /// configuration and `check_state` every state key and value it holds (namespace, key,
+    /// value): an unknown or malformed one refuses the whole import, naming the key, and
+    /// nothing is written. Sealed state needs its `passphrase` and replaces the state; an
+    /// export without it replaces the configuration only. The audit log gains an entry.
     pub fn import_toml(
         &self,
         text: &str,
+        passphrase: Option<&str>,
         check_config: impl FnOnce(&str) -> Result<(), String>,
+        check_state: &StateCheck,
         audit: AuditRecord,
     ) -> Result<u64, StoreError> {
-        export::import(self, text, check_config, audit)
+        export::import(self, text, passphrase, check_config, check_state, audit)
     }
 
     pub(crate) fn db(&self) -> &Database {

@@ -96,17 +96,29 @@ fn reopen_keeps_everything() {
     );
 }
 
+const PASS: &str = "a long enough passphrase";
+
+fn accept_all(_: &str, _: &str, _: &[u8]) -> Result<(), String> {
+    Ok(())
+}
+
 #[test]
 fn export_import_round_trip_replaces_state() {
     let (_d, a) = open();
     a.commit_config("name = \"a\"", AuditRecord::new("t", "c", "d"))
         .unwrap();
     a.write(|tx| tx.put("keys", "k", &[0, 159, 255])).unwrap();
-    let text = a.export_toml().unwrap();
+    let text = a.export_toml(Some(PASS)).unwrap();
     let (_d2, b) = open();
     b.write(|tx| tx.put("stale", "x", b"1")).unwrap();
     let g = b
-        .import_toml(&text, |_| Ok(()), AuditRecord::new("t", "import", "from a"))
+        .import_toml(
+            &text,
+            Some(PASS),
+            |_| Ok(()),
+            &accept_all,
+            AuditRecord::new("t", "import", "from a"),
+        )
         .unwrap();
     assert_eq!(g, 1);
     assert_eq!(b.get("keys", "k").unwrap().unwrap(), vec![0, 159, 255]);
@@ -114,13 +126,137 @@ fn export_import_round_trip_replaces_state() {
     assert_eq!(b.config().unwrap().unwrap().toml, "name = \"a\"");
     let refused = b.import_toml(
         &text,
+        Some(PASS),
         |_| Err("bad port".into()),
+        &accept_all,
         AuditRecord::new("t", "i", "d"),
     );
     assert!(matches!(refused, Err(StoreError::Import(m)) if m.contains("bad port")));
     assert!(b
-        .import_toml("garbage = [", |_| Ok(()), AuditRecord::new("t", "i", "d"))
+        .import_toml(
+            "garbage = [",
+            None,
+            |_| Ok(()),
+            &accept_all,
+            AuditRecord::new("t", "i", "d")
+        )
         .is_err());
+}
+
+#[test]
+fn an_export_leaves_secrets_out_unless_sealed_with_a_passphrase() {
+    let (_d, a) = open();
+    a.commit_config("name = \"a\"", AuditRecord::new("t", "c", "d"))
+        .unwrap();
+    let secret = b"relay-ring-secret-0123456789abcdef";
+    a.write(|tx| tx.put("relay_keys", "ring", secret)).unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+    let plain = a.export_toml(None).unwrap();
+    assert!(plain.contains("name"), "{plain}");
+    assert!(
+        !plain.contains("relay_keys") && !plain.contains(&b64),
+        "{plain}"
+    );
+    let sealed = a.export_toml(Some(PASS)).unwrap();
+    assert!(
+        !sealed.contains("relay_keys") && !sealed.contains(&b64),
+        "{sealed}"
+    );
+    assert!(matches!(
+        a.export_toml(Some("short")),
+        Err(StoreError::Import(m)) if m.contains("at least")
+    ));
+
+    // Restoring an export without secrets keeps the state; a sealed one needs its passphrase.
+    let (_d2, b) = open();
+    b.write(|tx| tx.put("relay_keys", "ring", b"b's own ring"))
+        .unwrap();
+    b.import_toml(
+        &plain,
+        None,
+        |_| Ok(()),
+        &accept_all,
+        AuditRecord::new("t", "i", "d"),
+    )
+    .unwrap();
+    assert_eq!(
+        b.get("relay_keys", "ring").unwrap().unwrap(),
+        b"b's own ring"
+    );
+    for (pass, expected) in [
+        (None, "passphrase is needed"),
+        (Some("not the passphrase"), "wrong passphrase"),
+    ] {
+        let err = b
+            .import_toml(
+                &sealed,
+                pass,
+                |_| Ok(()),
+                &accept_all,
+                AuditRecord::new("t", "i", "d"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    // A changed configuration no longer opens the sealed state bound to it.
+    let mut doc: toml::Table = toml::from_str(&sealed).unwrap();
+    doc.insert("config".into(), "name = \"evil\"".into());
+    let tampered = toml::to_string(&doc).unwrap();
+    assert!(b
+        .import_toml(
+            &tampered,
+            Some(PASS),
+            |_| Ok(()),
+            &accept_all,
+            AuditRecord::new("t", "i", "d")
+        )
+        .is_err());
+    assert_eq!(
+        b.get("relay_keys", "ring").unwrap().unwrap(),
+        b"b's own ring"
+    );
+}
+
+#[test]
+fn import_refuses_an_unknown_state_key_naming_it_and_writes_nothing() {
+    let (_d, a) = open();
+    a.commit_config("name = \"a\"", AuditRecord::new("t", "c", "d"))
+        .unwrap();
+    a.write(|tx| {
+        tx.put("relay_keys", "ring", b"{}")?;
+        tx.put("planted", "x", b"evil")
+    })
+    .unwrap();
+    let text = a.export_toml(Some(PASS)).unwrap();
+    let (_d2, b) = open();
+    b.commit_config("name = \"b\"", AuditRecord::new("t", "c", "d"))
+        .unwrap();
+    b.write(|tx| tx.put("relay_keys", "ring", b"b's")).unwrap();
+    let only_rings = |ns: &str, key: &str, _: &[u8]| -> Result<(), String> {
+        if (ns, key) == ("relay_keys", "ring") {
+            Ok(())
+        } else {
+            Err("unknown key".into())
+        }
+    };
+    let err = b
+        .import_toml(
+            &text,
+            Some(PASS),
+            |_| Ok(()),
+            &only_rings,
+            AuditRecord::new("t", "i", "d"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"planted/x\"") && err.contains("unknown key"),
+        "{err}"
+    );
+    assert_eq!(b.get("relay_keys", "ring").unwrap().unwrap(), b"b's");
+    assert!(b.get("planted", "x").unwrap().is_none());
+    assert_eq!(b.config().unwrap().unwrap().toml, "name = \"b\"");
 }
 
 fn mode_of(path: &Path) -> u32 {
@@ -159,4 +295,39 @@ fn existing_world_readable_store_file_is_tightened() {
     let store = Store::open(&path).unwrap();
     assert_eq!(mode_of(&path), 0o600);
     assert_eq!(store.get("t", "k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_symlink_at_the_store_path_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, b"").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = dir.path().join("edged.redb");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b"",
+        "the target was initialised"
+    );
+    assert_eq!(mode_of(&target), 0o644, "the target's mode was changed");
+}
+
+#[test]
+fn a_store_file_with_another_hard_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("someone-elses");
+    std::fs::write(&other, b"").unwrap();
+    let path = dir.path().join("edged.redb");
+    std::fs::hard_link(&other, &path).unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("hard link"), "{err}");
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        b"",
+        "the other file was initialised"
+    );
 }

@@ -10,13 +10,29 @@ use crate::TlsError;
 
 const NS: &str = "tls";
 
-/// A certificate issued by the appliance CA.
-#[derive(Debug, Clone)]
+/// A certificate issued by the appliance CA. `Debug` leaves the private key out, and the
+/// key is cleared from memory when this is dropped.
+#[derive(Clone)]
 pub struct IssuedCertificate {
     /// Leaf then CA.
     pub chain_pem: String,
     pub key_pem: String,
     pub ca_pem: String,
+}
+
+impl std::fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCertificate")
+            .field("chain_pem", &self.chain_pem)
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for IssuedCertificate {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key_pem);
+    }
 }
 
 fn gen_err(e: rcgen::Error) -> TlsError {
@@ -34,6 +50,7 @@ fn get_str(store: &Store, key: &str) -> Result<Option<String>, TlsError> {
 fn ca(store: &Store) -> Result<(String, rcgen::Certificate, KeyPair), TlsError> {
     if let (Some(cert_pem), Some(key_pem)) = (get_str(store, "ca.cert")?, get_str(store, "ca.key")?)
     {
+        let key_pem = zeroize::Zeroizing::new(key_pem);
         let key = KeyPair::from_pem(&key_pem).map_err(gen_err)?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(gen_err)?;
         // Re-signing the stored parameters gives an issuer object with the same subject and
@@ -57,7 +74,7 @@ fn ca(store: &Store) -> Result<(String, rcgen::Certificate, KeyPair), TlsError> 
     let cert_pem = cert.pem();
     store.write(|tx| {
         tx.put_json(NS, "ca.cert", &cert_pem)?;
-        tx.put_json(NS, "ca.key", &key.serialize_pem())?;
+        tx.put_json(NS, "ca.key", &*zeroize::Zeroizing::new(key.serialize_pem()))?;
         tx.audit(edged_store::AuditRecord::new(
             "edged",
             "tls",

@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use zeroize::Zeroizing;
 
 pub use generate::{issue_client_certificate, IssuedCertificate};
 pub use rustls;
@@ -100,9 +101,12 @@ impl TlsMaterial {
         for (name, c) in &config.certificates {
             let key = format!("certificates.{name}");
             let (chain_pem, key_pem) = if c.self_signed {
-                let issued = generate::self_signed(store, name, &c.sans)?;
+                let mut issued = generate::self_signed(store, name, &c.sans)?;
                 ca_pem = Some(issued.ca_pem.clone());
-                (issued.chain_pem, issued.key_pem)
+                (
+                    std::mem::take(&mut issued.chain_pem),
+                    Zeroizing::new(std::mem::take(&mut issued.key_pem)),
+                )
             } else {
                 let (Some(cf), Some(kf)) = (&c.cert_file, &c.key_file) else {
                     return Err(TlsError::Certificate {
@@ -116,7 +120,10 @@ impl TlsMaterial {
                         reason: format!("cannot read {}: {e}", p.display()),
                     })
                 };
-                (read(cf, "cert_file")?, read(kf, "key_file")?)
+                (
+                    read(cf, "cert_file")?,
+                    Zeroizing::new(read(kf, "key_file")?),
+                )
             };
             certs.insert(name.clone(), load_pem(&key, &chain_pem, &key_pem)?);
         }

@@ -161,3 +161,21 @@ async fn mutual_tls_over_loopback() {
     );
     assert_eq!(srv.await.unwrap(), vec![true, false]);
 }
+
+#[test]
+fn issued_certificate_and_material_debug_hide_the_private_key() {
+    let (_d, store, config) = setup();
+    let issued = issue_client_certificate(&store, "x", &["x.localhost".into()]).unwrap();
+    let key_body = issued
+        .key_pem
+        .lines()
+        .find(|l| !l.starts_with("-----"))
+        .unwrap()
+        .to_owned();
+    let debug = format!("{issued:?} {issued:#?}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+    assert!(!debug.contains(&key_body), "{debug}");
+    let material = TlsMaterial::load(&config, &store).unwrap();
+    let debug = format!("{material:?}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+}
