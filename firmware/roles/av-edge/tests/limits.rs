@@ -96,8 +96,8 @@ async fn short_lived_credentials_of_one_user_share_a_quota() {
             .mint("bob@example.test", ttl, now)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut client = Client::new(UdpWire::new(h.udp));
-        client.user = cred.username;
-        client.password = cred.password;
+        client.user = cred.username.clone();
+        client.password = cred.password.clone();
         let a = client.request(Method::ALLOCATE, &|e| {
             e.add(&Attribute::RequestedTransport(17))?;
             Ok(())
