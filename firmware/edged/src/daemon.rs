@@ -143,6 +143,7 @@ pub fn run(args: Args, open_files: u64) -> Result<(), RunError> {
     // checked against it.
     edged_config::set_process_descriptor_limit(open_files);
     install_budgets(&config, open_files);
+    store.set_audit_retention(config.limits.audit_entries);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("edged-control")
@@ -477,6 +478,7 @@ impl Daemon {
             if let Some(open_files) = edged_config::process_descriptor_limit() {
                 install_budgets(new, open_files);
             }
+            self.store.set_audit_retention(new.limits.audit_entries);
             report
                 .applied
                 .push("limits: budgets apply to new connections".into());

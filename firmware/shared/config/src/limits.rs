@@ -39,6 +39,8 @@ pub struct LimitsConfig {
     /// Budgets by role (`access_edge`, `webconf_edge`, `av_edge`, `av_auth`). A role not
     /// named gets a weighted share of what the process limit leaves.
     pub descriptors: BTreeMap<String, u64>,
+    /// Audit log entries kept in the store; older ones are dropped as new ones come.
+    pub audit_entries: u64,
 }
 
 impl Default for LimitsConfig {
@@ -47,6 +49,7 @@ impl Default for LimitsConfig {
             reserve_descriptors: 1024,
             source_share_percent: 50,
             descriptors: BTreeMap::new(),
+            audit_entries: 10_000,
         }
     }
 }
@@ -87,6 +90,9 @@ impl LimitsConfig {
             } else if *n < MIN_ROLE_DESCRIPTORS {
                 errs.push(key, format!("must be at least {MIN_ROLE_DESCRIPTORS}"));
             }
+        }
+        if !(100..=1_000_000).contains(&self.audit_entries) {
+            errs.push("limits.audit_entries", "must be 100 to 1000000");
         }
         if !(1..=100).contains(&self.source_share_percent) {
             errs.push("limits.source_share_percent", "must be 1 to 100");
