@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use edged_admin_api::{
-    Alive, CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest, Status,
-    ValidateResult,
+    Alive, CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest,
+    Status, ValidateResult,
 };
 
 use crate::client::{Client, ClientError};

@@ -142,7 +142,8 @@ fn with_budget(mut s: RoleStatus) -> RoleStatus {
     let Some(pool) = edged_role::budget::pool(&s.role) else {
         return s;
     };
-    s.counters.insert("budget_descriptors".into(), pool.budget());
+    s.counters
+        .insert("budget_descriptors".into(), pool.budget());
     s.counters.insert("budget_open".into(), pool.open() as u64);
     s.counters.insert("budget_refused".into(), pool.refused());
     if matches!(s.health, Health::Ready | Health::Degraded(_)) {

@@ -46,7 +46,10 @@ fn wait_for(e: &Edged, what: &str, done: impl Fn(&serde_json::Value) -> bool) ->
         if done(&role) {
             return role;
         }
-        assert!(Instant::now() < give_up, "{what}: never happened; last: {role}");
+        assert!(
+            Instant::now() < give_up,
+            "{what}: never happened; last: {role}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -54,7 +57,8 @@ fn wait_for(e: &Edged, what: &str, done: impl Fn(&serde_json::Value) -> bool) ->
 #[test]
 fn a_role_at_its_cap_is_overloaded_and_the_admin_api_still_answers() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut config = edged_config::Config::from_toml(&config_for(43)).unwrap_or_else(|e| panic!("{e}"));
+    let mut config =
+        edged_config::Config::from_toml(&config_for(43)).unwrap_or_else(|e| panic!("{e}"));
     config.access_edge.enabled = false;
     config.webconf_edge.enabled = false;
     config.av_edge.enabled = false;
@@ -69,11 +73,14 @@ fn a_role_at_its_cap_is_overloaded_and_the_admin_api_still_answers() {
     assert_eq!(before["counters"]["budget_descriptors"], BUDGET);
 
     // Idle connections (no TLS handshake) fill the budget.
-    let rest: SocketAddr = SocketAddr::new(config.network.internal.address, config.av_auth.rest_port);
+    let rest: SocketAddr =
+        SocketAddr::new(config.network.internal.address, config.av_auth.rest_port);
     let _held: Vec<TcpStream> = (0..BUDGET)
         .map(|_| TcpStream::connect(rest).unwrap_or_else(|err| panic!("connect: {err}")))
         .collect();
-    wait_for(&e, "the budget filled", |r| r["counters"]["budget_open"] == BUDGET);
+    wait_for(&e, "the budget filled", |r| {
+        r["counters"]["budget_open"] == BUDGET
+    });
 
     // One more is closed at once, and the role says why.
     let mut extra = TcpStream::connect(rest).unwrap_or_else(|err| panic!("connect: {err}"));
@@ -83,10 +90,15 @@ fn a_role_at_its_cap_is_overloaded_and_the_admin_api_still_answers() {
     let mut buf = [0u8; 8];
     let read = extra.read(&mut buf);
     assert!(
-        matches!(read, Ok(0)) || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "the connection over the budget was not closed: {read:?}"
     );
-    let role = wait_for(&e, "a refusal counted", |r| r["counters"]["budget_refused"].as_u64() >= Some(1));
+    let role = wait_for(&e, "a refusal counted", |r| {
+        r["counters"]["budget_refused"].as_u64() >= Some(1)
+    });
     assert_eq!(role["health"]["state"], "overloaded", "{role}");
     let reason = role["health"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains(&format!("{BUDGET}")), "{reason}");

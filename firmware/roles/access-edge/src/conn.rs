@@ -69,7 +69,7 @@ impl ConnHandle {
         match self.tx.try_send(bytes) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(target: "access_edge", peer = %self.peer, "send queue full; message dropped");
+                edged_role::outsider_debug!(target: "access_edge", "messages dropped for a full send queue", self.peer.ip(), peer = %self.peer, "send queue full; message dropped");
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -271,9 +271,9 @@ fn close_on_framing_error(shared: &Shared, conn: &ConnHandle, e: &FramingError, 
     }
     if matches!(e, FramingError::MessageTooLarge(_)) {
         shared.counters.oversize_closed.inc();
-        tracing::warn!(target: "access_edge", peer = %conn.peer, error = %e, "oversize message; connection closed");
+        edged_role::outsider_debug!(target: "access_edge", "connections closed for oversize messages", conn.peer.ip(), peer = %conn.peer, error = %e, "oversize message; connection closed");
     } else {
         shared.counters.malformed_requests.inc();
-        tracing::info!(target: "access_edge", peer = %conn.peer, error = %e, "unframeable stream; connection closed");
+        edged_role::outsider_debug!(target: "access_edge", "connections closed for unframeable streams", conn.peer.ip(), peer = %conn.peer, error = %e, "unframeable stream; connection closed");
     }
 }

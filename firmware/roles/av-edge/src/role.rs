@@ -188,7 +188,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         });
         // A TURN client over TCP may be silent between refreshes for up to the longest lifetime.
         let idle = Duration::from_secs(u64::from(cfg.max_lifetime_secs) + 60);
-        let limits = ListenerLimits { idle_timeout: Some(idle), ..ListenerLimits::default() };
+        let limits = ListenerLimits {
+            idle_timeout: Some(idle),
+            ..ListenerLimits::default()
+        };
         Listener::new(name, l, limits).spawn(&life, handler);
     }
     {

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 pub use certificates::{CertificateConfig, TlsTrust};
 pub use error::{ConfigError, ConfigErrors, ConfigProblem};
 pub use limits::{
-    process_descriptor_limit, set_process_descriptor_limit, Budgets, LimitsConfig, MIN_ROLE_DESCRIPTORS,
-    ROLE_WEIGHTS,
+    process_descriptor_limit, set_process_descriptor_limit, Budgets, LimitsConfig,
+    MIN_ROLE_DESCRIPTORS, ROLE_WEIGHTS,
 };
 pub use listeners::{Protocol, SocketSpec, Transport};
 pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};

@@ -86,7 +86,10 @@ impl LimitsConfig {
             let key = format!("limits.descriptors.{role}");
             if !ROLE_WEIGHTS.iter().any(|(r, _)| r == role) {
                 let names: Vec<_> = ROLE_WEIGHTS.iter().map(|(r, _)| *r).collect();
-                errs.push(key, format!("unknown role; expected one of: {}", names.join(", ")));
+                errs.push(
+                    key,
+                    format!("unknown role; expected one of: {}", names.join(", ")),
+                );
             } else if *n < MIN_ROLE_DESCRIPTORS {
                 errs.push(key, format!("must be at least {MIN_ROLE_DESCRIPTORS}"));
             }
@@ -155,7 +158,11 @@ impl LimitsConfig {
             (pinned, available - pinned)
         };
         for (role, _) in ROLE_WEIGHTS {
-            if let Some(n) = self.descriptors.get(role).filter(|_| enabled.contains(&role)) {
+            if let Some(n) = self
+                .descriptors
+                .get(role)
+                .filter(|_| enabled.contains(&role))
+            {
                 let n = if scaled_down && pinned > 0 {
                     (u128::from(*n) * u128::from(pinned_room) / u128::from(pinned)) as u64
                 } else {
@@ -165,7 +172,12 @@ impl LimitsConfig {
             }
         }
         for (role, w) in unpinned {
-            roles.insert(role, (rest * w / weight.max(1)).max(1));
+            let share = if scaled_down {
+                rest / (floor / MIN_ROLE_DESCRIPTORS).max(1)
+            } else {
+                rest * w / weight.max(1)
+            };
+            roles.insert(role, share.max(1));
         }
         Budgets { roles, scaled_down }
     }
@@ -233,7 +245,8 @@ mod tests {
         c.limits.descriptors.insert("access_edge".into(), 8_000);
         let errs = c.validate().err().map(|e| e.0).unwrap_or_default();
         assert!(
-            errs.iter().any(|e| e.key == "limits.descriptors" && e.reason.contains("20000")),
+            errs.iter()
+                .any(|e| e.key == "limits.descriptors" && e.reason.contains("20000")),
             "{errs:?}"
         );
         // A disabled role's budget does not count.
@@ -241,7 +254,17 @@ mod tests {
         assert!(c.validate().is_ok());
         c.limits.descriptors.insert("sip".into(), 100);
         c.limits.reserve_descriptors = 10;
-        let keys: Vec<_> = c.validate().err().map(|e| e.0).unwrap_or_default().into_iter().map(|e| e.key).collect();
-        assert_eq!(keys, ["limits.descriptors.sip", "limits.reserve_descriptors"]);
+        let keys: Vec<_> = c
+            .validate()
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(
+            keys,
+            ["limits.descriptors.sip", "limits.reserve_descriptors"]
+        );
     }
 }

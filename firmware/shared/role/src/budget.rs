@@ -65,7 +65,9 @@ impl Pool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Admission> {
-        self.admission.lock().unwrap_or_else(PoisonError::into_inner)
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a connection from `ip` against the budget, or says why it does not fit.
@@ -119,10 +121,12 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match last {
-            Some((at, why)) if now.saturating_duration_since(at) < OVERLOAD_MEMORY => Some(format!(
-                "refused connections in the last {} s: {why}; {open} of {budget} open",
-                OVERLOAD_MEMORY.as_secs()
-            )),
+            Some((at, why)) if now.saturating_duration_since(at) < OVERLOAD_MEMORY => {
+                Some(format!(
+                    "refused connections in the last {} s: {why}; {open} of {budget} open",
+                    OVERLOAD_MEMORY.as_secs()
+                ))
+            }
             _ => None,
         }
     }
@@ -143,7 +147,10 @@ pub fn install(role: &str, descriptors: u64, share_percent: u64) {
             pool.budget.store(descriptors, Ordering::Relaxed);
         }
         None => {
-            map.insert(role.to_owned(), Arc::new(Pool::new(descriptors, share_percent)));
+            map.insert(
+                role.to_owned(),
+                Arc::new(Pool::new(descriptors, share_percent)),
+            );
         }
     }
 }
@@ -182,21 +189,34 @@ mod tests {
         let pool = Arc::new(Pool::new(2, 100));
         let now = Instant::now();
         assert_eq!(pool.overload(now), None);
-        let a = pool.admit(ip("192.0.2.1")).unwrap_or_else(|e| panic!("{e}"));
-        let _b = pool.admit(ip("192.0.2.2")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(pool.overload(now).is_some_and(|r| r.contains("whole budget of 2")));
-        assert_eq!(pool.admit(ip("192.0.2.3")).err(), Some(Refusal::RoleBudgetFull(2)));
+        let a = pool
+            .admit(ip("192.0.2.1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _b = pool
+            .admit(ip("192.0.2.2"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(pool
+            .overload(now)
+            .is_some_and(|r| r.contains("whole budget of 2")));
+        assert_eq!(
+            pool.admit(ip("192.0.2.3")).err(),
+            Some(Refusal::RoleBudgetFull(2))
+        );
         drop(a);
         assert_eq!(pool.open(), 1);
         let recent = pool.overload(Instant::now());
-        assert!(recent.is_some_and(|r| r.contains("refused connections")), "a refusal is remembered");
+        assert!(
+            recent.is_some_and(|r| r.contains("refused connections")),
+            "a refusal is remembered"
+        );
         assert_eq!(pool.overload(Instant::now() + OVERLOAD_MEMORY), None);
     }
 
     #[test]
     fn listeners_find_their_roles_pool_by_their_key() {
         install("budget_test_role", 10, 50);
-        let pool = pool_of_listener("budget_test_role.tcp_port").unwrap_or_else(|| panic!("no pool"));
+        let pool =
+            pool_of_listener("budget_test_role.tcp_port").unwrap_or_else(|| panic!("no pool"));
         assert_eq!(pool.budget(), 10);
         install("budget_test_role", 20, 50);
         assert_eq!(pool.budget(), 20);

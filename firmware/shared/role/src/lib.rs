@@ -33,10 +33,10 @@ pub use edged_store::Store;
 pub use edged_tls::TlsMaterial;
 
 pub use admission::{ListenerLimits, Refusal};
-#[doc(hidden)]
-pub use tracing as __tracing;
 pub use lifecycle::{wait_until, Lifecycle};
 pub use listener::{Handler, Incoming, Listener, ListenerHandle, ListenerStats};
+#[doc(hidden)]
+pub use tracing as __tracing;
 
 /// What a role is started with.
 #[derive(Clone)]

@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{self, Pool, PoolSlot};
 use crate::admission::{AcceptBackoff, Admission, ListenerLimits, Refusal, Source};
+use crate::budget::{self, Pool, PoolSlot};
 use crate::idle::{self, IdleStep};
 use crate::lifecycle::Lifecycle;
 

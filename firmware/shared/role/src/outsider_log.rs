@@ -79,9 +79,10 @@ impl Tally {
     /// is over (the new event then opens the next window).
     pub fn note(&mut self, kind: Kind, source: IpAddr, now: Instant) -> Option<Summary> {
         let closed = match self.windows.get(&kind) {
-            Some(w) if now.saturating_duration_since(w.started) >= self.interval => {
-                self.windows.remove(&kind).map(|w| summary(kind, w, self.interval))
-            }
+            Some(w) if now.saturating_duration_since(w.started) >= self.interval => self
+                .windows
+                .remove(&kind)
+                .map(|w| summary(kind, w, self.interval)),
             _ => None,
         };
         let w = self.windows.entry(kind).or_insert_with(|| Window {
@@ -110,7 +111,11 @@ impl Tally {
             .collect();
         let mut out: Vec<Summary> = over
             .into_iter()
-            .filter_map(|k| self.windows.remove(&k).map(|w| summary(k, w, self.interval)))
+            .filter_map(|k| {
+                self.windows
+                    .remove(&k)
+                    .map(|w| summary(k, w, self.interval))
+            })
             .collect();
         out.sort_by_key(|s| (s.kind.target, s.kind.what));
         out
@@ -135,10 +140,11 @@ fn tally() -> &'static Mutex<Tally> {
 /// Counts an event of `what` from `source` under `target`, writing the kind's summary
 /// when its interval is over. Called by [`outsider_debug!`](crate::outsider_debug).
 pub fn note(target: &'static str, what: &'static str, source: IpAddr) {
-    let closed = tally()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .note(Kind { target, what }, source, Instant::now());
+    let closed = tally().lock().unwrap_or_else(PoisonError::into_inner).note(
+        Kind { target, what },
+        source,
+        Instant::now(),
+    );
     if let Some(s) = closed {
         write(&s);
     }
@@ -209,7 +215,11 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..1_000u32 {
             let at = t0 + Duration::from_millis(u64::from(i));
-            assert_eq!(t.note(HANDSHAKES, ip(i % 7), at), None, "no line inside the interval");
+            assert_eq!(
+                t.note(HANDSHAKES, ip(i % 7), at),
+                None,
+                "no line inside the interval"
+            );
         }
         assert!(t.due(t0 + Duration::from_secs(9)).is_empty());
         let due = t.due(t0 + INTERVAL);
@@ -219,7 +229,10 @@ mod tests {
             due[0].to_string(),
             "1000 failed TLS handshakes from 7 source(s) in the last 10 s"
         );
-        assert!(t.due(t0 + INTERVAL * 5).is_empty(), "a summary is written once");
+        assert!(
+            t.due(t0 + INTERVAL * 5).is_empty(),
+            "a summary is written once"
+        );
     }
 
     #[test]
@@ -243,7 +256,10 @@ mod tests {
         t.note(REQUESTS, ip(2), t0);
         let due = t.due(t0 + INTERVAL);
         let got: Vec<_> = due.iter().map(|s| (s.kind.what, s.events)).collect();
-        assert_eq!(got, [("failed TLS handshakes", 1), ("malformed requests", 2)]);
+        assert_eq!(
+            got,
+            [("failed TLS handshakes", 1), ("malformed requests", 2)]
+        );
     }
 
     #[test]

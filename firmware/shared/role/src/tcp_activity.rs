@@ -63,15 +63,19 @@ mod tests {
     #[test]
     fn a_fresh_connection_is_quiet_and_a_foreign_address_is_not_answered() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}"));
         let (mut server, peer) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
         let local = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
         client.write_all(b"x").unwrap_or_else(|e| panic!("{e}"));
         let mut b = [0u8; 1];
         server.read_exact(&mut b).unwrap_or_else(|e| panic!("{e}"));
         let quiet = quiet_for(server.as_raw_fd(), local, peer);
-        assert!(matches!(quiet, Some(d) if d < Duration::from_secs(30)), "{quiet:?}");
+        assert!(
+            matches!(quiet, Some(d) if d < Duration::from_secs(30)),
+            "{quiet:?}"
+        );
         let elsewhere: SocketAddr = "127.0.0.9:9".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(quiet_for(server.as_raw_fd(), local, elsewhere), None);
     }

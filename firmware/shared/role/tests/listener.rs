@@ -242,5 +242,8 @@ async fn a_served_connection_that_goes_quiet_is_closed_at_the_idle_deadline() {
     busy.write_all(b"x").await.unwrap_or_else(|e| panic!("{e}"));
     let mut buf = [0u8; 1];
     let still_open = tokio::time::timeout(Duration::from_millis(200), busy.read(&mut buf)).await;
-    assert!(still_open.is_err(), "the busy client was closed: {still_open:?}");
+    assert!(
+        still_open.is_err(),
+        "the busy client was closed: {still_open:?}"
+    );
 }

@@ -381,11 +381,14 @@ impl Txn<'_> {
         t.insert(seq, json.as_str())?;
         // Sequence numbers are contiguous: keep seq - keep + 1 ..= seq. Usually one entry
         // goes; more after the retention was lowered.
-        while let Some(first) = t.first()?.map(|(k, _)| k.value()) {
-            if first.saturating_add(self.audit_keep) > seq {
-                break;
+        loop {
+            let first = t.first()?.map(|(k, _)| k.value());
+            match first {
+                Some(k) if k.saturating_add(self.audit_keep) <= seq => {
+                    t.pop_first()?;
+                }
+                _ => break,
             }
-            t.pop_first()?;
         }
         Ok(seq)
     }
