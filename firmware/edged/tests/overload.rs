@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{config_for, edgectl, Edged};
 
-const BUDGET: u64 = 8;
+const BUDGET: u64 = 16;
 
 fn edgectl_json(e: &Edged, args: &[&str]) -> serde_json::Value {
     let out = Command::new(edgectl())
@@ -69,7 +69,10 @@ fn a_role_at_its_cap_is_overloaded_and_the_admin_api_still_answers() {
     std::fs::write(&path, config.to_toml()).unwrap_or_else(|e| panic!("{e}"));
     let mut e = Edged::start(dir.path(), Some(&path));
     e.wait_ready(Duration::from_secs(60));
-    let before = wait_for(&e, "av_auth ready", |r| r["health"]["state"] == "ready");
+    // Degraded only because the A/V Edge is off here: serving either way.
+    let before = wait_for(&e, "av_auth serving", |r| {
+        r["health"]["state"] == "ready" || r["health"]["state"] == "degraded"
+    });
     assert_eq!(before["counters"]["budget_descriptors"], BUDGET);
 
     // Idle connections (no TLS handshake) fill the budget.
