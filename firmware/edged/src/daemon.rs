@@ -137,7 +137,14 @@ pub fn run(args: Args, open_files: u64) -> Result<(), RunError> {
         return Ok(());
     }
     let (config, generation) = initial_config(&args, &store, true)?;
-    let log = logging::init(&config.logging);
+    let log_file = match &args.log_file {
+        Some(path) => Some(
+            crate::log_file::BoundedFile::open(path, args.log_file_max_bytes)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let log = logging::init(&config.logging, log_file);
     // The running configuration is not refused for the limit (a lowered hard limit must
     // not keep the appliance down): its budgets are scaled to fit. Changes from now on are
     // checked against it.

@@ -9,6 +9,7 @@ mod admin;
 mod cli;
 mod daemon;
 mod data_dir;
+mod log_file;
 mod logging;
 mod metrics_http;
 mod privileges;
