@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use edged_admin_api::{
-    CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest, Status,
-    ValidateResult,
+    Alive, CommitResult, ConfigDocument, ConfigUpload, LogLevelRequest, LogLevels, SetRequest,
+    Status, ValidateResult,
 };
 
 use crate::client::{Client, ClientError};
@@ -46,6 +46,8 @@ struct Cli {
 enum Command {
     /// Roles, listeners, health and counters.
     Status,
+    /// Whether edged answers at all (its roles are not asked): what the watchdog probes.
+    Alive,
     /// Read, change, check, export or import the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -151,6 +153,10 @@ fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Command::Status => {
             let s: Status = client.get("/api/v1/status")?;
             print_out(json, &s, render::status)
+        }
+        Command::Alive => {
+            let a: Alive = client.get("/api/v1/alive")?;
+            print_out(json, &a, |a| format!("alive, up {} s\n", a.uptime_seconds))
         }
         Command::Config(ConfigCommand::Get { key: None }) => {
             let d: ConfigDocument = client.get("/api/v1/config")?;

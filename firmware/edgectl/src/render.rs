@@ -11,6 +11,7 @@ fn health(h: &Health) -> String {
         Health::Down(r) => format!("down ({r})"),
         Health::Disabled => "disabled".into(),
         Health::Draining => "draining".into(),
+        Health::Overloaded(r) => format!("overloaded ({r})"),
     }
 }
 

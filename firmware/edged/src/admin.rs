@@ -19,11 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use edged_admin_api::{
-    Actor, ApiError, ConfigDocument, ConfigUpload, LogLevelRequest, SetRequest, Status,
+    Actor, Alive, ApiError, ConfigDocument, ConfigUpload, LogLevelRequest, SetRequest, Status,
     ValidateResult, ACTOR_HEADER,
 };
 use edged_config::Config;
-use edged_role::AdminError;
+use edged_role::{AdminError, Health, RoleStatus};
 use edged_store::AuditRecord;
 use serde::Deserialize;
 use tokio::net::UnixListener;
@@ -71,6 +71,7 @@ pub fn bind(path: &Path) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> 
 
 pub fn router(daemon: Shared) -> Router {
     Router::new()
+        .route("/api/v1/alive", get(alive))
         .route("/api/v1/status", get(status))
         .route(
             "/api/v1/config",
@@ -129,6 +130,14 @@ fn change_err(e: ChangeError) -> Response {
     }
 }
 
+/// Touches no role and no lock: a change in progress or roles at their caps never delay it.
+async fn alive(State(d): State<Shared>) -> Json<Alive> {
+    Json(Alive {
+        alive: true,
+        uptime_seconds: d.started.elapsed().as_secs(),
+    })
+}
+
 async fn status(State(d): State<Shared>) -> Json<Status> {
     let cur = d.current().await;
     Json(Status {
@@ -136,8 +145,26 @@ async fn status(State(d): State<Shared>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: d.started.elapsed().as_secs(),
         config_generation: cur.generation,
-        roles: d.roles.iter().map(|r| r.status()).collect(),
+        roles: d.roles.iter().map(|r| with_budget(r.status())).collect(),
     })
+}
+
+/// A role's status with its descriptor budget: the figures, and `overloaded` when the
+/// role is at its cap or refused connections for it lately (unless it is worse off).
+fn with_budget(mut s: RoleStatus) -> RoleStatus {
+    let Some(pool) = edged_role::budget::pool(&s.role) else {
+        return s;
+    };
+    s.counters
+        .insert("budget_descriptors".into(), pool.budget());
+    s.counters.insert("budget_open".into(), pool.open() as u64);
+    s.counters.insert("budget_refused".into(), pool.refused());
+    if matches!(s.health, Health::Ready | Health::Degraded(_)) {
+        if let Some(reason) = pool.overload(std::time::Instant::now()) {
+            s.health = Health::Overloaded(reason);
+        }
+    }
+    s
 }
 
 async fn get_config(State(d): State<Shared>) -> Json<ConfigDocument> {

@@ -35,6 +35,15 @@ pub struct Args {
     #[arg(long)]
     pub print_default_config: bool,
 
+    /// Write the log to this file instead of stderr (not to journald either), rotated to
+    /// `<file>.1` when it reaches --log-file-max-bytes: at most twice that on disk.
+    #[arg(long, env = "EDGED_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// The size at which --log-file is rotated.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub log_file_max_bytes: u64,
+
     /// Print where each role listens and how to try it, once all roles are up.
     #[arg(long)]
     pub banner: bool,

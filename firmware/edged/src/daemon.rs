@@ -122,7 +122,8 @@ fn initial_config(args: &Args, store: &Store, commit: bool) -> Result<(Config, u
     }
 }
 
-pub fn run(args: Args) -> Result<(), RunError> {
+/// `open_files`: the process's open-files limit, measured at start.
+pub fn run(args: Args, open_files: u64) -> Result<(), RunError> {
     if args.print_default_config {
         print!("{EMBEDDED_DEFAULT}");
         return Ok(());
@@ -131,12 +132,26 @@ pub fn run(args: Args) -> Result<(), RunError> {
     let data_dir = crate::data_dir::prepare(&args.data_dir)?;
     let store = Store::open(&store_path(&args.data_dir)).context("opening the store")?;
     if args.check {
+        edged_config::set_process_descriptor_limit(open_files);
         initial_config(&args, &store, false)?;
         println!("configuration is valid");
         return Ok(());
     }
     let (config, generation) = initial_config(&args, &store, true)?;
-    let log = logging::init(&config.logging);
+    let log_file = match &args.log_file {
+        Some(path) => Some(
+            crate::log_file::BoundedFile::open(path, args.log_file_max_bytes)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let log = logging::init(&config.logging, log_file);
+    // The running configuration is not refused for the limit (a lowered hard limit must
+    // not keep the appliance down): its budgets are scaled to fit. Changes from now on are
+    // checked against it.
+    edged_config::set_process_descriptor_limit(open_files);
+    install_budgets(&config, open_files);
+    store.set_audit_retention(config.limits.audit_entries);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("edged-control")
@@ -216,6 +231,7 @@ async fn serve(
     });
     let stop = CancellationToken::new();
     admin::serve(admin_listener, daemon.clone(), stop.clone());
+    tokio::spawn(summarise_outsider_events(stop.clone()));
     if let Some(l) = metrics_listener {
         metrics_http::serve(l, metrics, stop.clone());
     }
@@ -262,6 +278,33 @@ async fn serve(
     let _ = std::fs::remove_file(&args.admin_socket);
     tracing::info!(target: "edged", "stopped");
     Ok(())
+}
+
+/// Writes the summaries of outsider-triggered events whose interval is over, so a burst
+/// that stops is summed up too.
+async fn summarise_outsider_events(stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => edged_role::outsider_log::flush(),
+        }
+    }
+}
+
+/// Gives every enabled role its descriptor budget: the caps all its listeners share.
+fn install_budgets(config: &Config, open_files: u64) {
+    let budgets = config.descriptor_budgets(open_files);
+    if budgets.scaled_down {
+        tracing::error!(target: "edged", open_files, reserve = config.limits.reserve_descriptors,
+            configured = ?config.limits.descriptors, running = ?budgets.roles,
+            "limits.descriptors exceed the open-files limit; every budget is scaled down to fit (lower them, or raise the hard limit)");
+    }
+    for (role, n) in &budgets.roles {
+        edged_role::budget::install(role, *n, config.limits.source_share_percent);
+    }
+    tracing::info!(target: "edged", open_files, budgets = ?budgets.roles, "descriptor budgets");
 }
 
 /// Tells systemd (when it started us with Type=notify) how far along we are.
@@ -441,6 +484,15 @@ impl Daemon {
             self.log.apply_config(&new.logging);
             report.applied.push("logging: levels changed".into());
         }
+        if old.limits != new.limits {
+            if let Some(open_files) = edged_config::process_descriptor_limit() {
+                install_budgets(new, open_files);
+            }
+            self.store.set_audit_retention(new.limits.audit_entries);
+            report
+                .applied
+                .push("limits: budgets apply to new connections".into());
+        }
         if old.metrics != new.metrics || old.network.internal != new.network.internal {
             report
                 .restart_required
@@ -522,5 +574,6 @@ pub fn health_word(h: &edged_admin_api::Health) -> String {
         edged_admin_api::Health::Down(r) => format!("down: {r}"),
         edged_admin_api::Health::Disabled => "disabled".into(),
         edged_admin_api::Health::Draining => "draining".into(),
+        edged_admin_api::Health::Overloaded(r) => format!("overloaded: {r}"),
     }
 }

@@ -1,5 +1,6 @@
-//! Logging: to journald when the journal socket exists (an appliance under systemd), to
-//! stderr otherwise; the filter (overall and per role) changes at runtime.
+//! Logging: to a bounded file with `--log-file` (the busybox image), to journald when the
+//! journal socket exists (an appliance under systemd), to stderr otherwise; the filter
+//! (overall and per role) changes at runtime.
 
 use std::sync::Mutex;
 
@@ -40,7 +41,8 @@ fn levels_from(cfg: &LoggingConfig) -> LogLevels {
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured default
 /// level at start (handy on a development machine).
-pub fn init(cfg: &LoggingConfig) -> LogControl {
+/// With `file`, the log goes there (bounded, see [`crate::log_file`]) and nowhere else.
+pub fn init(cfg: &LoggingConfig, file: Option<crate::log_file::BoundedFile>) -> LogControl {
     let mut levels = levels_from(cfg);
     if let Ok(env) = std::env::var("RUST_LOG") {
         if let Some(l) = parse_level(&env) {
@@ -48,14 +50,22 @@ pub fn init(cfg: &LoggingConfig) -> LogControl {
         }
     }
     let (filter, handle) = reload::Layer::new(filter_for(&levels));
-    let journald = if std::path::Path::new(JOURNAL_SOCKET).exists() {
+    let to_file = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(f)
+            .with_ansi(false)
+            .with_target(true)
+    });
+    let journald = if to_file.is_some() {
+        None
+    } else if std::path::Path::new(JOURNAL_SOCKET).exists() {
         tracing_journald::layer()
             .ok()
             .map(|l| l.with_syslog_identifier("edged".into()))
     } else {
         None
     };
-    let stderr = journald.is_none().then(|| {
+    let stderr = (journald.is_none() && to_file.is_none()).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -64,6 +74,7 @@ pub fn init(cfg: &LoggingConfig) -> LogControl {
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(journald)
+        .with(to_file)
         .with(stderr)
         .try_init();
     LogControl {

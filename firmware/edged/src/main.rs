@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod data_dir;
 mod handover;
+mod log_file;
 mod logging;
 mod metrics_http;
 mod privileges;
@@ -20,17 +21,20 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Before anything else: no thread may exist yet (see process_hardening).
-    if let Err(e) = process_hardening::apply() {
-        eprintln!("edged: {e:#}");
-        return ExitCode::from(1);
-    }
+    let open_files = match process_hardening::apply() {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("edged: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     // Still before the first thread, so every thread inherits it (edged_sandbox).
     if let Err(e) = edged_sandbox::ThreadClass::Process.install() {
         eprintln!("edged: {e}");
         return ExitCode::from(1);
     }
     let args = cli::parse();
-    match daemon::run(args) {
+    match daemon::run(args, open_files) {
         Ok(()) => ExitCode::SUCCESS,
         Err(daemon::RunError::Config(problems)) => {
             // One line per problem, each naming the key, then a summary: what an operator

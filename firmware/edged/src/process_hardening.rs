@@ -8,11 +8,12 @@
 use anyhow::Context as _;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-pub fn apply() -> anyhow::Result<()> {
+/// Returns the open-files limit the process now runs with.
+pub fn apply() -> anyhow::Result<u64> {
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
     setrlimit(Resource::RLIMIT_CORE, 0, 0).context("disabling core dumps")?;
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("reading RLIMIT_NOFILE")?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
         .context("raising the open files limit to its hard limit")?;
-    Ok(())
+    Ok(hard)
 }

@@ -84,7 +84,7 @@ impl ConnHandle {
     /// Queues bytes; false when the connection is gone or its output budget is spent.
     pub fn send(&self, bytes: Vec<u8>) -> bool {
         if !self.queued.reserve(bytes.len()) {
-            tracing::debug!(target: "access_edge", peer = %self.peer, "output budget spent; message dropped");
+            edged_role::outsider_debug!(target: "access_edge", "messages dropped for a spent output budget", self.peer.ip(), peer = %self.peer, "output budget spent; message dropped");
             self.output_dropped.inc();
             return false;
         }
@@ -377,9 +377,9 @@ fn close_on_framing_error(shared: &Shared, conn: &ConnHandle, e: &FramingError, 
     }
     if matches!(e, FramingError::MessageTooLarge(_)) {
         shared.counters.oversize_closed.inc();
-        tracing::debug!(target: "access_edge", peer = %conn.peer, error = %e, "oversize message; connection closed");
+        edged_role::outsider_debug!(target: "access_edge", "connections closed for oversize messages", conn.peer.ip(), peer = %conn.peer, error = %e, "oversize message; connection closed");
     } else {
         shared.counters.malformed_requests.inc();
-        tracing::debug!(target: "access_edge", peer = %conn.peer, error = %e, "unframeable stream; connection closed");
+        edged_role::outsider_debug!(target: "access_edge", "connections closed for unframeable streams", conn.peer.ip(), peer = %conn.peer, error = %e, "unframeable stream; connection closed");
     }
 }

@@ -75,7 +75,7 @@ impl Handler for EdgeListener {
             }),
             Err(why) => {
                 self.shared.counters.connections_refused.inc();
-                tracing::debug!(target: "access_edge", %peer, reason = ?why, "connection refused by per-address limit");
+                edged_role::outsider_debug!(target: "access_edge", "connections refused by the per-address limit", peer.ip(), %peer, reason = ?why, "connection refused by per-address limit");
                 None
             }
         }
@@ -88,7 +88,7 @@ impl Handler for EdgeListener {
             Ok(s) => Some((s, incoming.peer, slot)),
             Err(e) => {
                 self.shared.counters.handshake_failures.inc();
-                tracing::debug!(target: "access_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
+                edged_role::outsider_debug!(target: "access_edge", "failed TLS handshakes", incoming.peer.ip(), peer = %incoming.peer, error = %e, "TLS handshake failed");
                 None
             }
         }
@@ -133,11 +133,11 @@ impl Handler for EdgeListener {
 
     fn timed_out(&self, peer: SocketAddr) {
         self.shared.counters.handshake_failures.inc();
-        tracing::debug!(target: "access_edge", %peer, "TLS handshake timed out");
+        edged_role::outsider_debug!(target: "access_edge", "timed-out TLS handshakes", peer.ip(), %peer, "TLS handshake timed out");
     }
 
     fn refused(&self, peer: SocketAddr, why: Refusal) {
         self.shared.counters.connections_refused.inc();
-        tracing::debug!(target: "access_edge", %peer, reason = %why, "connection refused by the listener's cap");
+        edged_role::outsider_debug!(target: "access_edge", "connections refused at the listener's caps", peer.ip(), %peer, reason = %why, "connection refused by the listener's cap");
     }
 }

@@ -214,7 +214,7 @@ impl Shared {
                     return;
                 }
                 self.counters.malformed_requests.inc();
-                tracing::debug!(target: "access_edge", peer = %conn.peer, error = %e, "malformed request refused");
+                edged_role::outsider_debug!(target: "access_edge", "malformed requests", conn.peer.ip(), peer = %conn.peer, error = %e, "malformed request refused");
                 if conn.origin == Origin::RemoteUser
                     && !(LiveGate { shared: self, conn }).request_allowed()
                 {
@@ -313,7 +313,7 @@ impl Shared {
         let forward = match plan.action {
             Action::Drop(Silence::Scanner) => {
                 self.counters.scanners.inc();
-                tracing::debug!(target: "access_edge", peer = %conn.peer, "scanner request dropped");
+                edged_role::outsider_debug!(target: "access_edge", "scanner requests dropped", conn.peer.ip(), peer = %conn.peer, "scanner request dropped");
                 return;
             }
             Action::Drop(Silence::AbsorbedAck | Silence::NotListening) => return,
@@ -357,7 +357,7 @@ impl Shared {
             Some(Refusal::Throttled) => self.counters.throttled.inc(),
             Some(Refusal::Federation(why)) => {
                 self.counters.federation_refused.inc();
-                tracing::debug!(target: "access_edge", peer = %conn.peer, reason = why, "federated request refused");
+                edged_role::outsider_debug!(target: "access_edge", "federated requests refused", conn.peer.ip(), peer = %conn.peer, reason = why, "federated request refused");
             }
             Some(Refusal::PartnerRefused) => self.counters.federation_refused.inc(),
             Some(Refusal::RateLimited) => {

@@ -26,7 +26,7 @@ pub async fn accept_tls(
         Ok(t) => Some((t, incoming.peer)),
         Err(e) => {
             service.metrics.tls_failures.inc();
-            tracing::info!(target: "av_auth", peer = %incoming.peer, error = %e, "{refused}");
+            edged_role::outsider_debug!(target: "av_auth", "failed TLS handshakes", incoming.peer.ip(), peer = %incoming.peer, error = %e, "{refused}");
             None
         }
     }

@@ -20,5 +20,6 @@ pub fn listener_limits() -> ListenerLimits {
         max_connections: MAX_CONNECTIONS,
         max_per_source: MAX_CONNECTIONS,
         first_request_timeout: HANDSHAKE_TIMEOUT,
+        idle_timeout: Some(IDLE_TIMEOUT),
     }
 }

@@ -59,7 +59,7 @@ impl Handler for RestListener {
     }
 
     fn refused(&self, peer: SocketAddr, why: Refusal) {
-        tracing::warn!(target: "av_auth", %peer, reason = %why, "REST connection closed at once");
+        edged_role::outsider_debug!(target: "av_auth", "REST connections refused at the listener's caps", peer.ip(), %peer, reason = %why, "REST connection closed at once");
     }
 }
 

@@ -56,7 +56,7 @@ impl Handler for SipListener {
     }
 
     fn refused(&self, peer: SocketAddr, why: Refusal) {
-        tracing::warn!(target: "av_auth", %peer, reason = %why, "SIP connection closed at once");
+        edged_role::outsider_debug!(target: "av_auth", "SIP connections refused at the listener's caps", peer.ip(), %peer, reason = %why, "SIP connection closed at once");
     }
 }
 

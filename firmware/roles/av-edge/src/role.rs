@@ -44,6 +44,10 @@ fn stream_limits(cfg: &edged_config::roles::av_edge::AvEdgeConfig) -> ListenerLi
         max_connections: cfg.tcp_max_connections as usize,
         max_per_source: cfg.tcp_max_connections_per_source as usize,
         first_request_timeout: Duration::from_secs(u64::from(cfg.tcp_first_request_timeout_secs)),
+        // A TURN client over TCP may be silent between refreshes for up to the longest
+        // lifetime; the stricter deadlines before authentication and without an allocation
+        // are the stream's own (stream_clock).
+        idle_timeout: Some(Duration::from_secs(u64::from(cfg.max_lifetime_secs) + 60)),
     }
 }
 

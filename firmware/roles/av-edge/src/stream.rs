@@ -88,7 +88,7 @@ impl Handler for StreamListener {
                 clock,
             )),
             Err(e) => {
-                tracing::debug!(target: "av_edge", %peer, "TLS handshake failed: {e}");
+                edged_role::outsider_debug!(target: "av_edge", "failed TLS handshakes", peer.ip(), %peer, "TLS handshake failed: {e}");
                 None
             }
         }

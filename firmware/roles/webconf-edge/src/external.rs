@@ -72,7 +72,7 @@ impl Handler for TlsClients {
             }),
             Err(e) => {
                 self.shared.metrics.handshake_failed.inc();
-                tracing::debug!(target: "webconf_edge", peer = %incoming.peer, error = %e, "TLS handshake failed");
+                edged_role::outsider_debug!(target: "webconf_edge", "failed TLS handshakes", incoming.peer.ip(), peer = %incoming.peer, error = %e, "TLS handshake failed");
                 None
             }
         }

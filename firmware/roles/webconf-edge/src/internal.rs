@@ -49,7 +49,7 @@ impl Handler for Servers {
         let mut tls = match acceptor.accept(incoming.tcp).await {
             Ok(tls) => tls,
             Err(e) => {
-                tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server handshake failed");
+                edged_role::outsider_debug!(target: "webconf_edge", "failed conferencing server handshakes", peer.ip(), %peer, error = %e, "conferencing server handshake failed");
                 return None;
             }
         };
@@ -76,7 +76,7 @@ impl Handler for Servers {
     }
 
     fn timed_out(&self, peer: SocketAddr) {
-        tracing::warn!(target: "webconf_edge", %peer, "conferencing server handshake timed out");
+        edged_role::outsider_debug!(target: "webconf_edge", "timed-out conferencing server handshakes", peer.ip(), %peer, "conferencing server handshake timed out");
     }
 }
 

@@ -274,7 +274,15 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let clients = Arc::new(external::TlsClients {
         shared: shared.clone(),
     });
-    Listener::new(EXTERNAL_KEY, tcp, ListenerLimits::default()).spawn(&shared.clients, clients);
+    // The relay closes idle sessions itself after webconf_edge.idle_timeout_secs; the
+    // listener's deadline is the backstop and never the shorter one.
+    let idle = std::time::Duration::from_secs(cfg.idle_timeout_secs)
+        .max(edged_role::admission::DEFAULT_IDLE_TIMEOUT);
+    let external_limits = ListenerLimits {
+        idle_timeout: Some(idle),
+        ..ListenerLimits::default()
+    };
+    Listener::new(EXTERNAL_KEY, tcp, external_limits).spawn(&shared.clients, clients);
     tokio::spawn(external::quic_accept_loop(ext_quic.clone(), shared.clone()));
     let servers = Arc::new(internal::Servers {
         shared: shared.clone(),

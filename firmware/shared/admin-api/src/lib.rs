@@ -106,6 +106,10 @@ pub enum Health {
     Disabled,
     /// Stopping: no new work accepted, in-flight work finishing.
     Draining,
+    /// Serving, at the limit of its descriptor budget: new connections are refused (a
+    /// flood, or a budget too small). Not a failure: the daemon is not hung and nothing
+    /// restarts or rolls back for it.
+    Overloaded(String),
 }
 
 /// What `edgectl status` shows for one role.
@@ -125,6 +129,15 @@ pub struct Status {
     pub uptime_seconds: u64,
     pub config_generation: u64,
     pub roles: Vec<RoleStatus>,
+}
+
+/// `GET /api/v1/alive`: answered by the admin API itself, without asking a role or
+/// waiting for a configuration change, so a daemon that answers it is not hung however
+/// loaded its roles are. The watchdog feeder probes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    pub alive: bool,
+    pub uptime_seconds: u64,
 }
 
 /// `GET /api/v1/config`.

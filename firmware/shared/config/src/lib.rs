@@ -9,6 +9,7 @@
 
 mod certificates;
 mod error;
+mod limits;
 mod listeners;
 mod logging;
 mod network;
@@ -20,6 +21,10 @@ use serde::{Deserialize, Serialize};
 
 pub use certificates::{CertificateConfig, TlsTrust};
 pub use error::{ConfigError, ConfigErrors, ConfigProblem};
+pub use limits::{
+    process_descriptor_limit, set_process_descriptor_limit, Budgets, LimitsConfig,
+    MIN_ROLE_DESCRIPTORS, ROLE_WEIGHTS,
+};
 pub use listeners::{Protocol, SocketSpec, Transport};
 pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};
 pub use network::{NetworkConfig, Side, SideConfig};
@@ -50,6 +55,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Descriptor budgets of the roles and the reserve kept for edged itself.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     #[serde(default)]
     pub tls: TlsTrust,
     /// Certificates by name; roles refer to them by that name.
@@ -117,6 +125,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             logging: LoggingConfig::default(),
             metrics: MetricsConfig::default(),
+            limits: LimitsConfig::default(),
             tls: TlsTrust::default(),
             certificates: Default::default(),
             access_edge: AccessEdgeConfig::default(),
@@ -222,6 +231,7 @@ impl Config {
             );
         }
         self.logging.validate(&mut errs);
+        self.limits.validate(&self.enabled_roles(), &mut errs);
         for (name, cert) in &self.certificates {
             cert.validate(&format!("certificates.{name}"), &mut errs);
         }
@@ -248,6 +258,24 @@ impl Config {
         }
         listeners::check_clashes(&self.sockets(), self, &mut errs);
         errs.into_result()
+    }
+
+    /// The config section names of the enabled roles, in start order.
+    pub fn enabled_roles(&self) -> Vec<&'static str> {
+        [
+            ("access_edge", self.access_edge.enabled),
+            ("webconf_edge", self.webconf_edge.enabled),
+            ("av_edge", self.av_edge.enabled),
+            ("av_auth", self.av_auth.enabled),
+        ]
+        .into_iter()
+        .filter_map(|(r, on)| on.then_some(r))
+        .collect()
+    }
+
+    /// Each enabled role's descriptor budget under the process limit `limit`.
+    pub fn descriptor_budgets(&self, limit: u64) -> Budgets {
+        self.limits.budgets(&self.enabled_roles(), limit)
     }
 
     /// Every socket the enabled roles and services listen on, with the key that sets it.

@@ -13,6 +13,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 pub const DEFAULT_MAX_PER_SOURCE: usize = 32_768;
 /// Time a client has to complete its handshake or first request.
 pub const DEFAULT_FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a served connection may carry no data in either direction before it is closed.
+/// Ten minutes covers the keep-alives of SIP (CRLF every few minutes), the refreshes of a
+/// TURN allocation of the default lifetime and the web conferencing links' heartbeats; a role
+/// whose protocol may rest longer sets its own.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A listener's limits, chosen by the role that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +27,9 @@ pub struct ListenerLimits {
     pub max_per_source: usize,
     /// Deadline for the handshake or first request, from accept.
     pub first_request_timeout: Duration,
+    /// After the first request: how long a connection may carry no data before it is
+    /// closed; `None` for never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ListenerLimits {
@@ -30,6 +38,7 @@ impl Default for ListenerLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_per_source: DEFAULT_MAX_PER_SOURCE,
             first_request_timeout: DEFAULT_FIRST_REQUEST_TIMEOUT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -59,6 +68,10 @@ pub enum Refusal {
     ListenerFull(usize),
     #[error("the source holds its maximum of {0} connections")]
     SourceFull(usize),
+    #[error("the role holds its whole descriptor budget of {0} connections")]
+    RoleBudgetFull(usize),
+    #[error("the source holds its share of {0} connections of the role's budget")]
+    SourceBudgetFull(usize),
 }
 
 /// Open connections, in total and by source.

@@ -12,8 +12,13 @@
 //! [`RoleContext::for_test`].
 
 pub mod admission;
+pub mod budget;
+pub mod idle;
 pub mod lifecycle;
 pub mod listener;
+pub mod outsider_log;
+#[allow(unsafe_code)] // getsockopt(TCP_INFO), which neither nix nor std wraps.
+mod tcp_activity;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -30,6 +35,8 @@ pub use edged_tls::TlsMaterial;
 pub use admission::{ListenerLimits, Refusal};
 pub use lifecycle::{wait_until, Lifecycle};
 pub use listener::{Handler, Incoming, Listener, ListenerHandle, ListenerStats};
+#[doc(hidden)]
+pub use tracing as __tracing;
 
 /// What a role is started with.
 #[derive(Clone)]

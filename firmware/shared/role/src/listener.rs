@@ -1,9 +1,11 @@
 //! The one accept loop of every TCP and TLS listener: caps from [`Admission`], a pause
 //! after failed accepts, the role's own admission hook, a deadline for the handshake or
-//! first request, and connection tasks tracked by the role's [`Lifecycle`].
+//! first request, an idle deadline after it, and connection tasks tracked by the role's
+//! [`Lifecycle`].
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,6 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{AcceptBackoff, Admission, ListenerLimits, Refusal, Source};
+use crate::budget::{self, Pool, PoolSlot};
+use crate::idle::{self, IdleStep};
 use crate::lifecycle::Lifecycle;
 
 /// A connection just accepted and admitted.
@@ -58,6 +62,9 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The listener's caps closed a new connection at once.
     fn refused(&self, _peer: SocketAddr, _why: Refusal) {}
+
+    /// The idle deadline closed a served connection.
+    fn idled_out(&self, _peer: SocketAddr) {}
 }
 
 /// A listener's figures, for status and tests.
@@ -66,6 +73,7 @@ pub struct ListenerStats {
     accepted: AtomicU64,
     refused: AtomicU64,
     timed_out: AtomicU64,
+    idled_out: AtomicU64,
     accept_errors: AtomicU64,
 }
 
@@ -82,6 +90,10 @@ impl ListenerStats {
     pub fn timed_out(&self) -> u64 {
         self.timed_out.load(Ordering::Relaxed)
     }
+    /// Served connections closed at the idle deadline.
+    pub fn idled_out(&self) -> u64 {
+        self.idled_out.load(Ordering::Relaxed)
+    }
     pub fn accept_errors(&self) -> u64 {
         self.accept_errors.load(Ordering::Relaxed)
     }
@@ -92,6 +104,8 @@ pub struct ListenerHandle {
     name: String,
     limits: Mutex<ListenerLimits>,
     admission: Mutex<Admission>,
+    /// The role's budget, drawn from by every listener of the role.
+    pool: Option<Arc<Pool>>,
     stats: ListenerStats,
 }
 
@@ -121,11 +135,8 @@ impl ListenerHandle {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn first_request_timeout(&self) -> Duration {
-        self.limits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .first_request_timeout
+    fn limits(&self) -> ListenerLimits {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -133,6 +144,7 @@ impl ListenerHandle {
 struct Slot {
     handle: Arc<ListenerHandle>,
     source: Source,
+    _pooled: Option<PoolSlot>,
 }
 
 impl Drop for Slot {
@@ -171,7 +183,9 @@ impl Listener {
     /// Starts accepting as a task of `life`; stops when `life` drains (or see
     /// [`until`](Self::until)).
     pub fn spawn<H: Handler>(self, life: &Lifecycle, handler: Arc<H>) -> Arc<ListenerHandle> {
+        let pool = budget::pool_of_listener(&self.name);
         let handle = Arc::new(ListenerHandle {
+            pool,
             name: self.name,
             admission: Mutex::new(Admission::new(&self.limits)),
             limits: Mutex::new(self.limits),
@@ -231,12 +245,23 @@ async fn accept_loop<H: Handler>(
                 }
             }
         };
-        let admitted = handle.admission().admit(peer.ip());
-        let source = match admitted {
+        let own = handle.admission().admit(peer.ip());
+        let admitted = own.and_then(|source| {
+            let pooled = handle.pool.as_ref().map(|p| p.admit(peer.ip())).transpose();
+            match pooled {
+                Ok(pooled) => Ok((source, pooled)),
+                Err(why) => {
+                    handle.admission().release(source);
+                    Err(why)
+                }
+            }
+        });
+        let (source, pooled) = match admitted {
             Ok(s) => s,
             Err(why) => {
                 handle.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target: "edged", listener = name, %peer, reason = %why, "connection refused");
+                crate::outsider_debug!(target: "edged", "connections refused at a listener's caps", peer.ip(),
+                    listener = name, %peer, reason = %why, "connection refused");
                 handler.refused(peer, why);
                 continue;
             }
@@ -244,14 +269,17 @@ async fn accept_loop<H: Handler>(
         let slot = Slot {
             handle: handle.clone(),
             source,
+            _pooled: pooled,
         };
         handle.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let Some(ticket) = handler.admit(peer) else {
             continue;
         };
+        let limits = handle.limits();
         let timeout = handler
             .first_request_timeout()
-            .unwrap_or_else(|| handle.first_request_timeout());
+            .unwrap_or(limits.first_request_timeout);
+        let fd = stream.as_raw_fd();
         let incoming = Incoming {
             tcp: stream,
             peer,
@@ -269,13 +297,47 @@ async fn accept_loop<H: Handler>(
                 Ok(None) => return,
                 Err(_) => {
                     handle.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(target: "edged", listener = handle.name(), %peer, "no complete first request by the deadline; closed");
+                    crate::outsider_debug!(target: "edged", "connections closed without a first request in time", peer.ip(),
+                        listener = handle.name(), %peer, "no complete first request by the deadline; closed");
                     handler.timed_out(peer);
                     return;
                 }
             };
-            handler.serve(opened).await;
+            match limits.idle_timeout {
+                Some(limit) => {
+                    tokio::select! {
+                        () = handler.serve(opened) => {}
+                        () = idle_watch(fd, local, peer, limit, &handle) => {
+                            handler.idled_out(peer);
+                        }
+                    }
+                }
+                None => handler.serve(opened).await,
+            }
         });
     }
     tracing::debug!(target: "edged", listener = name, "stopped accepting");
+}
+
+/// Returns when the connection on `fd` has carried no data for `limit` (counted and logged
+/// first, so the count is there before the peer sees the close); pends forever when the
+/// connection is gone, and the role's serve ends on its own.
+async fn idle_watch(
+    fd: std::os::fd::RawFd,
+    local: SocketAddr,
+    peer: SocketAddr,
+    limit: Duration,
+    handle: &ListenerHandle,
+) {
+    loop {
+        match idle::step(crate::tcp_activity::quiet_for(fd, local, peer), limit) {
+            IdleStep::CheckAfter(wait) => tokio::time::sleep(wait).await,
+            IdleStep::Stop => std::future::pending::<()>().await,
+            IdleStep::Close => {
+                handle.stats.idled_out.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "edged", listener = handle.name(), %peer, ?limit, "idle connection closed");
+                return;
+            }
+        }
+    }
 }

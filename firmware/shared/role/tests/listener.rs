@@ -215,3 +215,35 @@ async fn a_listener_of_in_flight_work_accepts_during_the_drain_until_its_work_en
     );
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_served_connection_that_goes_quiet_is_closed_at_the_idle_deadline() {
+    let idle = Duration::from_secs(2);
+    let (_life, handle, addr) = start(ListenerLimits {
+        idle_timeout: Some(idle),
+        ..ListenerLimits::default()
+    })
+    .await;
+    let mut quiet = served_client("127.0.0.1", addr).await;
+    let mut busy = served_client("127.0.0.2", addr).await;
+    // The busy client sends a byte every 100 ms until the quiet one is closed (which takes
+    // at least the idle time), and must be open afterwards.
+    let started = std::time::Instant::now();
+    let closed = tokio::spawn(async move { server_closes(&mut quiet).await });
+    while !closed.is_finished() {
+        busy.write_all(b"x")
+            .await
+            .unwrap_or_else(|e| panic!("busy client cut off: {e}"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    closed.await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(started.elapsed() >= idle, "closed before the idle deadline");
+    assert_eq!(handle.stats().idled_out(), 1);
+    busy.write_all(b"x").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = [0u8; 1];
+    let still_open = tokio::time::timeout(Duration::from_millis(200), busy.read(&mut buf)).await;
+    assert!(
+        still_open.is_err(),
+        "the busy client was closed: {still_open:?}"
+    );
+}

@@ -10,7 +10,9 @@
 //! - `meta`: schema version, config generation, audit sequence.
 //! - `config`: the active configuration document (TOML) under `active`.
 //! - `state`: namespaced small values, key `namespace/key`, bytes (JSON by convention).
-//! - `audit`: append-only log, sequence number to a JSON [`AuditEntry`].
+//! - `audit`: append-only log, sequence number to a JSON [`AuditEntry`]. Only the newest
+//!   [`Store::set_audit_retention`] entries are kept (the data partition is small): each
+//!   append drops what falls out of the window, in the same transaction.
 
 mod export;
 mod file_mode;
@@ -18,6 +20,7 @@ mod migrate;
 mod sealed;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -108,7 +111,12 @@ impl AuditRecord {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    audit_keep: Arc<AtomicU64>,
 }
+
+/// Audit entries kept unless the configuration says otherwise (`limits.audit_entries`):
+/// years of an operator's changes, a few megabytes at most.
+pub const DEFAULT_AUDIT_ENTRIES: u64 = 10_000;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +161,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path: path.to_owned(),
+            audit_keep: Arc::new(AtomicU64::new(DEFAULT_AUDIT_ENTRIES)),
         };
         migrate::run(&store.db)?;
         Ok(store)
@@ -160,6 +169,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the newest `entries` (at least one) of the audit log from the next append on,
+    /// for every clone of this store.
+    pub fn set_audit_retention(&self, entries: u64) {
+        self.audit_keep.store(entries.max(1), Ordering::Relaxed);
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
@@ -198,7 +213,10 @@ impl Store {
     ) -> Result<T, StoreError> {
         let wtx = self.db.begin_write()?;
         let out = {
-            let mut txn = Txn { wtx: &wtx };
+            let mut txn = Txn {
+                wtx: &wtx,
+                audit_keep: self.audit_keep.load(Ordering::Relaxed),
+            };
             f(&mut txn)?
         };
         wtx.commit()?;
@@ -313,6 +331,7 @@ impl Store {
 /// The write side of one transaction.
 pub struct Txn<'a> {
     wtx: &'a redb::WriteTransaction,
+    audit_keep: u64,
 }
 
 impl Txn<'_> {
@@ -375,6 +394,17 @@ impl Txn<'_> {
         let json = serde_json::to_string(&entry).map_err(|e| StoreError::Db(e.to_string()))?;
         let mut t = self.wtx.open_table(AUDIT)?;
         t.insert(seq, json.as_str())?;
+        // Sequence numbers are contiguous: keep seq - keep + 1 ..= seq. Usually one entry
+        // goes; more after the retention was lowered.
+        loop {
+            let first = t.first()?.map(|(k, _)| k.value());
+            match first {
+                Some(k) if k.saturating_add(self.audit_keep) <= seq => {
+                    t.pop_first()?;
+                }
+                _ => break,
+            }
+        }
         Ok(seq)
     }
 }

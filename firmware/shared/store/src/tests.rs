@@ -331,3 +331,24 @@ fn a_store_file_with_another_hard_link_is_refused() {
         "the other file was initialised"
     );
 }
+
+#[test]
+fn the_audit_log_keeps_only_its_newest_entries() {
+    let (_d, s) = open();
+    s.set_audit_retention(5);
+    for i in 1..=12 {
+        s.write(|tx| tx.audit(AuditRecord::new("test", "change", format!("n{i}"))))
+            .unwrap();
+    }
+    let log = s.audit_log(0, 100).unwrap();
+    let details: Vec<_> = log.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["n8", "n9", "n10", "n11", "n12"]);
+    assert_eq!(s.audit_tail(2).unwrap()[1].seq, 12);
+
+    // A lower bound applies at the next append, for every clone of the store.
+    s.clone().set_audit_retention(2);
+    s.write(|tx| tx.audit(AuditRecord::new("test", "change", "n13")))
+        .unwrap();
+    let seqs: Vec<_> = s.audit_log(0, 100).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [12, 13]);
+}
