@@ -45,17 +45,18 @@ done
 ulimit -n "$(ulimit -Hn)"
 
 if [[ $SMOKE == 1 ]]; then
-    SECS=3; IDLE=400; TLS_RATE=100; STUN_RATE=2000; QUIC_RATE=300; SIP_RATE=100; SLOW=100
-    TURN_CAP=150; CALL_RATE=10; ALLOCS=10; SESSION_RATE=2
+    SECS=3; AFTER_SECS=1; IDLE=400; TLS_RATE=100; STUN_RATE=2000; QUIC_RATE=300; SIP_RATE=100; SLOW=100
+    TURN_CAP=40; TURN_SECS=6; CALL_RATE=10; ALLOCS=10; SESSION_RATE=2
 else
-    SECS=30; IDLE=20000; TLS_RATE=500; STUN_RATE=20000; QUIC_RATE=2000; SIP_RATE=500; SLOW=2000
-    TURN_CAP=2000; CALL_RATE=40; ALLOCS=50; SESSION_RATE=5
+    SECS=30; AFTER_SECS=3; IDLE=20000; TLS_RATE=500; STUN_RATE=20000; QUIC_RATE=2000; SIP_RATE=500; SLOW=2000
+    TURN_CAP=2000; TURN_SECS=$SECS; CALL_RATE=40; ALLOCS=50; SESSION_RATE=5
 fi
 # The bench's targets for the legitimate load (printed with each row).
 CALLS_TARGET=99.9; SESSIONS_TARGET=99.9; LOSS_TARGET=1
 
 EXT=10.77.0.1 INT=10.78.0.1 CLIENT=10.77.1.2 CLIENT_IN=10.78.0.3 FLOODER=10.77.2.2 ORG=10.78.0.2
 SPOOF_NET=10.128.0.0/9
+TCP_PEERS=10.78.32.0/20
 TAG=fl$$
 NS_EDGE=$TAG-edge NS_CLI=$TAG-cli NS_FLOOD=$TAG-flood NS_INT=$TAG-int
 WORK=$(mktemp -d /tmp/bench-flood.XXXXXX)
@@ -75,8 +76,13 @@ trap cleanup EXIT
 die() { echo "bench-flood: $*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ build
-echo "bench-flood: building (release)..." >&2
-BIN=$("$ROOT/firmware/build-release.sh")
+# FLOOD_BIN_DIR runs prebuilt binaries instead (e.g. a debug build while working on the rig).
+if [[ -n "${FLOOD_BIN_DIR:-}" ]]; then
+    BIN=$FLOOD_BIN_DIR
+else
+    echo "bench-flood: building (release)..." >&2
+    BIN=$("$ROOT/firmware/build-release.sh")
+fi
 for b in edged edgectl turn-load webconf-connector flood; do
     [[ -x "$BIN/$b" ]] || die "$BIN/$b missing after the build"
 done
@@ -106,11 +112,13 @@ setup_namespaces() {
     in_ns "$NS_EDGE" ip link set bri up
     # The attacker's address space: local in its namespace, routed to it from the edge.
     in_ns "$NS_FLOOD" ip route add local "$SPOOF_NET" dev lo
+    # The organisation answers the relay (10.77.0.1) through the edge, and owns a range of
+    # TCP peers (one listener on all of them) for RFC 6062 Connect requests.
+    in_ns "$NS_INT" ip route add default via "$INT"
+    in_ns "$NS_INT" ip route add local "$TCP_PEERS" dev lo
     in_ns "$NS_EDGE" ip route add "$SPOOF_NET" via "$FLOODER"
     in_ns "$NS_FLOOD" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
     in_ns "$NS_CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
-    # The edge answers ARP for the spoofed sources' gateway quickly and keeps many neighbours.
-    in_ns "$NS_EDGE" sysctl -qw net.ipv4.neigh.default.gc_thresh3=65536 net.ipv4.neigh.default.gc_thresh2=32768
     in_ns "$NS_EDGE" sysctl -qw net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
 }
 setup_namespaces || die "could not create the namespaces"
@@ -145,7 +153,8 @@ wait_tcp() { # ns host port
 }
 start_bg() { # logfile ns cmd... -> pid in LAST_PID
     local log=$1 ns=$2; shift 2
-    in_ns "$ns" "$@" >"$log" 2>&1 &
+    # `ip netns exec` execs the command: $! is the server's own pid, to measure and to stop.
+    ip netns exec "$ns" "$@" >"$log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
 }
@@ -163,13 +172,13 @@ CAfile = $WORK/ca.pem
 verifyChain = yes
 CONF
 start_bg "$WORK/director-stunnel.log" "$NS_INT" stunnel4 "$WORK/director.conf"
-# The RFC 6062 peer: accepts TCP connections and holds them.
+# The RFC 6062 peers: one listener on every address of $TCP_PEERS, holding what it accepts.
 start_bg "$WORK/tcp-peer.log" "$NS_INT" python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 9000)); s.listen(4096); held = []
+s.bind(("0.0.0.0", 9000)); s.listen(4096); held = []
 while True:
-    c, _ = s.accept(); held.append(c)' "$ORG"
+    c, _ = s.accept(); held.append(c)'
 wait_tcp "$NS_INT" "$ORG" 5061 || die "the Director's TLS port never listened"
 wait_tcp "$NS_INT" "$ORG" 9000 || die "the TCP peer never listened"
 
@@ -181,6 +190,7 @@ pid =
 client = yes
 accept = 127.0.0.1:5090
 connect = $EXT:10443
+sni = edge.flood
 CAfile = $WORK/ca.pem
 verifyChain = yes
 CONF
@@ -216,6 +226,8 @@ port = 9100
 
 [tls]
 internal_ca_files = ["$WORK/ca.pem"]
+# Federation partners would come from public CAs; the rig has one CA for everything.
+federation_ca_files = ["$WORK/ca.pem"]
 
 [certificates.default]
 cert_file = "$WORK/edge.pem"
@@ -402,7 +414,7 @@ phase() {
     read -r _ _ c1 <<<"$(sample)"
     local l1; l1=$(log_bytes)
     # "After": once the flood's process has gone and its connections with it.
-    sleep 2
+    sleep "$AFTER_SECS"
     local after_rss after_fds alive=yes
     read -r after_rss after_fds _ <<<"$(sample)"
     kill -0 "$SERVER_PID" 2>/dev/null || alive=no
@@ -493,8 +505,8 @@ slowloris() { # server legit name kind port
         --interval-ms 3000 --source-count 1000 "${TLS_ARGS[@]}"
 }
 turn_user() { # server legit tcp-port
-    phase "$1" "$2" turn-user turn-user --server "$EXT:3478" --tcp-server "$EXT:$3" --tcp-peer "$ORG:9000" \
-        --peers 10.78.16.0/20 --user flooder --password floodpw --src 10.128.0.1 --seconds "$SECS" \
+    phase "$1" "$2" turn-user turn-user --server "$EXT:3478" --tcp-server "$EXT:$3" --tcp-peers "$TCP_PEERS" \
+        --peers 10.78.16.0/20 --user flooder --password floodpw --src 10.128.0.1 --seconds "$TURN_SECS" \
         --max-tcp "$TURN_CAP" --max-peer-connections "$TURN_CAP" --max-allocations "$TURN_CAP" \
         --max-permissions "$TURN_CAP" --max-channels "$TURN_CAP"
 }
@@ -505,7 +517,7 @@ echo "bench-flood$([[ $SMOKE == 1 ]] && echo ' (smoke)'): ${SECS}s per flood; le
 
 write_edged_config
 start_edged
-echo "edged up ($(date +%s)s); floods:" >&2
+echo "edged up after $(($(date +%s) - START)) s; floods:" >&2
 phase edged "$ALL" baseline -
 if [[ $SMOKE == 1 ]]; then
     idle edged "$ALL" idle-tcp:turn-tcp 12443 00

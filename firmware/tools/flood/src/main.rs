@@ -181,9 +181,11 @@ enum Command {
         /// TURN over TCP (control connections with RFC 6062 TCP allocations).
         #[arg(long)]
         tcp_server: Option<SocketAddr>,
-        /// A TCP listener the relay may connect to (RFC 6062 Connect).
+        /// Network of TCP listeners the relay may connect to (RFC 6062 Connect), with --tcp-peer-port.
         #[arg(long)]
-        tcp_peer: Option<SocketAddr>,
+        tcp_peers: Option<Net>,
+        #[arg(long, default_value_t = 9000)]
+        tcp_peer_port: u16,
         /// Network the permission and channel peers are taken from.
         #[arg(long)]
         peers: Net,
@@ -355,7 +357,8 @@ fn main() -> Result<()> {
         Command::TurnUser {
             server,
             tcp_server,
-            tcp_peer,
+            tcp_peers,
+            tcp_peer_port,
             peers,
             user,
             password,
@@ -370,7 +373,7 @@ fn main() -> Result<()> {
             let target = turn_user::Target {
                 udp: server,
                 tcp: tcp_server,
-                tcp_peer,
+                tcp_peers: tcp_peers.map(|n| (n, tcp_peer_port)),
                 peers,
                 src,
                 user,

@@ -26,7 +26,8 @@ pub struct Limits {
 pub struct Target {
     pub udp: SocketAddr,
     pub tcp: Option<SocketAddr>,
-    pub tcp_peer: Option<SocketAddr>,
+    /// TCP listeners the relay may connect to: every address of a network, one port.
+    pub tcp_peers: Option<(Net, u16)>,
     pub peers: Net,
     pub src: Ipv4Addr,
     pub user: String,
@@ -65,9 +66,11 @@ pub fn run(t: &Target, limits: &Limits, seconds: f64) -> Result<Report> {
                 }
             }
         }
-        if let (Some(peer), Some(first)) = (t.tcp_peer, tcp.first_mut()) {
+        if let (Some((net, port)), Some(first)) = (t.tcp_peers, tcp.first_mut()) {
+            // A new peer address each time: a second Connect to one peer is refused (446).
+            let peers = Sources::new(net, 0);
             while peer_conns < limits.peer_connections && left() {
-                match first.connect_peer(peer) {
+                match first.connect_peer(SocketAddr::from((peers.nth(peer_conns), port))) {
                     Ok(()) => peer_conns += 1,
                     Err(e) => {
                         peer_stop = "refused";
