@@ -534,8 +534,10 @@ else
     tls edged "$ALL" tls:turn-tls 5349
 fi
 stun edged "$ALL" stun:binding binding
-stun edged "$ALL" stun:binding+mi binding --integrity
-stun edged "$ALL" stun:allocate allocate
+if [[ $SMOKE == 0 ]]; then
+    stun edged "$ALL" stun:binding+mi binding --integrity
+    stun edged "$ALL" stun:allocate allocate
+fi
 stun edged "$ALL" stun:allocate+mi allocate --integrity
 phase edged "$ALL" quic-initials quic --target "$EXT:11443" --rate "$QUIC_RATE" --seconds "$SECS" --source-count 0 "${TLS_ARGS[@]}"
 sip_invite edged "$ALL" sip-invite:1-source 1
@@ -572,8 +574,8 @@ else
     tls kamailio calls tls:sip 10443
     sip_invite kamailio calls sip-invite:1-source 1
     sip_invite kamailio calls sip-invite:1000-sources 1000
+    slowloris kamailio calls slowloris:sip sip 10443
 fi
-slowloris kamailio calls slowloris:sip sip 10443
 stop_server
 
 echo "bench-flood: $(($(date +%s) - START)) s" >&2
