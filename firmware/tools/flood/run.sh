@@ -41,8 +41,10 @@ for tool in ip sipp stunnel4 turnserver kamailio openssl python3; do
         exit 2
     fi
 done
-# Every server and tool here gets the most descriptors this shell may give.
+# Every server and tool here gets the most descriptors this shell may give; a server that
+# crashes under a flood leaves no core file behind.
 ulimit -n "$(ulimit -Hn)"
+ulimit -c 0
 
 if [[ $SMOKE == 1 ]]; then
     SECS=3; AFTER_SECS=1; IDLE=400; TLS_RATE=100; STUN_RATE=2000; QUIC_RATE=300; SIP_RATE=100; SLOW=100
@@ -59,8 +61,11 @@ SPOOF_NET=10.128.0.0/9
 TCP_PEERS=10.78.32.0/20
 TAG=fl$$
 NS_EDGE=$TAG-edge NS_CLI=$TAG-cli NS_FLOOD=$TAG-flood NS_INT=$TAG-int
+[[ -n "${FLOOD_BIN_DIR:-}" ]] && FLOOD_BIN_DIR=$(cd "$FLOOD_BIN_DIR" && pwd)
 WORK=$(mktemp -d /tmp/bench-flood.XXXXXX)
 chmod 755 "$WORK"
+# Servers and tools write whatever they write beside them (SIPp's logs) in the work directory.
+cd "$WORK"
 PIDS=()
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -366,7 +371,7 @@ legit_media() {
 }
 legit_sessions() {
     local token
-    token=$(in_ns "$NS_INT" "$BIN/webconf-connector" mint --keys-file "$WORK/keys.json" --conference legit --lifetime-secs 600) || true
+    token=$(in_ns "$NS_INT" "$BIN/webconf-connector" mint --keys-file "$WORK/keys.json" --conference legit --lifetime-secs 120) || true
     in_ns "$NS_CLI" timeout $((SECS + 60)) "$BIN/flood" webconf-sessions --edge "$EXT:11443" --conference legit \
         --token "${token:-none}" --rate "$SESSION_RATE" --seconds "$SECS" --ca "$WORK/ca.pem" --server-name edge.flood \
         2>"$WORK/legit.sessions.err" | grep '^RESULT' >"$WORK/legit.sessions" || echo "RESULT missing=1" >"$WORK/legit.sessions"
@@ -400,11 +405,13 @@ phase() {
         done
     fi
     # Peak memory and descriptors while the flood and the legitimate load run.
-    local peak_rss=0 peak_fds=0 rss fds c1 running
+    local peak_rss=0 peak_fds=0 rss fds c1 running ticks last_ticks=$c0
     while :; do
         running=0
         for i in "${fp[@]}" "${lp[@]}"; do kill -0 "$i" 2>/dev/null && running=1; done
-        read -r rss fds _ <<<"$(sample)"
+        read -r rss fds ticks <<<"$(sample)"
+        # A server that dies mid-flood keeps the CPU it had used by its last sample.
+        ((ticks > last_ticks)) && last_ticks=$ticks
         ((rss > peak_rss)) && peak_rss=$rss
         ((fds > peak_fds)) && peak_fds=$fds
         ((running)) || break
@@ -412,6 +419,7 @@ phase() {
     done
     for i in "${fp[@]}" "${lp[@]}"; do wait "$i" 2>/dev/null || true; done
     read -r _ _ c1 <<<"$(sample)"
+    ((c1 > last_ticks)) || c1=$last_ticks
     local l1; l1=$(log_bytes)
     # "After": once the flood's process has gone and its connections with it.
     sleep "$AFTER_SECS"
