@@ -440,7 +440,7 @@ phase() {
     for k in calls media sessions; do
         [[ $legit == *$k* ]] || continue
         local line; line=$(sed 's/^RESULT //' "$WORK/legit.$k" 2>/dev/null || echo missing=1)
-        [[ $line == *missing=1* ]] && { echo "bench-flood: legitimate $k load printed no result in $name" >&2; HARNESS_BROKEN=1; }
+        [[ -z $line || $line == *missing=1* ]] && { echo "bench-flood: legitimate $k load printed no result in $name" >&2; HARNESS_BROKEN=1; }
         printf -v "$k" '%s' "$line"
     done
     if [[ $name == baseline ]]; then
