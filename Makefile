@@ -25,7 +25,7 @@ APT_TEST := coturn sip-tester stunnel4 haproxy kamailio kamailio-tls-modules dns
 APT_SERVICES := coturn kamailio haproxy stunnel4
 
 .PHONY: run build test test-under-load deps-test fmt-check clippy unit fuzz fuzz-smoke bench bench-smoke \
-        bench-turn bench-sip bench-webconf bench-auth image hil buildroot-check clean-run
+        bench-turn bench-sip bench-webconf bench-auth bench-flood image hil buildroot-check clean-run
 
 run: build
 	@mkdir -p $(RUN_DIR)
@@ -94,7 +94,7 @@ fuzz:
 bench: bench-turn bench-sip bench-webconf bench-auth
 
 bench-smoke:
-	$(MAKE) bench-turn bench-sip bench-webconf bench-auth SMOKE=1
+	$(MAKE) bench-turn bench-sip bench-webconf bench-auth bench-flood SMOKE=1
 
 BENCH_FLAGS = $(if $(SMOKE),--smoke,)
 
@@ -111,6 +111,12 @@ bench-webconf:
 # would not, and the error would be a missing file).
 bench-auth:
 	bin=$$(firmware/build-release.sh); "$$bin/examples/issue_rate" $(BENCH_FLAGS)
+
+# Floods against edged while legitimate calls, media and meeting sessions run, then the same
+# floods against coturn and Kamailio (network namespaces; needs root). Not part of `bench`:
+# the full run takes about 25 minutes; the smoke runs in `bench-smoke`.
+bench-flood:
+	firmware/tools/flood/run.sh $(BENCH_FLAGS)
 
 # ---------------------------------------------------------------------------- appliance
 image:

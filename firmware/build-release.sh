@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 cargo build --release -q \
-  -p edged -p edgectl -p webconf-connector -p turn-load --bins \
+  -p edged -p edgectl -p webconf-connector -p turn-load -p flood --bins \
   -p av-edge --example standalone \
   -p access-edge --example sip_bench_edge \
   -p webconf-edge --example webconf-bench \

@@ -58,7 +58,8 @@ impl Client {
         let mut t = quinn::TransportConfig::default();
         t.keep_alive_interval(Some(Duration::from_secs(5)));
         cc.transport_config(Arc::new(t));
-        let mut quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
+        // Any local address: the edge may be on loopback or across a network (namespaces).
+        let mut quic = quinn::Endpoint::client(([0, 0, 0, 0], 0).into())?;
         quic.set_default_client_config(cc);
         Ok(Client {
             tls,
