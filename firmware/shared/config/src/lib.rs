@@ -9,9 +9,11 @@
 
 mod certificates;
 mod error;
+mod internal_only;
 mod listeners;
 mod logging;
 mod network;
+pub mod peers;
 pub mod roles;
 mod set_path;
 mod wording;
@@ -23,6 +25,7 @@ pub use error::{ConfigError, ConfigErrors, ConfigProblem};
 pub use listeners::{Protocol, SocketSpec, Transport};
 pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};
 pub use network::{NetworkConfig, Side, SideConfig};
+pub use peers::{parse_peers, AllowedPeer};
 pub use roles::{
     access_edge::AccessEdgeConfig, av_auth::AvAuthConfig, av_edge::AvEdgeConfig,
     webconf_edge::WebconfEdgeConfig,
@@ -247,6 +250,7 @@ impl Config {
             errs.push("metrics.port", "must be a port number from 1 to 65535");
         }
         listeners::check_clashes(&self.sockets(), self, &mut errs);
+        internal_only::check_internal_only(self, &mut errs);
         errs.into_result()
     }
 
