@@ -86,12 +86,12 @@ mod tests {
         // Only this check's problems: a wildcard side also makes the sides' ports clash.
         match c.validate() {
             Ok(()) => Vec::new(),
-            Err(e) => e
-                .0
-                .into_iter()
-                .filter(|e| e.reason.contains("internal-only"))
-                .map(|e| (e.key, e.reason))
-                .collect(),
+            Err(e) => {
+                e.0.into_iter()
+                    .filter(|e| e.reason.contains("internal-only"))
+                    .map(|e| (e.key, e.reason))
+                    .collect()
+            }
         }
     }
 
