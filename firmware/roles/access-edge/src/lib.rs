@@ -78,7 +78,11 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
 pub async fn start_edge(ctx: RoleContext) -> Result<Arc<AccessEdge>, RoleError> {
     edged_tls::install_crypto_provider();
     let cfg = &ctx.config.access_edge;
-    let tls = tls_peer::EdgeTls::build(&ctx.tls, &cfg.certificate)?;
+    let tls = tls_peer::EdgeTls::build(
+        &ctx.tls,
+        &cfg.certificate,
+        &tls_peer::allowed_directors(cfg),
+    )?;
     let shared = Arc::new(Shared::new(cfg, tls, &ctx.metrics));
 
     // Restore operator decisions and figures of partner domains.
@@ -318,21 +322,29 @@ impl Role for AccessEdge {
         let cfg = &new.config.access_edge;
         // Rebuilt only when the material differs: a reload that re-read the same files
         // changes (and reports) nothing.
-        if old.tls_changed(
+        // The Directors admitted are part of the handshake's check: another list (or other
+        // next hops, when the list follows them) rebuilds the configs too.
+        let directors_changed =
+            old.config.access_edge.allowed_directors() != cfg.allowed_directors();
+        let tls_changed = old.tls_changed(
             new,
             |c| c.access_edge.certificate.as_str(),
             &[Anchors::Internal, Anchors::Federation],
-        ) {
-            match tls_peer::EdgeTls::build(&new.tls, &cfg.certificate) {
+        );
+        if directors_changed || tls_changed {
+            let directors = tls_peer::allowed_directors(cfg);
+            match tls_peer::EdgeTls::build(&new.tls, &cfg.certificate, &directors) {
                 Ok(t) => {
                     *self
                         .shared
                         .tls
                         .write()
                         .unwrap_or_else(PoisonError::into_inner) = t;
-                    report.applied.push(
-                        "access_edge.certificate: certificate and trust anchors apply to new connections".into(),
-                    );
+                    if tls_changed {
+                        report.applied.push(
+                            "access_edge.certificate: certificate and trust anchors apply to new connections".into(),
+                        );
+                    }
                 }
                 Err(e) => report.restart_required.push(format!(
                     "access_edge.certificate: {e}; the previous TLS setup stays"

@@ -217,8 +217,20 @@ pub struct EdgeTls {
     federation_roots: Arc<RootCertStore>,
 }
 
+/// The Directors the internal side deals with, both ways (`access_edge.internal_peers`, or
+/// the next hops' hosts when that is empty).
+pub fn allowed_directors(cfg: &edged_config::AccessEdgeConfig) -> edged_tls::AllowedPeers {
+    edged_tls::AllowedPeers::new("access_edge.internal_peers", cfg.allowed_directors())
+}
+
 impl EdgeTls {
-    pub fn build(tls: &TlsMaterial, cert_name: &str) -> Result<Self, edged_tls::TlsError> {
+    /// The listener and outgoing configs presenting certificate `cert_name`; a Director
+    /// (connecting in, or a next hop connected to) must also match `directors`.
+    pub fn build(
+        tls: &TlsMaterial,
+        cert_name: &str,
+        directors: &edged_tls::AllowedPeers,
+    ) -> Result<Self, edged_tls::TlsError> {
         let certified = tls.cert(cert_name)?.certified.clone();
         let federation_roots = tls.federation_roots();
         let verifier = FederationClientVerifier::new(federation_roots.clone())?;
@@ -230,8 +242,8 @@ impl EdgeTls {
         Ok(EdgeTls {
             remote_users: tls.server_config(cert_name, edged_tls::ClientAuth::None, &[])?,
             federation: Arc::new(federation),
-            internal: tls.server_config(cert_name, edged_tls::ClientAuth::Internal, &[])?,
-            to_next_hop: tls.client_config(tls.internal_roots(), Some(cert_name), &[])?,
+            internal: tls.internal_server_config(cert_name, directors, &[])?,
+            to_next_hop: tls.internal_client_config(cert_name, directors, &[])?,
             certified,
             federation_roots,
         })

@@ -7,7 +7,10 @@ use edged_config::roles::av_auth::AvAuthConfig;
 use edged_store::{AuditRecord, Store};
 use relay_credentials::Credential;
 
+use edged_tls::PeerIdentity;
+
 use crate::audit::AuditWriter;
+use crate::client_scope::client_may_request;
 use crate::keys::{minting_ring, unix_now, RingCache};
 use crate::metrics::{Endpoint, Metrics};
 use crate::policy::{
@@ -28,6 +31,9 @@ pub struct IssueRequest<'a> {
     pub endpoint: Endpoint,
     /// Who asked (client certificate subject or API key name), for the audit log.
     pub requester: &'a str,
+    /// The client certificate the request came with, if it was authenticated by one: it
+    /// bounds the identities (`av_auth.allowed_clients`, `av_auth.client_identities`).
+    pub client: Option<&'a PeerIdentity>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +108,13 @@ impl Issuer {
         if !identity_allowed(&policy.allowed_identities, identity) {
             tracing::info!(target: "av_auth", identity, endpoint = req.endpoint.as_str(), "identity not allowed to obtain relay credentials");
             return Err(IssueError::NotAllowed);
+        }
+        if let Some(who) = req.client {
+            if !client_may_request(policy, who, identity) {
+                tracing::info!(target: "av_auth", identity, client = %who.label(), endpoint = req.endpoint.as_str(),
+                    "identity outside what this client certificate may request");
+                return Err(IssueError::NotAllowed);
+            }
         }
         {
             let mut limiter = self

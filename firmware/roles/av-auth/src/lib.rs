@@ -10,8 +10,10 @@
 
 pub mod api_keys;
 mod audit;
+mod client_scope;
 mod handshake;
 pub mod issuer;
+pub mod key_checks;
 pub mod keys;
 mod limits;
 pub mod metrics;
@@ -54,6 +56,9 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
     })?;
     tracing::info!(target: "av_auth", key = %ring.current().id, overlap_secs = ring.overlap(), "relay key ring ready");
 
+    if ctx.config.av_auth.allowed_clients.is_empty() {
+        tracing::warn!(target: "av_auth", "av_auth.allowed_clients is empty: no client certificate is accepted (SIP SERVICE admits nobody; REST takes API keys only)");
+    }
     let sip_tls = Arc::new(ArcSwap::new(tls_configs::sip(&ctx.config, &ctx.tls)?));
     let rest_tls = Arc::new(ArcSwap::new(tls_configs::rest(&ctx.config, &ctx.tls)?));
 
@@ -62,6 +67,7 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
         config: ArcSwap::new(ctx.config.clone()),
         issuer: Issuer::new(ctx.store.clone(), metrics.clone()),
         api_keys: ApiKeys::new(ctx.store.clone()),
+        key_checks: Default::default(),
         metrics,
     });
     let life = Lifecycle::new();

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub bad_requests: Counter,
     pub unauthorized: Counter,
+    /// API-key requests answered 503 because `av_auth.max_concurrent_key_checks` ran.
+    pub key_checks_busy: Counter,
     pub tls_failures: Counter,
     pub connections: Counter,
 }
@@ -55,6 +57,7 @@ impl Metrics {
             rate_limited: refused("rate_limited"),
             bad_requests: refused("bad_request"),
             unauthorized: refused("unauthorized"),
+            key_checks_busy: refused("key_checks_busy"),
             tls_failures: registry.counter(
                 "edged_av_auth_tls_failures_total",
                 "TLS handshakes that failed (missing or untrusted client certificate, bad TLS)",
@@ -84,6 +87,7 @@ impl Metrics {
             ("rate_limited", &self.rate_limited),
             ("bad_requests", &self.bad_requests),
             ("unauthorized", &self.unauthorized),
+            ("key_checks_busy", &self.key_checks_busy),
             ("tls_failures", &self.tls_failures),
             ("connections", &self.connections),
         ]

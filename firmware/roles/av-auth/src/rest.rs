@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use edged_tls::PeerIdentity;
 use serde::Serialize;
 
 use crate::issuer::{IssueError, IssueRequest};
@@ -25,7 +26,12 @@ pub const PATH: &str = "/api/v1/turn-credentials";
 
 /// The verified client certificate of the connection, if the client sent one.
 #[derive(Debug, Clone)]
-pub struct PeerCertificate(pub Option<String>);
+pub struct PeerCertificate {
+    /// Its subject common name, for the audit log.
+    pub name: Option<String>,
+    /// Who it names, which bounds the identities it may request.
+    pub identity: Option<PeerIdentity>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct TurnCredentials {
@@ -133,7 +139,7 @@ async fn authenticate(
     peer: &PeerCertificate,
     headers: &HeaderMap,
 ) -> Result<String, Response> {
-    if let Some(cn) = &peer.0 {
+    if let Some(cn) = &peer.name {
         return Ok(format!("cert:{cn}"));
     }
     let unauthorized = |detail: &str| {
@@ -153,8 +159,27 @@ async fn authenticate(
     if let Some(name) = service.api_keys.recently_verified(&key) {
         return Ok(format!("key:{name}"));
     }
+    // Each check holds about 19 MiB: past the bound, answer now instead of queueing.
+    let limit = service.config.load().av_auth.max_concurrent_key_checks;
+    let Some(permit) = service.key_checks.try_enter(limit) else {
+        service.metrics.key_checks_busy.inc();
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many API-key checks are in progress; retry in 1 s",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(r);
+    };
     let svc = service.clone();
-    let verified = tokio::task::spawn_blocking(move || svc.api_keys.verify(&key)).await;
+    // The permit goes with the check: it is given back when the hashing ends, also if
+    // the client has gone away meanwhile.
+    let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        svc.api_keys.verify(&key)
+    })
+    .await;
     match verified {
         Ok(Ok(Some(name))) => Ok(format!("key:{name}")),
         Ok(Ok(None)) => Err(unauthorized("the API key is not valid")),
@@ -211,6 +236,11 @@ async fn turn_credentials(
                 clamp_lifetime: false,
                 endpoint: Endpoint::Rest,
                 requester: &requester,
+                client: peer
+                    .name
+                    .is_some()
+                    .then_some(peer.identity.as_ref())
+                    .flatten(),
             },
         )
         .await;

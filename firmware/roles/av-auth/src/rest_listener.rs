@@ -64,7 +64,11 @@ impl Handler for RestListener {
 }
 
 async fn connection(tls: TlsStream<TcpStream>, router: Router, drain: &edged_role::DrainToken) {
-    let peer = PeerCertificate(peer_name(tls.get_ref().1.peer_certificates()));
+    let certs = tls.get_ref().1.peer_certificates();
+    let peer = PeerCertificate {
+        name: peer_name(certs),
+        identity: edged_tls::PeerIdentity::of_peer(certs),
+    };
     let svc = TowerToHyperService::new(router.layer(Extension(peer)));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -66,17 +66,25 @@ impl Role for AvAuthRole {
             role: NAME.into(),
             health,
             listeners: self.listeners.clone(),
-            counters: self.service.metrics.snapshot(),
+            counters: {
+                let mut c = self.service.metrics.snapshot();
+                c.insert("key_checks_peak".into(), self.service.key_checks.peak());
+                c
+            },
         }
     }
 
     async fn apply(&self, old: &Setup, new: &Setup) -> ApplyReport {
         let mut report = crate::reconfigure::report(&old.config, &new.config);
-        if old.tls_changed(
+        // The client list is part of the handshake's check: a change rebuilds the configs.
+        let clients_changed =
+            old.config.av_auth.allowed_clients != new.config.av_auth.allowed_clients;
+        let tls_changed = old.tls_changed(
             new,
             |c| c.av_auth.certificate.as_str(),
             &[Anchors::Internal],
-        ) {
+        );
+        if clients_changed || tls_changed {
             match (
                 tls_configs::sip(&new.config, &new.tls),
                 tls_configs::rest(&new.config, &new.tls),
@@ -84,10 +92,12 @@ impl Role for AvAuthRole {
                 (Ok(sip), Ok(rest)) => {
                     self.sip_tls.store(sip);
                     self.rest_tls.store(rest);
-                    report.applied.push(
-                        "av_auth.certificate: certificate and trust anchors apply to new connections"
-                            .into(),
-                    );
+                    if tls_changed {
+                        report.applied.push(
+                            "av_auth.certificate: certificate and trust anchors apply to new connections"
+                                .into(),
+                        );
+                    }
                 }
                 (Err(e), _) | (_, Err(e)) => report.restart_required.push(format!(
                     "av_auth.certificate: not applied ({e}); the previous certificate stays in use"

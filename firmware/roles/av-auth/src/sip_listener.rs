@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use edged_role::{Handler, Incoming, Lifecycle, Refusal};
+use edged_tls::PeerIdentity;
 use rustls::ServerConfig;
 use sip_core::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,6 +68,7 @@ async fn connection(
 ) -> std::io::Result<()> {
     let requester =
         peer_name(tls.get_ref().1.peer_certificates()).unwrap_or_else(|| "(unknown)".into());
+    let client = PeerIdentity::of_peer(tls.get_ref().1.peer_certificates());
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -77,7 +79,7 @@ async fn connection(
                 Ok(Some(StreamItem::Ping)) => Some(b"\r\n".to_vec()),
                 Ok(Some(StreamItem::Message(bytes))) => {
                     let bytes = bytes.to_vec();
-                    answer(service, &bytes, &requester).await
+                    answer(service, &bytes, &requester, client.as_ref()).await
                 }
                 Err(e) => {
                     // The stream cannot be resynchronised: say why and close.

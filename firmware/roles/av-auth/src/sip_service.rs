@@ -11,6 +11,7 @@
 //! - 500 when the store cannot record the issuance (credentials are never handed out
 //!   unaudited).
 
+use edged_tls::PeerIdentity;
 use mras::{Grant, MediaRelay, ReasonPhrase};
 use sip_core::{build_response, parse, Message, Request, ResponseSpec};
 
@@ -68,7 +69,12 @@ fn is_mras_type(content_type: Option<&str>) -> bool {
 }
 
 /// The answer to one framed message; `None` when nothing is to be sent (ACK, responses).
-pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<Vec<u8>> {
+pub async fn answer(
+    service: &Service,
+    bytes: &[u8],
+    requester: &str,
+    client: Option<&PeerIdentity>,
+) -> Option<Vec<u8>> {
     let message = match parse(bytes) {
         Ok(m) => m,
         Err(e) => {
@@ -146,6 +152,7 @@ pub async fn answer(service: &Service, bytes: &[u8], requester: &str) -> Option<
                 clamp_lifetime: true,
                 endpoint: Endpoint::Sip,
                 requester,
+                client,
             },
         )
         .await;

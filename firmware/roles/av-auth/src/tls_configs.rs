@@ -2,15 +2,25 @@
 
 use std::sync::Arc;
 
+use edged_config::parse_peers;
 use edged_config::Config;
-use edged_tls::{ClientAuth, TlsError, TlsMaterial};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use edged_tls::{AllowedPeers, TlsError, TlsMaterial};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-/// SIP SERVICE: mutual TLS, the peer must present a certificate from the internal anchors.
+/// The clients that may present a certificate (`av_auth.allowed_clients`).
+fn allowed_clients(config: &Config) -> AllowedPeers {
+    AllowedPeers::new(
+        "av_auth.allowed_clients",
+        parse_peers(&config.av_auth.allowed_clients),
+    )
+}
+
+/// SIP SERVICE: mutual TLS, the peer must present a certificate from the internal anchors
+/// that `av_auth.allowed_clients` lists.
 pub fn sip(config: &Config, tls: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsError> {
-    tls.server_config(&config.av_auth.certificate, ClientAuth::Internal, &[])
+    tls.internal_server_config(&config.av_auth.certificate, &allowed_clients(config), &[])
 }
 
 #[derive(Debug)]
@@ -22,23 +32,22 @@ impl ResolvesServerCert for OneCert {
     }
 }
 
-/// REST: a client certificate from the internal anchors is optional (the alternative is an
-/// API key), so web applications without certificates can still call it.
+/// REST: a client certificate is optional (the alternative is an API key), so web
+/// applications without certificates can still call it; one that is sent must chain to the
+/// internal anchors and be listed in `av_auth.allowed_clients`.
 pub fn rest(config: &Config, tls: &TlsMaterial) -> Result<Arc<ServerConfig>, TlsError> {
     let cert = tls.cert(&config.av_auth.certificate)?;
     let provider = edged_tls::provider();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let roots = tls.internal_roots();
     let builder = if roots.is_empty() {
         builder.with_no_client_auth()
     } else {
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| TlsError::Rustls(e.to_string()))?;
-        builder.with_client_cert_verifier(verifier)
+        builder.with_client_cert_verifier(
+            tls.internal_client_verifier(&allowed_clients(config), true)?,
+        )
     };
     let mut cfg = builder.with_cert_resolver(Arc::new(OneCert(cert.certified.clone())));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edged_role::{Handler, Incoming};
+use edged_tls::PeerIdentity;
 use session_key::wire::{self, ALPN_INTERNAL, MAX_PAYLOAD, REGISTER, REGISTERED};
 use webconf_link::edge::EdgeLink;
 use webconf_link::{LinkError, SessionRecv, SessionSend, CONTROL_PATH};
@@ -35,7 +36,7 @@ pub(crate) struct Servers {
 
 impl Handler for Servers {
     type Ticket = ();
-    type Opened = (EdgeLink, LinkDriver, SocketAddr);
+    type Opened = (EdgeLink, LinkDriver, SocketAddr, PeerIdentity);
 
     fn admit(&self, _peer: SocketAddr) -> Option<()> {
         Some(())
@@ -56,6 +57,12 @@ impl Handler for Servers {
         tls.get_mut()
             .1
             .set_buffer_limit(Some(webconf_link::TLS_SEND_BUFFER));
+        // The acceptor admitted only a listed certificate (webconf_edge.internal_peers);
+        // who it names is kept for the routing table.
+        let Some(identity) = PeerIdentity::of_peer(tls.get_ref().1.peer_certificates()) else {
+            tracing::warn!(target: "webconf_edge", %peer, "conferencing server without a readable certificate");
+            return None;
+        };
         // rustls lets a client that offers no ALPN at all through; the link needs ours.
         if tls.get_ref().1.alpn_protocol() != Some(ALPN_INTERNAL) {
             tracing::warn!(target: "webconf_edge", %peer, "conferencing server did not offer ALPN {}",
@@ -63,7 +70,7 @@ impl Handler for Servers {
             return None;
         }
         match webconf_link::edge::handshake(tls).await {
-            Ok((link, driver)) => Some((link, Box::pin(driver), peer)),
+            Ok((link, driver)) => Some((link, Box::pin(driver), peer, identity)),
             Err(e) => {
                 tracing::warn!(target: "webconf_edge", %peer, error = %e, "conferencing server link failed");
                 None
@@ -71,8 +78,8 @@ impl Handler for Servers {
         }
     }
 
-    async fn serve(&self, (link, driver, peer): Self::Opened) {
-        serve_server(&self.shared, link, driver, peer).await;
+    async fn serve(&self, (link, driver, peer, identity): Self::Opened) {
+        serve_server(&self.shared, link, driver, peer, identity).await;
     }
 
     fn timed_out(&self, peer: SocketAddr) {
@@ -93,9 +100,15 @@ impl Drop for Registered<'_> {
     }
 }
 
-async fn serve_server(shared: &Shared, link: EdgeLink, driver: LinkDriver, peer: SocketAddr) {
+async fn serve_server(
+    shared: &Shared,
+    link: EdgeLink,
+    driver: LinkDriver,
+    peer: SocketAddr,
+    identity: PeerIdentity,
+) {
     let id = shared.next_server.fetch_add(1, Ordering::Relaxed);
-    let serve = serve_link(shared, id, peer, link);
+    let serve = serve_link(shared, id, peer, identity, link);
     let reason = tokio::select! {
         e = driver => e.to_string(),
         r = serve => r,
@@ -108,17 +121,29 @@ async fn serve_server(shared: &Shared, link: EdgeLink, driver: LinkDriver, peer:
 
 /// Opens the control stream, enters the server into the routing table and serves its
 /// registrations. Returns only if the control stream cannot be opened.
-async fn serve_link(shared: &Shared, id: u64, peer: SocketAddr, link: EdgeLink) -> String {
+async fn serve_link(
+    shared: &Shared,
+    id: u64,
+    peer: SocketAddr,
+    identity: PeerIdentity,
+    link: EdgeLink,
+) -> String {
     let (send, recv) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, link.open(CONTROL_PATH)).await
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return format!("control stream refused: {e}"),
         Err(_) => return "control stream not taken in time".into(),
     };
-    shared.pool.add(Server { id, peer, link });
+    let name = identity.label();
+    shared.pool.add(Server {
+        id,
+        peer,
+        identity,
+        link,
+    });
     shared.metrics.servers_connected.inc();
     let _registered = Registered { shared, id };
-    tracing::info!(target: "webconf_edge", %peer, server_id = id, "conferencing server connected");
+    tracing::info!(target: "webconf_edge", %peer, server_id = id, server = %name, "conferencing server connected");
     control_stream(shared, id, send, recv).await;
     // A server that ends its control stream keeps its link and its sessions.
     std::future::pending().await
@@ -154,7 +179,12 @@ async fn control_stream(
                         return;
                     }
                 };
-                let owned = shared.pool.register(server_id, &confs);
+                let registration = shared.pool.register(server_id, &confs);
+                let owned = registration.owned;
+                if !registration.refused.is_empty() {
+                    tracing::warn!(target: "webconf_edge", server_id, refused = ?registration.refused,
+                        "conferences not taken over: another conferencing server hosts them and is still connected");
+                }
                 tracing::info!(target: "webconf_edge", server_id, registered = confs.len(), owned, "conferences registered");
                 let mut reply = Vec::new();
                 let count = u16::try_from(owned).unwrap_or(u16::MAX);

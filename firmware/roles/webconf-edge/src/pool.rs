@@ -5,12 +5,26 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use edged_tls::PeerIdentity;
+
 /// One connected conferencing server.
 #[derive(Clone)]
 pub struct Server {
     pub id: u64,
     pub peer: SocketAddr,
+    /// Who its certificate names: a conference it registered stays its own against any
+    /// other identity while it is connected.
+    pub identity: PeerIdentity,
     pub link: webconf_link::edge::EdgeLink,
+}
+
+/// What one REGISTER achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Registration {
+    /// Conferences the server now owns.
+    pub owned: usize,
+    /// Conferences it asked for that a connected server of another identity owns.
+    pub refused: Vec<String>,
 }
 
 #[derive(Default)]
@@ -34,16 +48,30 @@ impl Pool {
         g.servers.insert(server.id, server);
     }
 
-    /// Records that `server_id` hosts these conferences; returns how many it now owns.
-    pub fn register(&self, server_id: u64, conferences: &[String]) -> usize {
+    /// Records that `server_id` hosts these conferences. A conference owned by another
+    /// connected server moves only to a server of the same identity (that server again,
+    /// reconnected before its old link timed out): a second server of the internal CA
+    /// cannot take a running conference's new sessions by registering it last.
+    pub fn register(&self, server_id: u64, conferences: &[String]) -> Registration {
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if !g.servers.contains_key(&server_id) {
-            return 0;
-        }
+        let Some(me) = g.servers.get(&server_id).map(|s| s.identity.clone()) else {
+            return Registration::default();
+        };
+        let mut refused = Vec::new();
         for c in conferences {
+            let other_owner = g
+                .owners
+                .get(c)
+                .filter(|&&owner| owner != server_id)
+                .and_then(|owner| g.servers.get(owner));
+            if other_owner.is_some_and(|o| !o.identity.same_peer(&me)) {
+                refused.push(c.clone());
+                continue;
+            }
             g.owners.insert(c.clone(), server_id);
         }
-        g.owners.values().filter(|&&s| s == server_id).count()
+        let owned = g.owners.values().filter(|&&s| s == server_id).count();
+        Registration { owned, refused }
     }
 
     /// Forgets a server and every conference it owned.

@@ -2,18 +2,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use edged_config::{Config, Protocol};
+use edged_config::roles::webconf_edge::WebconfEdgeConfig;
+use edged_config::{parse_peers, Config, Protocol};
 use edged_role::{
     listener_changes, Actor, AdminError, Anchors, ApplyReport, Health, Lifecycle, Listener,
     ListenerInfo, ListenerLimits, Role, RoleContext, RoleError, RoleStatus, Setup, Side, Transport,
 };
 use edged_store::Store;
-use edged_tls::{ClientAuth, TlsMaterial};
+use edged_tls::{AllowedPeers, ClientAuth, TlsMaterial};
 use session_key::wire::{ALPN_CLIENT, ALPN_INTERNAL};
 use session_key::{CloseCode, KeyRing, ParticipantRole};
 use tokio::net::TcpListener;
@@ -31,6 +32,7 @@ use crate::{external, internal, rotation};
 const NAME: &str = "webconf_edge";
 const EXTERNAL_KEY: &str = "webconf_edge.external_port";
 const INTERNAL_KEY: &str = "webconf_edge.internal_port";
+const PEERS_KEY: &str = "webconf_edge.internal_peers";
 
 /// The running role.
 pub struct WebconfEdge {
@@ -42,6 +44,9 @@ pub struct WebconfEdge {
     external_addr: SocketAddr,
     internal_addr: SocketAddr,
     ext_quic: quinn::Endpoint,
+    /// Whether `webconf_edge.internal_peers` lists anyone (the status says why no server
+    /// is connected when it does not).
+    peers_listed: AtomicBool,
 }
 
 /// Starts the role for edged, on a single-threaded runtime on a thread of its own: the
@@ -138,13 +143,17 @@ struct TlsConfigs {
     internal: TlsAcceptor,
 }
 
-fn tls_configs(
-    tls: &TlsMaterial,
-    cert: &str,
-    quic_max_incoming: u32,
-) -> Result<TlsConfigs, RoleError> {
+/// The conferencing servers the internal port admits (`webconf_edge.internal_peers`).
+fn allowed_servers(config: &WebconfEdgeConfig) -> AllowedPeers {
+    AllowedPeers::new(PEERS_KEY, parse_peers(&config.internal_peers))
+}
+
+fn tls_configs(tls: &TlsMaterial, config: &WebconfEdgeConfig) -> Result<TlsConfigs, RoleError> {
+    let cert = config.certificate.as_str();
+    let quic_max_incoming = config.quic_max_incoming;
     let client_tls = tls.server_config(cert, ClientAuth::None, &[ALPN_CLIENT])?;
-    let internal_tls = tls.server_config(cert, ClientAuth::Internal, &[ALPN_INTERNAL])?;
+    let internal_tls =
+        tls.internal_server_config(cert, &allowed_servers(config), &[ALPN_INTERNAL])?;
     Ok(TlsConfigs {
         acceptor: TlsAcceptor::from(client_tls.clone()),
         ext_quic: quic_server(client_tls, external_transport(), quic_max_incoming)?,
@@ -209,7 +218,11 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
     let ext_cfg = socket(&ctx.config, EXTERNAL_KEY, Protocol::Tcp)?;
     let int_cfg = socket(&ctx.config, INTERNAL_KEY, Protocol::Tcp)?;
     let ring = keys::load_or_create(&ctx.store).map_err(|e| RoleError::Other(e.to_string()))?;
-    let configs = tls_configs(&ctx.tls, &cfg.certificate, cfg.quic_max_incoming)?;
+    let configs = tls_configs(&ctx.tls, cfg)?;
+    if cfg.internal_peers.is_empty() {
+        tracing::warn!(target: "webconf_edge",
+            "{PEERS_KEY} is empty: no conferencing server is admitted on the internal port");
+    }
 
     let (tcp, udp_ext) = bind_external(ext_cfg)?;
     let external_addr = tcp
@@ -302,6 +315,7 @@ pub async fn start_edge(ctx: RoleContext) -> Result<Arc<WebconfEdge>, RoleError>
         external_addr,
         internal_addr,
         ext_quic,
+        peers_listed: AtomicBool::new(!cfg.internal_peers.is_empty()),
     });
     tokio::spawn(rotation::run_schedule(Arc::downgrade(&edge), stop));
     Ok(edge)
@@ -499,7 +513,11 @@ impl Role for WebconfEdge {
         let health = if self.shared.clients.is_draining() {
             Health::Draining
         } else if self.shared.pool.is_empty() {
-            Health::Degraded("no conferencing server connected on the internal port".into())
+            Health::Degraded(if self.peers_listed.load(Ordering::Relaxed) {
+                "no conferencing server connected on the internal port".into()
+            } else {
+                format!("no conferencing server is admitted: {PEERS_KEY} is empty")
+            })
         } else {
             Health::Ready
         };
@@ -551,29 +569,39 @@ impl Role for WebconfEdge {
             .applied
             .extend(Settings::from_config(&old.config.webconf_edge).changes(&new_settings));
         self.shared.settings.store(Arc::new(new_settings));
-        // A renewed certificate: new handshakes use it, established sessions keep theirs.
+        // A renewed certificate, another list of servers or another QUIC queue bound (it
+        // lives in quinn's server configuration): new handshakes use the new configuration,
+        // established sessions keep theirs.
         let cert_changed = old.tls_changed(
             new,
             |c| c.webconf_edge.certificate.as_str(),
             &[Anchors::Internal],
         );
-        // quinn's queue bound lives in its server configuration: a new one for new attempts.
+        let peers_changed =
+            old.config.webconf_edge.internal_peers != config.webconf_edge.internal_peers;
+        self.peers_listed.store(
+            !config.webconf_edge.internal_peers.is_empty(),
+            Ordering::Relaxed,
+        );
         let incoming_changed =
             old.config.webconf_edge.quic_max_incoming != config.webconf_edge.quic_max_incoming;
-        if cert_changed || incoming_changed {
-            match tls_configs(
-                tls,
-                &config.webconf_edge.certificate,
-                config.webconf_edge.quic_max_incoming,
-            ) {
+        if cert_changed || peers_changed || incoming_changed {
+            match tls_configs(tls, &config.webconf_edge) {
                 Ok(c) => {
                     self.ext_quic.set_server_config(Some(c.ext_quic));
                     if cert_changed {
                         self.shared.tls_acceptor.store(Arc::new(c.acceptor));
-                        self.shared.internal_acceptor.store(Arc::new(c.internal));
                         report
                             .applied
                             .push("webconf_edge.certificate: in use for new handshakes".into());
+                    }
+                    if cert_changed || peers_changed {
+                        self.shared.internal_acceptor.store(Arc::new(c.internal));
+                    }
+                    if peers_changed {
+                        report.applied.push(format!(
+                            "{PEERS_KEY}: applies to conferencing servers connecting from now on"
+                        ));
                     }
                 }
                 Err(e) => report.restart_required.push(format!(

@@ -10,9 +10,11 @@
 mod certificates;
 mod error;
 mod limits;
+mod internal_only;
 mod listeners;
 mod logging;
 mod network;
+pub mod peers;
 pub mod roles;
 mod set_path;
 mod wording;
@@ -28,6 +30,7 @@ pub use limits::{
 pub use listeners::{Protocol, SocketSpec, Transport};
 pub use logging::{parse_level, LoggingConfig, LOG_TARGETS};
 pub use network::{NetworkConfig, Side, SideConfig};
+pub use peers::{parse_peers, AllowedPeer};
 pub use roles::{
     access_edge::AccessEdgeConfig, av_auth::AvAuthConfig, av_edge::AvEdgeConfig,
     webconf_edge::WebconfEdgeConfig,
@@ -257,6 +260,7 @@ impl Config {
             errs.push("metrics.port", "must be a port number from 1 to 65535");
         }
         listeners::check_clashes(&self.sockets(), self, &mut errs);
+        internal_only::check_internal_only(self, &mut errs);
         errs.into_result()
     }
 

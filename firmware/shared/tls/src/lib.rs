@@ -9,6 +9,7 @@
 //! a client or a peer edge trusts, which is how loopback demos and tests run mutual TLS.
 
 mod generate;
+mod peers;
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -16,13 +17,18 @@ use std::sync::Arc;
 
 use edged_config::Config;
 use edged_store::Store;
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use zeroize::Zeroizing;
 
 pub use generate::{issue_client_certificate, IssuedCertificate};
+pub use peers::{
+    AllowedPeers, AllowedPeersClientVerifier, AllowedPeersServerVerifier, PeerIdentity,
+};
 pub use rustls;
 
 #[derive(Debug, thiserror::Error)]
@@ -200,26 +206,103 @@ impl TlsMaterial {
         auth: ClientAuth,
         alpn: &[&[u8]],
     ) -> Result<Arc<ServerConfig>, TlsError> {
+        let verifier = match auth {
+            ClientAuth::None => None,
+            ClientAuth::Internal => Some(self.anchor_verifier(ClientAuth::Internal, false)?),
+            ClientAuth::Federation => Some(self.anchor_verifier(ClientAuth::Federation, false)?),
+        };
+        self.server_config_with(name, verifier, alpn)
+    }
+
+    /// A server config for an internal listener: the client must present a certificate
+    /// that chains to the internal anchors *and* matches `peers`.
+    pub fn internal_server_config(
+        &self,
+        name: &str,
+        peers: &AllowedPeers,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let verifier = self.internal_client_verifier(peers, false)?;
+        self.server_config_with(name, Some(verifier), alpn)
+    }
+
+    /// The client-certificate check of an internal listener: the internal anchors, then
+    /// `peers`. With `optional`, a client may also send no certificate at all (the REST
+    /// endpoint, where an API key is the alternative); one it does send must pass.
+    pub fn internal_client_verifier(
+        &self,
+        peers: &AllowedPeers,
+        optional: bool,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        Ok(Arc::new(AllowedPeersClientVerifier {
+            inner: self.anchor_verifier(ClientAuth::Internal, optional)?,
+            peers: peers.clone(),
+        }))
+    }
+
+    /// A client config towards an internal server (a Director): its certificate must chain
+    /// to the internal anchors, carry the name dialled *and* match `peers`; presents
+    /// certificate `client_cert`.
+    pub fn internal_client_config(
+        &self,
+        client_cert: &str,
+        peers: &AllowedPeers,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ClientConfig>, TlsError> {
+        let inner = WebPkiServerVerifier::builder_with_provider(self.internal_roots(), provider())
+            .build()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        let cert = self.cert(client_cert)?;
+        let mut cfg = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AllowedPeersServerVerifier {
+                inner,
+                peers: peers.clone(),
+            }))
+            .with_client_auth_cert(cert.chain.clone(), cert.key_der.clone_key())
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(cfg))
+    }
+
+    /// The stock verifier of the internal or federation anchors.
+    fn anchor_verifier(
+        &self,
+        auth: ClientAuth,
+        optional: bool,
+    ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+        let (roots, what) = if auth == ClientAuth::Federation {
+            (self.federation_roots.clone(), "federation")
+        } else {
+            (self.internal_roots.clone(), "internal")
+        };
+        if roots.is_empty() {
+            return Err(TlsError::NoAnchors(what));
+        }
+        let builder = WebPkiClientVerifier::builder_with_provider(roots, provider());
+        let builder = if optional {
+            builder.allow_unauthenticated()
+        } else {
+            builder
+        };
+        builder.build().map_err(|e| TlsError::Rustls(e.to_string()))
+    }
+
+    fn server_config_with(
+        &self,
+        name: &str,
+        verifier: Option<Arc<dyn ClientCertVerifier>>,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let cert = self.cert(name)?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Rustls(e.to_string()))?;
-        let builder = match auth {
-            ClientAuth::None => builder.with_no_client_auth(),
-            ClientAuth::Internal | ClientAuth::Federation => {
-                let (roots, what) = if auth == ClientAuth::Internal {
-                    (self.internal_roots.clone(), "internal")
-                } else {
-                    (self.federation_roots.clone(), "federation")
-                };
-                if roots.is_empty() {
-                    return Err(TlsError::NoAnchors(what));
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
-                    .build()
-                    .map_err(|e| TlsError::Rustls(e.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
+        let builder = match verifier {
+            None => builder.with_no_client_auth(),
+            Some(v) => builder.with_client_cert_verifier(v),
         };
         let mut cfg = builder
             .with_single_cert(cert.chain.clone(), cert.key_der.clone_key())

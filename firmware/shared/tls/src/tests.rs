@@ -179,3 +179,117 @@ fn issued_certificate_and_material_debug_hide_the_private_key() {
     let debug = format!("{material:?}");
     assert!(!debug.contains("PRIVATE KEY"), "{debug}");
 }
+
+/// Runs one handshake against `server` with a client certificate issued by the appliance
+/// CA for `sans`; true when the server accepted it and echoed over it.
+async fn handshake_with(
+    store: &Store,
+    server: Arc<rustls::ServerConfig>,
+    sans: &[&str],
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    let srv = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+        tls.write_all(&buf).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(())
+    });
+    let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+    let peer = issue_client_certificate(store, "peer", &sans).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    add_pem_anchors(&mut roots, "test", &peer.ca_pem).unwrap();
+    let cert = load_pem("peer", &peer.chain_pem, &peer.key_pem).unwrap();
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(Arc::new(roots))
+        .with_client_auth_cert(cert.chain.clone(), cert.key_der.clone_key())
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let client = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await?;
+        tls.write_all(b"ping").await?;
+        let mut b = [0u8; 4];
+        tls.read_exact(&mut b).await?;
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    // The server's reason is the one worth reading (the client only hears an alert).
+    srv.await.unwrap()?;
+    client.map_err(|e| e.to_string())
+}
+
+/// A certificate from the internal anchors is not enough on an internal listener: it must
+/// also match the listener's list, by name (never by suffix) or by key.
+#[tokio::test]
+async fn internal_listeners_admit_only_listed_peers() {
+    let (_d, store, config) = setup();
+    let m = TlsMaterial::load(&config, &store).unwrap();
+    let peers = |list: &[&str]| {
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        AllowedPeers::new("test.allowed_peers", edged_config::parse_peers(&list))
+    };
+    let server = m
+        .internal_server_config("default", &peers(&["director.localhost"]), &[])
+        .unwrap();
+    handshake_with(&store, server.clone(), &["director.localhost"])
+        .await
+        .expect("a listed name is admitted");
+    for stranger in [&["other.localhost"][..], &["evil.director.localhost"]] {
+        let err = handshake_with(&store, server.clone(), stranger)
+            .await
+            .expect_err("an unlisted certificate of the same CA is refused");
+        assert!(
+            err.contains("matches no entry of test.allowed_peers"),
+            "{stranger:?}: {err}"
+        );
+    }
+    // Nobody listed: nobody admitted.
+    let closed = m
+        .internal_server_config("default", &peers(&[]), &[])
+        .unwrap();
+    assert!(handshake_with(&store, closed, &["director.localhost"])
+        .await
+        .is_err());
+}
+
+#[test]
+fn identities_carry_names_and_the_key_pin() {
+    let (_d, store, _config) = setup();
+    let issued = issue_client_certificate(
+        &store,
+        "x",
+        &["Pool.Example.Test".into(), "10.0.0.7".into()],
+    )
+    .unwrap();
+    let cert = load_pem("x", &issued.chain_pem, &issued.key_pem).unwrap();
+    let id = PeerIdentity::from_der(cert.chain[0].as_ref()).unwrap();
+    assert_eq!(id.names, ["pool.example.test", "10.0.0.7"]);
+    let pin = edged_config::AllowedPeer::Spki(id.spki_sha256).to_string();
+    let by_key = AllowedPeers::new("k", edged_config::parse_peers(&[pin]));
+    assert!(by_key.admits(cert.chain[0].as_ref()).is_ok());
+    let other = issue_client_certificate(&store, "x", &["pool.example.test".into()]).unwrap();
+    let other = load_pem("x", &other.chain_pem, &other.key_pem).unwrap();
+    assert!(
+        by_key.admits(other.chain[0].as_ref()).is_err(),
+        "same name, other key"
+    );
+    assert_eq!(id.label(), "pool.example.test");
+    // A renewed certificate for the same names is the same peer; other names are not.
+    let renewed = issue_client_certificate(
+        &store,
+        "x",
+        &["10.0.0.7".into(), "pool.example.test".into()],
+    )
+    .unwrap();
+    let renewed = load_pem("x", &renewed.chain_pem, &renewed.key_pem).unwrap();
+    let renewed = PeerIdentity::from_der(renewed.chain[0].as_ref()).unwrap();
+    assert!(id.same_peer(&renewed));
+    let other = PeerIdentity::from_der(other.chain[0].as_ref()).unwrap();
+    assert!(!id.same_peer(&other));
+}

@@ -68,13 +68,18 @@ impl TestEdge {
         self.edge.external_addr()
     }
 
+    /// A conferencing server's TLS: a certificate from the appliance CA for
+    /// `conf-server.localhost`, which the embedded default lists in
+    /// `webconf_edge.internal_peers`.
     pub fn connector_tls(&self) -> Arc<rustls::ClientConfig> {
-        let issued = edged_tls::issue_client_certificate(
-            &self.store,
-            "conf-server",
-            &["conf-server.localhost".into()],
-        )
-        .unwrap();
+        self.connector_tls_as("conf-server.localhost")
+    }
+
+    /// A conferencing server's TLS with a fresh certificate (new key) from the appliance CA
+    /// for `name`.
+    pub fn connector_tls_as(&self, name: &str) -> Arc<rustls::ClientConfig> {
+        let issued =
+            edged_tls::issue_client_certificate(&self.store, name, &[name.to_owned()]).unwrap();
         webconf_connector::pem::client_config(
             &self.ca_pem,
             Some((&issued.chain_pem, &issued.key_pem)),
@@ -96,16 +101,27 @@ impl TestEdge {
 
     /// Connects an echo connector; returns it and the count of sessions it received.
     pub async fn echo_connector(&self, confs: &[&str]) -> (Arc<Connector>, Arc<AtomicUsize>) {
+        self.echo_connector_as("conf-server.localhost", confs)
+            .await
+            .unwrap()
+    }
+
+    /// [`Self::echo_connector`] presenting a certificate for `name`.
+    pub async fn echo_connector_as(
+        &self,
+        name: &str,
+        confs: &[&str],
+    ) -> Result<(Arc<Connector>, Arc<AtomicUsize>), webconf_connector::connector::ConnectorError>
+    {
         let confs: Vec<String> = confs.iter().map(|s| s.to_string()).collect();
         let c = Arc::new(
             Connector::connect(
                 self.edge.internal_addr(),
                 "localhost",
-                self.connector_tls(),
+                self.connector_tls_as(name),
                 &confs,
             )
-            .await
-            .unwrap(),
+            .await?,
         );
         let count = Arc::new(AtomicUsize::new(0));
         let (c2, n2) = (c.clone(), count.clone());
@@ -117,7 +133,7 @@ impl TestEdge {
         });
         self.wait_servers(self.edge.connected_servers().max(1))
             .await;
-        (c, count)
+        Ok((c, count))
     }
 
     pub async fn wait_servers(&self, n: usize) {

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use super::{default_certificate, side_address, yes};
-use crate::{CertRef, ConfigErrors, NetworkConfig, Protocol, Side, SocketSpec, Transport};
+use crate::{
+    parse_peers, AllowedPeer, CertRef, ConfigErrors, NetworkConfig, Protocol, Side, SocketSpec,
+    Transport,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +29,11 @@ pub struct AccessEdgeConfig {
     pub internal_port: u16,
     /// The internal next hops (Director pool), `host:port`; requests from outside go here.
     pub next_hops: Vec<String>,
+    /// Directors allowed on the internal port and as next hops (see `edged_config::peers`):
+    /// DNS names, `*.` wildcards, IP addresses or `sha256:` key pins, matched against the
+    /// certificate each presents besides its chain. Empty: the hosts named in `next_hops`,
+    /// as OCS trusts its configured next-hop pool.
+    pub internal_peers: Vec<String>,
     /// SIP domains of the organisation behind this edge.
     pub sip_domains: Vec<String>,
     /// Host name this edge writes in Via, Record-Route and its trust header (empty: the
@@ -109,6 +117,7 @@ impl Default for AccessEdgeConfig {
             federation_port: 5061,
             internal_port: 5061,
             next_hops: Vec::new(),
+            internal_peers: Vec::new(),
             sip_domains: Vec::new(),
             fqdn: String::new(),
             handshake_timeout_secs: 10,
@@ -203,6 +212,7 @@ impl AccessEdgeConfig {
                 errs.push(format!("access_edge.next_hops[{i}]"), reason);
             }
         }
+        crate::peers::validate_peers("access_edge.internal_peers", &self.internal_peers, errs);
         for (i, d) in self.sip_domains.iter().enumerate() {
             if !is_domain(d) {
                 errs.push(
@@ -338,6 +348,23 @@ impl AccessEdgeConfig {
         }
     }
 
+    /// Who may be a Director: `internal_peers`, or when it is empty the hosts of
+    /// `next_hops` (each a DNS name or an IP address, matched exactly).
+    pub fn allowed_directors(&self) -> Vec<AllowedPeer> {
+        if !self.internal_peers.is_empty() {
+            return parse_peers(&self.internal_peers);
+        }
+        self.next_hops
+            .iter()
+            .filter_map(|hop| match hop.parse::<SocketAddr>() {
+                Ok(sa) => Some(sa.ip().to_string()),
+                Err(_) => hop.rsplit_once(':').map(|(h, _)| h.to_owned()),
+            })
+            .filter_map(|host| AllowedPeer::parse(&host).ok())
+            .filter(|p| !matches!(p, AllowedPeer::Wildcard(_) | AllowedPeer::Spki(_)))
+            .collect()
+    }
+
     pub(crate) fn sockets(&self, net: &NetworkConfig, out: &mut Vec<SocketSpec>) {
         if !self.enabled {
             return;
@@ -450,5 +477,28 @@ mod tests {
         assert!(c.access_edge.hide_user_existence);
         let errs = c.with_value("access_edge.timer_c_secs", "0").unwrap_err();
         assert_eq!(errs.0[0].key, "access_edge.timer_c_secs");
+    }
+
+    #[test]
+    fn directors_are_the_next_hop_hosts_unless_listed() {
+        use crate::AllowedPeer;
+        let mut c = Config::embedded_default().access_edge;
+        c.next_hops = vec!["10.1.20.5:5061".into(), "dir.corp.example:5061".into()];
+        assert_eq!(
+            c.allowed_directors(),
+            [
+                AllowedPeer::Address("10.1.20.5".parse().unwrap()),
+                AllowedPeer::Name("dir.corp.example".into())
+            ]
+        );
+        c.internal_peers = vec!["*.pool.corp.example".into()];
+        assert_eq!(
+            c.allowed_directors(),
+            [AllowedPeer::Wildcard("pool.corp.example".into())]
+        );
+        let errs = Config::embedded_default()
+            .with_value("access_edge.internal_peers", r#"["corp example"]"#)
+            .unwrap_err();
+        assert_eq!(errs.0[0].key, "access_edge.internal_peers[0]");
     }
 }

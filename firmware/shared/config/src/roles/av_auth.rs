@@ -28,6 +28,14 @@ pub struct AvAuthConfig {
     pub issuance_per_minute: u32,
     /// Identities allowed to obtain credentials: `*` wildcards, e.g. `*@example.com`.
     pub allowed_identities: Vec<String>,
+    /// Clients allowed to present a certificate (see `edged_config::peers`): DNS names,
+    /// `*.` wildcards, IP addresses or `sha256:` key pins. A certificate from the internal
+    /// anchors must also match one entry, on the SIP listener and on REST. Empty: no client
+    /// certificate is accepted (REST still takes API keys).
+    pub allowed_clients: Vec<String>,
+    /// API-key checks run at once (each argon2 check holds about 19 MiB); a request past
+    /// them is answered 503 with Retry-After instead of waiting.
+    pub max_concurrent_key_checks: u32,
     /// Origins allowed by CORS on the REST endpoint; empty: CORS off.
     pub cors_origins: Vec<String>,
     /// Host name (or address) advertised for the A/V Edge's internal interface in relay
@@ -38,6 +46,11 @@ pub struct AvAuthConfig {
     /// the A/V Edge's external address. Set it when that address is a wildcard or NATed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_relay_host: Option<String>,
+    /// Identities each allowed client may obtain credentials for: the entry as written in
+    /// `allowed_clients`, then `*` patterns as in `allowed_identities`. A client without
+    /// an entry here is bounded by `allowed_identities` alone.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub client_identities: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for AvAuthConfig {
@@ -52,6 +65,9 @@ impl Default for AvAuthConfig {
             max_lifetime_minutes: MAX_LIFETIME_MINUTES,
             issuance_per_minute: 60,
             allowed_identities: vec!["*".into()],
+            allowed_clients: Vec::new(),
+            client_identities: Default::default(),
+            max_concurrent_key_checks: 4,
             cors_origins: Vec::new(),
             internal_relay_host: None,
             external_relay_host: None,
@@ -102,6 +118,22 @@ impl AvAuthConfig {
         }
         if self.allowed_identities.iter().any(|p| p.trim().is_empty()) {
             errs.push("av_auth.allowed_identities", "patterns must not be empty");
+        }
+        crate::peers::validate_peers("av_auth.allowed_clients", &self.allowed_clients, errs);
+        for (client, patterns) in &self.client_identities {
+            let key = format!("av_auth.client_identities.\"{client}\"");
+            if !self.allowed_clients.iter().any(|c| c == client) {
+                errs.push(
+                    key.clone(),
+                    "names no entry of av_auth.allowed_clients (write the entry as it is written there)",
+                );
+            }
+            if patterns.is_empty() || patterns.iter().any(|p| p.trim().is_empty()) {
+                errs.push(key, "give at least one pattern, none of them empty");
+            }
+        }
+        if self.max_concurrent_key_checks == 0 || self.max_concurrent_key_checks > 64 {
+            errs.push("av_auth.max_concurrent_key_checks", "must be from 1 to 64");
         }
         for (i, o) in self.cors_origins.iter().enumerate() {
             if !(o.starts_with("https://") || o.starts_with("http://")) {
@@ -181,6 +213,14 @@ mod tests {
             ),
             ("issuance_per_minute = 0", "av_auth.issuance_per_minute"),
             (
+                "max_concurrent_key_checks = 0",
+                "av_auth.max_concurrent_key_checks",
+            ),
+            (
+                "client_identities = { \"x.test\" = [\"*\"] }",
+                "av_auth.client_identities.\"x.test\"",
+            ),
+            (
                 "cors_origins = [\"example.com\"]",
                 "av_auth.cors_origins[0]",
             ),
@@ -189,5 +229,9 @@ mod tests {
             let errs = errors_of(extra);
             assert!(errs.iter().any(|(k, _)| k == key), "{extra}: {errs:?}");
         }
+        let errs = Config::embedded_default()
+            .with_value("av_auth.allowed_clients", r#"["pool.example.test", "a b"]"#)
+            .unwrap_err();
+        assert_eq!(errs.0[0].key, "av_auth.allowed_clients[1]");
     }
 }

@@ -22,6 +22,11 @@ pub struct WebconfEdgeConfig {
     /// Internal port the conferencing servers connect out to (OCS: 8057): TCP with mutual
     /// TLS, one HTTP/2 stream per client session.
     pub internal_port: u16,
+    /// Conferencing servers allowed on the internal port (see `edged_config::peers`): DNS
+    /// names, `*.` wildcards, IP addresses or `sha256:` key pins. A certificate from the
+    /// internal anchors must also match one entry; empty: no conferencing server is
+    /// accepted (the role logs it and reports itself degraded).
+    pub internal_peers: Vec<String>,
     /// A client that has not sent its first frame (conference id and key) by then is cut.
     pub first_frame_timeout_ms: u64,
     /// Sessions idle for this long are closed.
@@ -67,6 +72,7 @@ impl Default for WebconfEdgeConfig {
             internal_address: None,
             external_port: 443,
             internal_port: 8057,
+            internal_peers: Vec::new(),
             first_frame_timeout_ms: 5000,
             idle_timeout_secs: 300,
             max_sessions_per_address: 64,
@@ -93,6 +99,7 @@ impl WebconfEdgeConfig {
             key: "webconf_edge.certificate".into(),
             name: &self.certificate,
         });
+        crate::peers::validate_peers("webconf_edge.internal_peers", &self.internal_peers, errs);
         if self.first_frame_timeout_ms == 0 || self.first_frame_timeout_ms > 60_000 {
             errs.push(
                 "webconf_edge.first_frame_timeout_ms",
