@@ -9,8 +9,8 @@
 
 mod certificates;
 mod error;
-mod limits;
 mod internal_only;
+mod limits;
 mod listeners;
 mod logging;
 mod network;
