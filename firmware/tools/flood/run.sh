@@ -245,7 +245,11 @@ remote_users_port = 10443
 federation_port = 10061
 internal_port = 10061
 next_hops = ["$ORG:5061"]
+internal_peers = ["director.flood"]
 sip_domains = ["example.test"]
+# The legitimate SIPp load is many users' calls multiplexed on one stunnel connection
+# (about 120 requests/s); a real remote user's connection stays under the default 20/s.
+remote_user_requests_per_sec = 1000
 
 [access_edge.federation]
 discovery = false
@@ -255,6 +259,8 @@ enabled = true
 certificate = "default"
 external_port = 11443
 internal_port = 18057
+# The organisation's conferencing server (the reference connector's certificate).
+internal_peers = ["conf.flood"]
 
 [av_edge]
 enabled = true
