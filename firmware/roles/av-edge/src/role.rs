@@ -176,6 +176,10 @@ pub async fn start(ctx: RoleContext) -> Result<Arc<dyn Role>, RoleError> {
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let settings = Settings::new(cfg, &secret, own_addresses.clone(), relay_ports.clone());
+    if settings.max_allocations < cfg.max_allocations {
+        tracing::warn!(target: "av_edge", configured = cfg.max_allocations, allowed = settings.max_allocations,
+            "av_edge.max_allocations is above what the role's descriptor budget holds; the budget's figure applies");
+    }
     let server = Arc::new(Server::new(
         settings,
         credentials,

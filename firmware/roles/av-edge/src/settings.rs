@@ -53,6 +53,17 @@ impl StreamTimeouts {
     }
 }
 
+/// `max_allocations` as the descriptor budget allows: each allocation holds a relay socket,
+/// and the role's TCP/TLS connections draw from the same budget, so allocations may take at
+/// most half of it. Without a budget (the role outside edged: tests, benchmarks) the
+/// configured figure stands.
+pub fn allocations_within_budget(configured: u32, budget: Option<u64>) -> u32 {
+    match budget {
+        Some(descriptors) => configured.min(u32::try_from(descriptors / 2).unwrap_or(u32::MAX)),
+        None => configured,
+    }
+}
+
 impl Settings {
     pub fn new(
         cfg: &AvEdgeConfig,
@@ -74,7 +85,10 @@ impl Settings {
                 cfg.nonce_lifetime_secs,
                 SecurityFeatures::PASSWORD_ALGORITHMS,
             ),
-            max_allocations: cfg.max_allocations,
+            max_allocations: allocations_within_budget(
+                cfg.max_allocations,
+                edged_role::budget::pool("av_edge").map(|p| p.budget()),
+            ),
             max_allocations_per_user: cfg.max_allocations_per_user,
             default_lifetime: cfg.default_lifetime_secs,
             max_lifetime: cfg.max_lifetime_secs,
@@ -88,5 +102,18 @@ impl Settings {
             },
             streams: StreamTimeouts::of(cfg),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allocations_within_budget;
+
+    #[test]
+    fn allocations_take_at_most_half_the_descriptor_budget() {
+        assert_eq!(allocations_within_budget(100_000, Some(20_000)), 10_000);
+        assert_eq!(allocations_within_budget(500, Some(20_000)), 500);
+        assert_eq!(allocations_within_budget(100_000, None), 100_000);
+        assert_eq!(allocations_within_budget(100, Some(1)), 0);
     }
 }
