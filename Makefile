@@ -83,6 +83,7 @@ fuzz:
 	  echo "fuzz: no nightly toolchain here; the parsers' mutation tests ran in 'cargo test'"; exit 0; fi; \
 	command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked -q; \
 	for dir in $(FUZZ_DIRS); do \
+	  $(CARGO) +nightly fuzz build --fuzz-dir $$dir; \
 	  for t in $$($(CARGO) +nightly fuzz list --fuzz-dir $$dir); do \
 	    echo "fuzz $$dir $$t ($(FUZZ_SECONDS)s)"; \
 	    mkdir -p $$dir/corpus/$$t; \

@@ -3,7 +3,7 @@
 //! and verification against a key ring: a token that does not verify must never panic.
 
 use libfuzzer_sys::fuzz_target;
-use session_key::{token, KeyRing, SessionSecret};
+use session_key::{token, token::TokenLimits, KeyRing, SessionSecret};
 
 fuzz_target!(|data: &[u8]| {
     let _ = token::parse_binary(data);
@@ -17,5 +17,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(ring) = KeyRing::from_records(vec![secret]) else {
         return;
     };
-    let _ = ring.verify(text, "conference", 1_000);
+    let limits = TokenLimits {
+        max_lifetime_secs: 28_800,
+        max_clock_skew_secs: 30,
+    };
+    let _ = ring.verify(text, "conference", 1_000, &limits);
 });
