@@ -75,8 +75,11 @@ for d in $defconfigs; do
     scripts=$(sed -n 's/^BR2_ROOTFS_POST_FAKEROOT_SCRIPT="\(.*\)"$/\1/p' "$d" | expand)
     if [ -z "$scripts" ]; then
         problem "$name: no BR2_ROOTFS_POST_FAKEROOT_SCRIPT: busybox stays setuid root"
+    elif ! fake=$(mktemp -d) || [ -z "$fake" ] || [ ! -d "$fake" ]; then
+        # Never go on without the scratch tree: with an empty path the lines below would
+        # write and chmod the host's own /bin/busybox (seen once on a full disk).
+        problem "$name: cannot create a scratch directory to try the post-fakeroot script"
     else
-        fake=$(mktemp -d)
         mkdir -p "$fake/bin" "$fake/usr/bin"
         : >"$fake/bin/busybox" && chmod 4755 "$fake/bin/busybox"
         : >"$fake/usr/bin/passwd" && chmod 6755 "$fake/usr/bin/passwd"

@@ -11,7 +11,7 @@ failures=0
 # expect_failure DESCRIPTION EXPECTED_MESSAGE MUTATION (run inside a copy of the repo subset)
 expect_failure() {
     local what=$1 expected=$2 mutation=$3 tmp out
-    tmp=$(mktemp -d)
+    tmp=$(mktemp -d) && [ -d "$tmp" ] || { echo "test-check-tree: cannot create a scratch directory" >&2; exit 1; }
     cp -a "$repo/buildroot" "$repo/board" "$tmp/"
     touch "$tmp/Cargo.lock"
     (cd "$tmp" && eval "$mutation")
